@@ -1,0 +1,168 @@
+"""Audio data for the non-linguistic task: labelled clips turned into fbank "images".
+
+Offline: a spoken-digit set the project makes with ``espeak-ng`` (``data/spoken_words``). Online:
+LibriSpeech train-clean-100 through ``torchaudio.datasets``, labelled by speaker, the 50 most frequent.
+Audio is read with ``soundfile``, mixed to mono and resampled to 16 kHz.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from nlsup_kit.data.paths import REPO_DATA_DIR
+from nlsup_kit.embeddings.audio import SAMPLE_RATE, kaldi_fbank
+from nlsup_kit.errors import NlsupError
+
+AUDIO_SOURCES = ("spoken-words", "librispeech")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+SPOKEN_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+VOICES = ("en-us", "en-gb", "en-gb-scotland")
+VARIANTS = ("m3", "f2")
+SPEEDS = (130, 175)  # words per minute
+PITCHES = (35, 65)
+
+
+def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+    """A clip as a mono float32 waveform at ``sample_rate``."""
+    import soundfile
+
+    try:
+        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError) as err:
+        raise NlsupError(f"{path}: not a readable audio file ({err})") from None
+    waveform = torch.from_numpy(samples).mean(dim=1)
+    if rate != sample_rate:
+        from torchaudio.functional import resample
+
+        waveform = resample(waveform, rate, sample_rate)
+    return waveform
+
+
+@dataclass
+class AudioAugment:
+    """SpecAugment (one frequency and one time mask) and waveform mixup, as in the reference code."""
+
+    freq_mask: int = 48
+    time_mask: int = 192
+    mixup: float = 0.5
+
+
+class AudioClips(Dataset):
+    """(path, label) clips -> (fbank, fbank, label): the same input twice, the views come from dropout."""
+
+    def __init__(self, clips: list[tuple[Path, int]], num_mel_bins: int = 128, target_frames: int = 1024,
+                 augment: AudioAugment | None = None, seed: int = 0):
+        if not clips:
+            raise NlsupError("no audio clips found")
+        self.clips, self.num_mel_bins, self.target_frames = clips, num_mel_bins, target_frames
+        self.augment = augment
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def _waveform(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.clips[index]
+        return read_audio(path), label
+
+    def __getitem__(self, index: int):
+        waveform, label = self._waveform(index)
+        if self.augment and self.rng.random() < self.augment.mixup:
+            other, other_label = self._waveform(self.rng.randrange(len(self.clips)))
+            other = torch.nn.functional.pad(other, (0, max(0, len(waveform) - len(other))))[: len(waveform)]
+            weight = self.rng.betavariate(10, 10)
+            waveform = weight * waveform + (1 - weight) * other
+            label = label if weight >= 0.5 else other_label  # the reference takes the argmax of the soft label
+        fbank = kaldi_fbank(waveform, SAMPLE_RATE, self.num_mel_bins, self.target_frames)
+        if self.augment:
+            from torchaudio.transforms import FrequencyMasking, TimeMasking
+
+            image = fbank.T.unsqueeze(0)  # (1, mel, frames)
+            image = FrequencyMasking(self.augment.freq_mask)(image)
+            image = TimeMasking(self.augment.time_mask)(image)
+            fbank = image.squeeze(0).T
+        return fbank, fbank, label
+
+
+def spoken_words_dir(data_dir: Path | None = None) -> Path:
+    """``data_dir/spoken_words`` when present, else the copy committed with the kit."""
+    for candidate in ([data_dir / "spoken_words"] if data_dir else []) + [REPO_DATA_DIR / "spoken_words"]:
+        if candidate.is_dir():
+            return candidate
+    raise NlsupError(
+        f"spoken_words not found under {data_dir} or {REPO_DATA_DIR}; make it with "
+        "`python data/make_spoken_words.py` (needs espeak-ng)"
+    )
+
+
+def clips_by_folder(root: Path) -> list[tuple[Path, int]]:
+    """``root/<label>/<clip>`` files, labels numbered in sorted folder order."""
+    classes = sorted(p for p in root.iterdir() if p.is_dir())
+    return [(clip, label) for label, folder in enumerate(classes)
+            for clip in sorted(folder.iterdir()) if clip.suffix.lower() in AUDIO_SUFFIXES]
+
+
+def librispeech_clips(data_dir: Path, speakers: int = 50, download: bool = True) -> list[tuple[Path, int]]:
+    """LibriSpeech train-clean-100 utterances of the ``speakers`` speakers with the most of them."""
+    from torchaudio.datasets import LIBRISPEECH
+
+    root = data_dir / "librispeech"
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        corpus = LIBRISPEECH(str(root), url="train-clean-100", download=download)
+    except (OSError, RuntimeError) as err:
+        raise NlsupError(f"LibriSpeech could not be downloaded into {root} ({err}); offline, use "
+                         "--set modality_data=spoken-words") from None
+    items = [corpus.get_metadata(i) for i in range(len(corpus))]
+    top = [speaker for speaker, _ in Counter(item[3] for item in items).most_common(speakers)]
+    label = {speaker: i for i, speaker in enumerate(sorted(top))}
+    return [(Path(corpus._archive) / item[0], label[item[3]]) for item in items if item[3] in label]
+
+
+def load_audio(source: str, data_dir: Path, num_mel_bins: int, target_frames: int,
+               augment: AudioAugment | None, seed: int = 0) -> AudioClips:
+    if source == "spoken-words":
+        clips = clips_by_folder(spoken_words_dir(data_dir))
+    elif source == "librispeech":
+        clips = librispeech_clips(data_dir)
+    else:
+        path = Path(source).expanduser()
+        if not path.is_dir():
+            raise NlsupError(f"audio data {source!r} is neither a known source ({', '.join(AUDIO_SOURCES)}) "
+                             "nor a folder of <label>/<clip> files")
+        clips = clips_by_folder(path)
+    return AudioClips(clips, num_mel_bins, target_frames, augment, seed)
+
+
+def generate_spoken_words(out_dir: Path, words=SPOKEN_WORDS) -> int:
+    """Speak every word with each voice, variant, speed and pitch into ``out_dir/<word>/*.flac`` (16 kHz mono)."""
+    import soundfile
+
+    if shutil.which("espeak-ng") is None:
+        raise NlsupError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
+    count = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for word in words:
+            (out_dir / word).mkdir(parents=True, exist_ok=True)
+            for voice in VOICES:
+                for variant in VARIANTS:
+                    for speed in SPEEDS:
+                        for pitch in PITCHES:
+                            wav = Path(tmp) / "clip.wav"
+                            subprocess.run(["espeak-ng", "-v", f"{voice}+{variant}", "-s", str(speed),
+                                            "-p", str(pitch), "-w", str(wav), word], check=True)
+                            waveform = read_audio(wav)
+                            name = f"{voice}_{variant}_s{speed}_p{pitch}.flac"
+                            soundfile.write(str(out_dir / word / name), waveform.numpy(), SAMPLE_RATE,
+                                            subtype="PCM_16")
+                            count += 1
+    return count

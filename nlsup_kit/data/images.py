@@ -1,0 +1,106 @@
+"""Image data for the non-linguistic task: labelled images, two SimCLR-augmented views each.
+
+Offline: scikit-learn's bundled digits (10 classes, 8x8, upsampled). Online: torchvision's Imagenette, or
+any ImageFolder directory (for instance the paper's 60-class ImageNet subset).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from nlsup_kit.errors import NlsupError
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+IMAGE_SOURCES = ("digits", "imagenette")
+
+
+def simclr_augment(image_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """SimCLR's view: random resized crop (scale 0.2-1), flip, colour jitter (p 0.8), grayscale (p 0.2)."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([
+        v2.ToImage(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.RandomResizedCrop(image_size, scale=(0.2, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+        v2.RandomGrayscale(p=0.2),
+        v2.Normalize(mean, std),
+    ])
+
+
+class TwoViews(Dataset):
+    """(image, label) items -> (view1, view2, label), two independent augmentations of one image."""
+
+    def __init__(self, images: Dataset, augment):
+        self.images, self.augment = images, augment
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        image, label = self.images[index]
+        return self.augment(image), self.augment(image), label
+
+
+class TensorImages(Dataset):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        return self.images[index], int(self.labels[index])
+
+
+def digits(image_size: int = 32) -> TensorImages:
+    """scikit-learn's 1,797 handwritten digits as 3-channel float images in [0, 1], upsampled."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    images = F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    return TensorImages(images.expand(-1, 3, -1, -1).contiguous(), torch.tensor(bunch.target))
+
+
+def image_folder(path: Path):
+    """Any ``class/image`` folder tree, decoded to RGB."""
+    from torchvision.datasets import ImageFolder
+
+    if not Path(path).is_dir():
+        raise NlsupError(f"{path}: image folder not found")
+    return ImageFolder(str(path), loader=lambda p: _rgb(p))
+
+
+def _rgb(path: str):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def imagenette(data_dir: Path, download: bool = True):
+    """torchvision's Imagenette (10 ImageNet classes, 160 px), downloaded into ``data_dir/imagenette``."""
+    from torchvision.datasets import Imagenette
+
+    root = data_dir / "imagenette"
+    already = (root / "imagenette2-160").is_dir()
+    try:
+        return Imagenette(str(root), split="train", size="160px", download=download and not already,
+                          loader=_rgb)
+    except (OSError, RuntimeError) as err:
+        raise NlsupError(f"Imagenette could not be downloaded into {root} ({err}); use --set modality_data=digits "
+                         "offline, or an ImageFolder path") from None
+
+
+def load_images(source: str, data_dir: Path, image_size: int) -> Dataset:
+    """Two-view image dataset by source name (digits, imagenette) or ImageFolder path."""
+    if source == "digits":
+        return TwoViews(digits(image_size), simclr_augment(image_size, (0.5,) * 3, (0.5,) * 3))
+    base = imagenette(data_dir) if source == "imagenette" else image_folder(Path(source).expanduser())
+    return TwoViews(base, simclr_augment(image_size))

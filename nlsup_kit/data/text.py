@@ -1,0 +1,85 @@
+"""Text training data: one-sentence-per-line corpora (unsupervised) and NLI-style triples (supervised)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from nlsup_kit.data.paths import require_file
+from nlsup_kit.data.senteval import read_sick_entailment
+from nlsup_kit.errors import NlsupError, at_line
+
+WIKI_SMALL = Path("wiki") / "wiki_sentences.txt"
+WIKI1M = Path("wiki") / "wiki1m_for_simcse.txt"
+NLI_CSV = Path("nli") / "nli_for_simcse.csv"
+SICK_TRAIN = Path("senteval") / "SICK" / "SICK_train.txt"
+
+
+def read_corpus(path: Path, max_sentences: int | None = None) -> list[str]:
+    """Non-blank stripped lines of a UTF-8 file, in file order."""
+    require_file(path, "a text file with one sentence a line")
+    sentences = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if "\ufffd" in line:
+                raise at_line(path, number, "contains undecodable bytes")
+            if line.strip():
+                sentences.append(line.strip())
+                if max_sentences is not None and len(sentences) >= max_sentences:
+                    break
+    if not sentences:
+        raise NlsupError(f"{path}: no sentences (the file is empty or only blank lines)")
+    return sentences
+
+
+def read_nli_csv(path: Path, max_rows: int | None = None) -> list[tuple[str, str, str]]:
+    """SimCSE's ``nli_for_simcse.csv``: header sent0,sent1,hard_neg; one (anchor, positive, hard negative) a row."""
+    require_file(path, "run `nlsup download nli`")
+    triples = []
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise NlsupError(f"{path}: file is empty")
+        for number, row in enumerate(reader, start=2):
+            if len(row) != 3:
+                raise at_line(path, number, f"expected 3 columns (sent0, sent1, hard_neg), found {len(row)}")
+            triples.append((row[0], row[1], row[2]))
+            if max_rows is not None and len(triples) >= max_rows:
+                break
+    return triples
+
+
+def sick_triples(path: Path) -> list[tuple[str, str, str]]:
+    """Offline NLI triples from SICK train: an ENTAILMENT pair with a CONTRADICTION partner of the same
+    premise as hard negative. Contradiction is symmetric, so either side of a CONTRADICTION row counts;
+    the first partner in file order is used, so the set is deterministic (259 triples)."""
+    rows = read_sick_entailment(path)
+    contradictions: dict[str, str] = {}
+    for premise, hypothesis, label in rows:
+        if label == "CONTRADICTION":
+            contradictions.setdefault(premise, hypothesis)
+            contradictions.setdefault(hypothesis, premise)
+    return [(premise, hypothesis, contradictions[premise]) for premise, hypothesis, label in rows
+            if label == "ENTAILMENT" and premise in contradictions]
+
+
+TEXT_SOURCES = ("wiki", "wiki1m", "nli", "sick-nli")
+
+
+def load_text_data(source: str, data_dir: Path, max_examples: int | None = None) -> list:
+    """Sentences (str) or triples (anchor, positive, negative) by source name or file path."""
+    if source == "wiki":
+        return read_corpus(data_dir / WIKI_SMALL, max_examples)
+    if source == "wiki1m":
+        return read_corpus(require_file(data_dir / WIKI1M, "run `nlsup download wiki1m`"), max_examples)
+    if source == "nli":
+        return read_nli_csv(data_dir / NLI_CSV, max_examples)
+    if source == "sick-nli":
+        return sick_triples(data_dir / SICK_TRAIN)[:max_examples]
+    path = Path(source).expanduser()
+    if path.suffix == ".csv":
+        return read_nli_csv(path, max_examples)
+    if path.exists():
+        return read_corpus(path, max_examples)
+    raise NlsupError(f"text data {source!r} is neither a known source ({', '.join(TEXT_SOURCES)}) nor a file")

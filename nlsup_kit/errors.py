@@ -1,0 +1,14 @@
+"""The kit's one user-facing exception.
+
+Anything a user can fix (a bad file, a typo in a setting, a missing download) raises `NlsupError` with a
+single line that names the file and line or the setting. The CLI prints it as ``error: ...`` and exits 2.
+"""
+
+
+class NlsupError(Exception):
+    """A problem the user can fix; the message is one line and says where to look."""
+
+
+def at_line(path: object, line_number: int, problem: str) -> NlsupError:
+    """Build the standard ``FILE:LINE: problem`` error."""
+    return NlsupError(f"{path}:{line_number}: {problem}")

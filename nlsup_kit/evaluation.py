@@ -1,0 +1,120 @@
+"""STS scoring in the SentEval protocol as SimCSE runs it.
+
+Score = Spearman x 100 between the cosine similarity of the two embeddings and the gold score. STS12-16
+use the "all" aggregation (one Spearman over the pooled subsets); STS-B and SICK-R use their test split.
+The average is the mean of the seven scores, each rounded to 2 decimals first (how the paper's tables read).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import pearsonr, spearmanr
+
+from nlsup_kit.data.paths import resolve_data_dir
+from nlsup_kit.data.senteval import STS_TASKS, StsPairs, load_sts_task
+from nlsup_kit.errors import NlsupError
+
+EncodeFn = Callable[[Sequence[str]], torch.Tensor]
+
+
+@dataclass
+class TaskScore:
+    """One task's result: Spearman and Pearson x 100, and the same per SemEval subset."""
+
+    spearman: float
+    pearson: float
+    pairs: int
+    subsets: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass
+class StsReport:
+    scores: dict[str, TaskScore]
+
+    @property
+    def average(self) -> float:
+        return round(float(np.mean([round(s.spearman, 2) for s in self.scores.values()])), 2)
+
+    def as_dict(self) -> dict[str, float]:
+        """The headline numbers: ``{"STS12": 72.37, ..., "avg": ...}``."""
+        result = {task: round(score.spearman, 2) for task, score in self.scores.items()}
+        result["avg"] = self.average
+        return result
+
+    def details(self) -> dict:
+        return {task: {"spearman": s.spearman, "pearson": s.pearson, "pairs": s.pairs, "subsets": s.subsets}
+                for task, s in self.scores.items()}
+
+    def table(self, title: str | None = None) -> str:
+        names = [*self.scores, "avg"]
+        values = self.as_dict()
+        widths = [max(len(n), 6) for n in names]
+        header = " | ".join(n.rjust(w) for n, w in zip(names, widths))
+        row = " | ".join(f"{values[n]:.2f}".rjust(w) for n, w in zip(names, widths))
+        lines = [title] if title else []
+        return "\n".join([*lines, header, "-" * len(header), row])
+
+    def write_json(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps({**self.as_dict(), "details": self.details()}, indent=2))
+        tmp.replace(path)
+
+
+def cosine_scores(emb1: torch.Tensor, emb2: torch.Tensor) -> np.ndarray:
+    """Row-wise cosine in float64; zero vectors score 0 as in SentEval's nan_to_num."""
+    a, b = emb1.double().numpy(), emb2.double().numpy()
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.nan_to_num((a * b).sum(1) / norms)
+
+
+def correlations(predicted: np.ndarray, gold: Sequence[float]) -> tuple[float, float]:
+    """(Spearman, Pearson), both x 100."""
+    return float(spearmanr(predicted, gold)[0] * 100), float(pearsonr(predicted, gold)[0] * 100)
+
+
+def score_pairs(pairs: StsPairs, similarities: np.ndarray) -> TaskScore:
+    spearman, pearson = correlations(similarities, pairs.scores)
+    subsets = {}
+    names = np.array(pairs.subsets)
+    gold = np.array(pairs.scores)
+    for name in dict.fromkeys(pairs.subsets):
+        mask = names == name
+        sub_spearman, sub_pearson = correlations(similarities[mask], gold[mask])
+        subsets[name] = {"spearman": sub_spearman, "pearson": sub_pearson, "pairs": int(mask.sum())}
+    return TaskScore(spearman, pearson, len(pairs), subsets if len(subsets) > 1 else {})
+
+
+def evaluate_sts(
+    encode: EncodeFn,
+    tasks: Sequence[str] = STS_TASKS,
+    data_dir: str | Path | None = None,
+    split: str = "test",
+) -> StsReport:
+    """Score ``encode`` (sentences -> embeddings) on the given tasks; every distinct sentence is encoded once."""
+    unknown = [t for t in tasks if t not in STS_TASKS]
+    if unknown:
+        raise NlsupError(f"unknown STS task {unknown[0]!r}; choose from {', '.join(STS_TASKS)}")
+    root = resolve_data_dir(data_dir)
+    task_pairs = {task: load_sts_task(task, root, split) for task in tasks}
+    sentences = list(dict.fromkeys(s for p in task_pairs.values() for s in (*p.sentences1, *p.sentences2)))
+    embeddings = encode(sentences)
+    row = {sentence: i for i, sentence in enumerate(sentences)}
+    scores = {}
+    for task, pairs in task_pairs.items():
+        emb1 = embeddings[[row[s] for s in pairs.sentences1]]
+        emb2 = embeddings[[row[s] for s in pairs.sentences2]]
+        scores[task] = score_pairs(pairs, cosine_scores(emb1, emb2))
+    return StsReport(scores)
+
+
+def stsb_dev_spearman(encode: EncodeFn, data_dir: str | Path | None = None) -> float:
+    """The checkpoint-selection metric: Spearman x 100 on STS-B dev."""
+    return evaluate_sts(encode, ["STSBenchmark"], data_dir, split="dev").scores["STSBenchmark"].spearman

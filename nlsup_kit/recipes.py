@@ -1,0 +1,173 @@
+"""Training recipes: one dataclass, the paper's settings as named instances, ``key=value`` overrides.
+
+The paper recipes copy PAPER.md's table (from the reference code's scripts and logs). The non-linguistic
+loss of every paper recipe is ``released-supcon``, the variant that produced the published numbers; it is
+not SupCon (see :class:`nlsup_kit.losses.ReleasedSupConLoss`); set ``modality_loss=supcon`` for the real one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+from nlsup_kit.encoder import POOLERS
+from nlsup_kit.errors import NlsupError
+from nlsup_kit.losses import NONLINGUISTIC_LOSSES
+
+MODALITIES = ("none", "image", "audio")
+
+
+@dataclass
+class Recipe:
+    """Every setting of a training run; field comments say what the paper used."""
+
+    name: str = "custom"
+    model: str = "minilm-l6"
+    # text side
+    text_data: str = "wiki"  # wiki (the 16,926-sentence stand-in), wiki1m, nli, sick-nli, or a file
+    max_text_examples: int | None = None  # None: the whole corpus
+    supervised: bool = False  # triples (anchor, positive, hard negative) instead of dropout views
+    batch_size: int = 64
+    learning_rate: float = 3e-5
+    epochs: int = 1
+    max_steps: int | None = None  # stop early (None: epochs x steps per epoch)
+    max_length: int = 32
+    temperature: float = 0.05
+    hard_negative_weight: float = 0.0
+    eval_pooling: str = "cls_before_pooler"  # unsupervised: cls_before_pooler; supervised: cls
+    # non-linguistic side
+    modality: str = "none"  # none, image, audio
+    modality_data: str = "digits"  # image: digits, imagenette, folder; audio: spoken-words, librispeech, folder
+    modality_batch_size: int = 48
+    modality_learning_rate: float = 1e-6
+    modality_loss_weight: float = 0.05  # lambda
+    modality_temperature: float = 0.07
+    modality_loss: str = "released-supcon"  # supcon, simclr, released-supcon
+    joint_loss: bool = False  # one summed-loss step instead of the paper's two separate updates
+    vit_embeddings: str | None = None  # pretrained HF ViT whose embeddings start the image side
+    image_size: int = 224
+    patch_size: int = 16
+    audio_frames: int = 1024
+    audio_mel_bins: int = 128
+    audio_patch_size: int = 24
+    spec_freq_mask: int = 48
+    spec_time_mask: int = 192
+    audio_mixup: float = 0.5
+    # run
+    eval_steps: int = 125
+    log_steps: int = 25
+    seed: int = 42
+    device: str = "auto"
+    num_workers: int = 0
+
+    def validate(self) -> Recipe:
+        problems = {
+            "batch_size": self.batch_size < 2, "modality_batch_size": self.modality_batch_size < 2,
+            "learning_rate": self.learning_rate <= 0, "modality_learning_rate": self.modality_learning_rate <= 0,
+            "temperature": self.temperature <= 0, "modality_temperature": self.modality_temperature <= 0,
+            "epochs": self.epochs < 1, "eval_steps": self.eval_steps < 1, "max_length": self.max_length < 2,
+            "max_steps": self.max_steps is not None and self.max_steps < 1,
+        }
+        for key, bad in problems.items():
+            if bad:
+                hint = "must be at least 2 for a contrastive loss" if "batch" in key else "is out of range"
+                raise NlsupError(f"setting {key}={getattr(self, key)} {hint}")
+        choices = {"modality": MODALITIES, "modality_loss": NONLINGUISTIC_LOSSES, "eval_pooling": POOLERS}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise NlsupError(f"setting {key}={getattr(self, key)!r} is not one of {', '.join(allowed)}")
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, path: Path) -> Recipe:
+        values = json.loads(Path(path).read_text())
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _paper(name: str, **settings) -> Recipe:
+    return Recipe(name=name, text_data="wiki1m", eval_steps=125, **settings)
+
+
+_BERT = dict(model="bert-base-uncased", batch_size=64, learning_rate=3e-5)
+_ROBERTA = dict(model="roberta-base", batch_size=128, learning_rate=2e-5)
+_ROBERTA_LARGE = dict(model="roberta-large", batch_size=512, learning_rate=1e-5)  # SimCSE's large setting
+_IMAGE = dict(modality="image", modality_data="imagenette", modality_batch_size=48, modality_temperature=0.07)
+_AUDIO = dict(modality="audio", modality_data="librispeech", modality_batch_size=48, modality_temperature=0.07)
+_SUP = dict(model="bert-base-uncased", text_data="nli", supervised=True, batch_size=128, learning_rate=3e-5,
+            epochs=3, eval_pooling="cls", modality_batch_size=48, modality_learning_rate=1e-7,
+            modality_loss_weight=100.0, modality_temperature=0.05)
+_QUICK = dict(model="minilm-l6", text_data="wiki", max_text_examples=640, batch_size=32, learning_rate=3e-5,
+              eval_steps=10, log_steps=5, modality_batch_size=30, modality_learning_rate=1e-5,
+              modality_loss_weight=0.1, modality_loss="supcon")
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in [
+    _paper("simcse-bert-base", **_BERT),
+    _paper("simcse-roberta-base", **_ROBERTA),
+    _paper("simcse-roberta-large", **_ROBERTA_LARGE),
+    _paper("visualcse-bert-base", **_BERT, **_IMAGE, modality_learning_rate=1e-6, modality_loss_weight=0.05,
+           vit_embeddings="google/vit-base-patch16-224-in21k"),
+    _paper("visualcse-roberta-base", **_ROBERTA, **_IMAGE, modality_learning_rate=1e-7, modality_loss_weight=0.2,
+           vit_embeddings="google/vit-base-patch16-224-in21k"),
+    _paper("audiocse-bert-base", **_BERT, **_AUDIO, modality_learning_rate=2e-7, modality_loss_weight=0.01),
+    _paper("audiocse-roberta-base", **_ROBERTA, **_AUDIO, modality_learning_rate=2e-7, modality_loss_weight=0.02),
+    Recipe(name="sup-simcse-bert-base", **_SUP),
+    Recipe(name="sup-visualcse-bert-base", **_SUP, modality="image", modality_data="imagenette",
+           vit_embeddings="google/vit-base-patch16-224-in21k"),
+    Recipe(name="sup-audiocse-bert-base", **_SUP, modality="audio", modality_data="librispeech"),
+    Recipe(name="quick-simcse", **_QUICK),
+    Recipe(name="quick-visualcse", **_QUICK, modality="image", modality_data="digits", image_size=32, patch_size=8),
+    Recipe(name="quick-audiocse", **_QUICK, modality="audio", modality_data="spoken-words", audio_frames=128,
+           audio_patch_size=16, spec_freq_mask=24, spec_time_mask=24),
+]}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        close = difflib.get_close_matches(name, RECIPES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; choose from {', '.join(RECIPES)}"
+        raise NlsupError(f"unknown recipe {name!r}{hint}")
+    return dataclasses.replace(RECIPES[name])
+
+
+def _convert(key: str, raw: str, annotation) -> object:
+    kinds = typing.get_args(annotation) or (annotation,)
+    if raw.lower() in ("none", "null") and type(None) in kinds:
+        return None
+    for kind in kinds:
+        try:
+            if kind is bool:
+                if raw.lower() in ("true", "1", "yes"):
+                    return True
+                if raw.lower() in ("false", "0", "no"):
+                    return False
+                raise ValueError
+            if kind in (int, float, str):
+                return kind(raw)
+        except ValueError:
+            continue
+    names = " or ".join(getattr(k, "__name__", str(k)) for k in kinds)
+    raise NlsupError(f"--set {key}={raw}: expected {names}")
+
+
+def apply_overrides(recipe: Recipe, overrides: list[str]) -> Recipe:
+    """``["batch_size=32", "modality=image"]`` -> a new, validated recipe; unknown keys get a suggestion."""
+    hints = typing.get_type_hints(Recipe)
+    changes = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise NlsupError(f"--set {item!r}: expected key=value")
+        if key not in hints:
+            close = difflib.get_close_matches(key, hints, n=1)
+            raise NlsupError(f"--set {key}: unknown setting" + (f"; did you mean {close[0]!r}?" if close else ""))
+        changes[key] = _convert(key, raw.strip(), hints[key])
+    return dataclasses.replace(recipe, **changes).validate()

@@ -1,0 +1,292 @@
+"""The paper's training loop.
+
+One iteration = a non-linguistic update (its own AdamW, learning rate and cosine schedule, loss x lambda,
+clip 1.0) followed by the ordinary SimCSE text update (AdamW, linear decay, clip 1.0), both without warmup
+or weight decay. ``joint_loss`` instead sums text loss and lambda x non-linguistic loss in one update.
+Differences from the reference code: bf16 autocast instead of fp16 + grad scaler (bf16 needs no scaling),
+fp32 on CPU; STS-B dev via the kit's scorer instead of SentEval's fast mode.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from nlsup_kit.data.paths import resolve_data_dir
+from nlsup_kit.data.text import load_text_data
+from nlsup_kit.embeddings import AudioPatchEmbedding, ImagePatchEmbedding, ModalityBranch
+from nlsup_kit.encoder import SentenceEncoder, autocast_for, pick_device
+from nlsup_kit.errors import NlsupError
+from nlsup_kit.evaluation import stsb_dev_spearman
+from nlsup_kit.losses import InfoNCELoss, SupervisedSimCSELoss, nonlinguistic_loss
+from nlsup_kit.recipes import Recipe
+
+RECIPE_FILE = "recipe.json"
+BRANCH_FILE = "modality.safetensors"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    best_dir: Path
+    best_dev: float
+    steps: int
+    seconds: float
+    first_loss: float
+    last_loss: float
+
+
+class TextBatches:
+    """Pre-tokenised text, shuffled each epoch by a seeded generator, padded per batch."""
+
+    def __init__(self, encoder: SentenceEncoder, examples: list, batch_size: int, max_length: int, seed: int):
+        self.columns = 3 if isinstance(examples[0], tuple) else 1
+        flat = [s for ex in examples for s in (ex if self.columns == 3 else (ex,))]
+        ids = encoder.tokenizer(flat, truncation=True, max_length=max_length)["input_ids"]
+        self.ids = [ids[i:i + self.columns] for i in range(0, len(ids), self.columns)]
+        self.batch_size = batch_size
+        self.pad_id = encoder.tokenizer.pad_token_id if encoder.tokenizer.pad_token_id is not None else 0
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.ids) // self.batch_size if len(self.ids) % self.batch_size < 2 else \
+            math.ceil(len(self.ids) / self.batch_size)
+
+    def epoch(self) -> Iterator[dict[str, torch.Tensor]]:
+        order = torch.randperm(len(self.ids), generator=self.generator).tolist()
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            chunk = [self.ids[i] for i in order[start:start + self.batch_size]]
+            # views stacked column-major: [all anchors; all positives (or the same again); all negatives]
+            rows = [example[c] for c in range(self.columns) for example in chunk]
+            if self.columns == 1:
+                rows = rows + rows
+            width = max(map(len, rows))
+            input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros_like(input_ids)
+            for r, row in enumerate(rows):
+                input_ids[r, : len(row)] = torch.tensor(row)
+                mask[r, : len(row)] = 1
+            yield {"input_ids": input_ids, "attention_mask": mask}
+
+
+def build_branch(recipe: Recipe, hidden_size: int) -> ModalityBranch | None:
+    if recipe.modality == "image":
+        if recipe.vit_embeddings:
+            embedding = ImagePatchEmbedding.from_vit(recipe.vit_embeddings, hidden_size)
+        else:
+            embedding = ImagePatchEmbedding(hidden_size, recipe.image_size, recipe.patch_size)
+        return ModalityBranch(embedding, hidden_size)
+    if recipe.modality == "audio":
+        embedding = AudioPatchEmbedding(hidden_size, recipe.audio_mel_bins, recipe.audio_frames,
+                                        recipe.audio_patch_size)
+        return ModalityBranch(embedding, hidden_size)
+    return None
+
+
+def modality_loader(recipe: Recipe, data_dir: Path, image_size: int) -> DataLoader:
+    if recipe.modality == "image":
+        from nlsup_kit.data.images import load_images
+
+        dataset = load_images(recipe.modality_data, data_dir, image_size)
+    else:
+        from nlsup_kit.data.audio import AudioAugment, load_audio
+
+        augment = AudioAugment(recipe.spec_freq_mask, recipe.spec_time_mask, recipe.audio_mixup)
+        dataset = load_audio(recipe.modality_data, data_dir, recipe.audio_mel_bins, recipe.audio_frames,
+                             augment, recipe.seed)
+    if len(dataset) < recipe.modality_batch_size:
+        raise NlsupError(f"{recipe.modality_data}: {len(dataset)} examples, fewer than "
+                         f"modality_batch_size={recipe.modality_batch_size}")
+    generator = torch.Generator().manual_seed(recipe.seed)
+    return DataLoader(dataset, batch_size=recipe.modality_batch_size, shuffle=True, drop_last=True,
+                      num_workers=recipe.num_workers, generator=generator,
+                      persistent_workers=recipe.num_workers > 0)
+
+
+def cycle(loader: DataLoader) -> Iterator:
+    while True:
+        yield from loader
+
+
+def linear_decay(step: int, total: int) -> float:
+    return max(0.0, (total - step) / total)
+
+
+def cosine_decay(step: int, total: int) -> float:
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+
+class Trainer:
+    """Runs a :class:`Recipe`: builds the model and data, trains, evaluates, keeps the best checkpoint."""
+
+    def __init__(self, recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = None,
+                 progress: bool | None = None):
+        self.recipe = recipe.validate()
+        self.output_dir = Path(output_dir)
+        self.data_dir = resolve_data_dir(data_dir)
+        self.progress = progress
+        self.device = pick_device(recipe.device)
+        seed_everything(recipe.seed)
+        self.encoder = SentenceEncoder.from_pretrained(recipe.model, recipe.max_length)
+        self.encoder.reset_head()  # SimCSE trains a freshly initialised MLP
+        self.branch = build_branch(recipe, self.encoder.hidden_size)
+        self.encoder.to(self.device)
+        if self.branch is not None:
+            self.branch.to(self.device)
+        examples = load_text_data(recipe.text_data, self.data_dir, recipe.max_text_examples)
+        if recipe.supervised != isinstance(examples[0], tuple):
+            kind = "triples (anchor, positive, hard negative)" if recipe.supervised else "plain sentences"
+            raise NlsupError(f"text_data={recipe.text_data!r} does not give {kind}; "
+                             f"check supervised={recipe.supervised}")
+        self.text = TextBatches(self.encoder, examples, recipe.batch_size, recipe.max_length, recipe.seed)
+        self.total_steps = len(self.text) * recipe.epochs
+        if recipe.max_steps is not None:
+            self.total_steps = min(self.total_steps, recipe.max_steps)
+        if self.total_steps < 1:
+            raise NlsupError(f"{recipe.text_data}: {len(examples)} examples make no batch of "
+                             f"batch_size={recipe.batch_size}")
+        self.text_loss = (SupervisedSimCSELoss(recipe.temperature, recipe.hard_negative_weight)
+                          if recipe.supervised else InfoNCELoss(recipe.temperature))
+        fused = self.device.type == "cuda"
+        text_params = list(self.encoder.parameters())
+        if self.branch is not None and recipe.joint_loss:
+            text_params += list(self.branch.parameters())
+        self.text_optimizer = torch.optim.AdamW(text_params, lr=recipe.learning_rate, weight_decay=0.0,
+                                                fused=fused)
+        self.text_schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.text_optimizer, lambda s: linear_decay(s, self.total_steps))
+        if self.branch is not None:
+            self.modality_batches = cycle(modality_loader(recipe, self.data_dir, recipe.image_size))
+            self.modality_loss = nonlinguistic_loss(recipe.modality_loss, recipe.modality_temperature)
+            if not recipe.joint_loss:
+                params = list(self.encoder.parameters()) + list(self.branch.parameters())
+                self.modality_optimizer = torch.optim.AdamW(params, lr=recipe.modality_learning_rate,
+                                                            weight_decay=0.0, fused=fused)
+                self.modality_schedule = torch.optim.lr_scheduler.LambdaLR(
+                    self.modality_optimizer, lambda s: cosine_decay(s, self.total_steps))
+
+    def parameters(self) -> list[nn.Parameter]:
+        params = list(self.encoder.parameters())
+        return params + (list(self.branch.parameters()) if self.branch is not None else [])
+
+    def compute_text_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        with autocast_for(self.device):
+            z = self.encoder(batch, pooling="cls")
+        return self.text_loss(*z.chunk(3 if self.recipe.supervised else 2))
+
+    def compute_modality_loss(self) -> torch.Tensor:
+        view1, view2, labels = next(self.modality_batches)
+        inputs = torch.cat([view1, view2]).to(self.device, non_blocking=True)
+        with autocast_for(self.device):
+            z1, z2 = self.branch(self.encoder, inputs).chunk(2)
+        return self.recipe.modality_loss_weight * self.modality_loss(z1, z2, labels.to(self.device))
+
+    def update(self, loss: torch.Tensor, optimizer, schedule) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One iteration; returns the losses as tensors (read them only when logging: no host sync)."""
+        self.encoder.train()
+        losses = {}
+        if self.branch is not None and not self.recipe.joint_loss:
+            losses["modality_loss"] = self.compute_modality_loss()
+            self.update(losses["modality_loss"], self.modality_optimizer, self.modality_schedule)
+        losses["text_loss"] = self.compute_text_loss(batch)
+        total = losses["text_loss"]
+        if self.branch is not None and self.recipe.joint_loss:
+            losses["modality_loss"] = self.compute_modality_loss()
+            total = total + losses["modality_loss"]
+        self.update(total, self.text_optimizer, self.text_schedule)
+        return {k: v.detach() for k, v in losses.items()}
+
+    def evaluate(self) -> float:
+        return stsb_dev_spearman(
+            lambda s: self.encoder.encode(s, self.recipe.eval_pooling, device=self.device, progress=False),
+            self.data_dir)
+
+    def save(self, directory: Path) -> None:
+        """Encoder as a loadable HF folder + head, the modality branch, and the recipe; written atomically."""
+        from safetensors.torch import save_file
+
+        tmp = directory.with_name(directory.name + ".tmp")
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.encoder.save(tmp)
+        if self.branch is not None:
+            save_file({k: v.detach().contiguous().cpu() for k, v in self.branch.state_dict().items()},
+                      str(tmp / BRANCH_FILE))
+        (tmp / RECIPE_FILE).write_text(self.recipe.to_json())
+        shutil.rmtree(directory, ignore_errors=True)
+        tmp.rename(directory)
+
+    def train(self) -> TrainResult:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        (self.output_dir / RECIPE_FILE).write_text(self.recipe.to_json())
+        best_dir = self.output_dir / "best"
+        metrics_path = self.output_dir / "metrics.jsonl"
+        metrics_path.write_text("")
+        best, first_loss, last_loss, step = -math.inf, math.nan, math.nan, 0
+        started = time.time()
+        bar = tqdm(total=self.total_steps, desc=self.recipe.name, unit="step",
+                   disable=None if self.progress is None else not self.progress)
+        with open(metrics_path, "a") as log:
+            while step < self.total_steps:
+                for batch in self.text.epoch():
+                    losses = self.step(batch)
+                    step += 1
+                    bar.update(1)
+                    record = {}
+                    if step == 1 or step % self.recipe.log_steps == 0 or step == self.total_steps:
+                        record.update({k: float(v) for k, v in losses.items()})
+                        if not all(math.isfinite(v) for v in record.values()):
+                            raise NlsupError(f"loss became {record} at step {step}; the last good checkpoint "
+                                             f"is in {best_dir}; lower the learning rate")
+                        first_loss = record["text_loss"] if step == 1 else first_loss
+                        last_loss = record["text_loss"]
+                        bar.set_postfix(loss=f"{last_loss:.3f}")
+                    if step % self.recipe.eval_steps == 0 or step == self.total_steps:
+                        record["stsb_dev"] = self.evaluate()
+                        if record["stsb_dev"] > best:
+                            best = record["stsb_dev"]
+                            self.save(best_dir)
+                        bar.set_postfix(loss=f"{last_loss:.3f}", dev=f"{record['stsb_dev']:.2f}")
+                    if record:
+                        log.write(json.dumps({"step": step, **record,
+                                              "lr": self.text_schedule.get_last_lr()[0]}) + "\n")
+                        log.flush()
+                    if step >= self.total_steps:
+                        break
+        bar.close()
+        result = TrainResult(self.output_dir, best_dir, best, step, time.time() - started, first_loss, last_loss)
+        (self.output_dir / "result.json").write_text(json.dumps(
+            {"best_stsb_dev": best, "steps": step, "seconds": result.seconds,
+             "first_loss": first_loss, "last_loss": last_loss}, indent=2))
+        return result
+
+
+def train(recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = None,
+          progress: bool | None = None) -> TrainResult:
+    return Trainer(recipe, output_dir, data_dir, progress).train()
