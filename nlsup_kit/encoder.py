@@ -134,10 +134,12 @@ class SentenceEncoder(nn.Module):
         tokenizer = load_pretrained(AutoTokenizer, name)
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # a kit checkpoint has no pooler weights; that is expected
+        hf_logging.disable_progress_bar()
         try:
             backbone = load_pretrained(AutoModel, name, attn_implementation="sdpa")
         finally:
             hf_logging.set_verbosity(verbosity)
+            hf_logging.enable_progress_bar()
         head = MLPHead(backbone.config.hidden_size)
         head_file = Path(resolve_model(name)) / HEAD_FILE
         pretrained_pooler = getattr(getattr(backbone, "pooler", None), "dense", None)
@@ -147,14 +149,20 @@ class SentenceEncoder(nn.Module):
             head.dense.load_state_dict(pretrained_pooler.state_dict())
         if hasattr(backbone, "pooler"):
             backbone.pooler = None  # never computed: the head above replaces it
-        return cls(backbone, tokenizer, head, max_length)
+        return cls(backbone, tokenizer, head, max_length).eval()  # inference mode, as HF models load
 
     def save(self, directory: str | Path) -> Path:
         """A Hugging Face folder (backbone, tokenizer) plus ``head.safetensors``; loads with from_pretrained."""
         from safetensors.torch import save_file
 
+        from transformers.utils import logging as hf_logging
+
         directory = Path(directory)
-        self.backbone.save_pretrained(directory)
+        hf_logging.disable_progress_bar()
+        try:
+            self.backbone.save_pretrained(directory)
+        finally:
+            hf_logging.enable_progress_bar()
         self.tokenizer.save_pretrained(directory)
         save_file({k: v.detach().contiguous().cpu() for k, v in self.head.state_dict().items()},
                   str(directory / HEAD_FILE))
@@ -163,6 +171,11 @@ class SentenceEncoder(nn.Module):
     @property
     def hidden_size(self) -> int:
         return self.backbone.config.hidden_size
+
+    @property
+    def max_input_length(self) -> int:
+        """The longest input the backbone takes (tokenizers report a huge number when they do not know)."""
+        return min(self.tokenizer.model_max_length, self.backbone.config.max_position_embeddings)
 
     def reset_head(self) -> None:
         """A freshly initialised head, as SimCSE starts training (BERT's init: normal(0, 0.02), zero bias)."""
@@ -207,7 +220,7 @@ class SentenceEncoder(nn.Module):
         was_training = self.training
         self.eval().to(device)
         distinct = list(dict.fromkeys(sentences))
-        limit = max_length or min(self.tokenizer.model_max_length, self.backbone.config.max_position_embeddings)
+        limit = max_length or self.max_input_length
         ids = self.tokenizer(distinct, truncation=True, max_length=limit, add_special_tokens=True)["input_ids"]
         order = sorted(range(len(distinct)), key=lambda i: len(ids[i]))
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0

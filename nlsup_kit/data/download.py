@@ -126,16 +126,17 @@ def download_text(what: str, data_dir: Path, url: str | None = None, max_lines: 
     url = url or SOURCES[what]
     if max_lines is None:
         return fetch(url, dest, progress=progress)
-    return _fetch_head(url, dest, max_lines)
+    return _fetch_head(url, dest, max_lines, progress)
 
 
-def _fetch_head(url: str, dest: Path, max_lines: int) -> Path:
+def _fetch_head(url: str, dest: Path, max_lines: int, progress: bool = True) -> Path:
     """The first ``max_lines`` lines of a text file, streamed, written atomically."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(part, "wb") as out:
-            for count, line in enumerate(tqdm(response, total=max_lines, desc=dest.name, unit="line"), start=1):
+            for count, line in enumerate(tqdm(response, total=max_lines, desc=dest.name, unit="line",
+                                                         disable=not progress or None), start=1):
                 out.write(line)
                 if count >= max_lines:
                     break

