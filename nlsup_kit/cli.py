@@ -12,11 +12,13 @@ DOWNLOADS = ("senteval", "wiki1m", "nli", "imagenette", "librispeech")
 
 
 def cmd_eval_sts(args) -> None:
+    from nlsup_kit.data.paths import resolve_data_dir
     from nlsup_kit.data.senteval import STS_TASKS
     from nlsup_kit.encoder import SentenceEncoder
     from nlsup_kit.evaluation import evaluate_sts
 
     tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else list(STS_TASKS)
+    resolve_data_dir(args.data_dir)  # fail on a missing folder before loading the model
     encoder = SentenceEncoder.from_pretrained(args.model)
     report = evaluate_sts(lambda s: encoder.encode(s, args.pooling, args.batch_size, args.device),
                           tasks, args.data_dir)

@@ -125,7 +125,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe(name="quick-simcse", **_QUICK),
     Recipe(name="quick-visualcse", **_QUICK, modality="image", modality_data="digits", image_size=32, patch_size=8),
     Recipe(name="quick-audiocse", **_QUICK, modality="audio", modality_data="spoken-words", audio_frames=128,
-           audio_patch_size=16, spec_freq_mask=24, spec_time_mask=24),
+           audio_mel_bins=64, audio_patch_size=16, spec_freq_mask=12, spec_time_mask=24),
 ]}
 
 

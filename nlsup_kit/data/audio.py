@@ -29,6 +29,7 @@ VOICES = ("en-us", "en-gb", "en-gb-scotland")
 VARIANTS = ("m3", "f2")
 SPEEDS = (130, 175)  # words per minute
 PITCHES = (35, 65)
+CACHE_CLIPS = 5_000  # small sets are decoded once and kept in memory
 
 
 def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
@@ -66,13 +67,18 @@ class AudioClips(Dataset):
         self.clips, self.num_mel_bins, self.target_frames = clips, num_mel_bins, target_frames
         self.augment = augment
         self.rng = random.Random(seed)
+        self.cache: dict[int, torch.Tensor] | None = {} if len(clips) <= CACHE_CLIPS else None
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def _waveform(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.clips[index]
-        return read_audio(path), label
+        if self.cache is None:
+            return read_audio(path), label
+        if index not in self.cache:
+            self.cache[index] = read_audio(path)
+        return self.cache[index], label
 
     def __getitem__(self, index: int):
         waveform, label = self._waveform(index)

@@ -1,0 +1,49 @@
+"""The nlsup command: listing, training, errors as one line with exit code 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from nlsup_kit.cli import main
+
+
+def test_recipes_lists_every_recipe(capsys):
+    from nlsup_kit.recipes import RECIPES
+
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in RECIPES)
+    assert main(["recipes", "visualcse-bert-base"]) == 0
+    assert "google/vit-base-patch16-224-in21k" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--recipe", "quick-simcse", "--set", "batch_sise=4"], "did you mean 'batch_size'"),
+    (["train", "--recipe", "quick-simcse", "--set", "batch_size=1"], "at least 2"),
+    (["train", "--recipe", "quick-simcse", "--set", "learning_rate=fast"], "expected float"),
+    (["train", "--recipe", "quick-simcse", "--set", "learning_rate=0"], "learning_rate=0.0"),
+    (["train", "--recipe", "quick-simcce"], "did you mean 'quick-simcse'"),
+    (["eval-sts", "--model", "minilm-l6", "--data-dir", "/nonexistent/nlsup"], "does not exist"),
+])
+def test_bad_settings_exit_2_with_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_console_script_trains_and_exports(tiny_model, data_dir, tmp_path):
+    """The installed entry point end to end: train a few steps, export, load with sentence-transformers."""
+    from sentence_transformers import SentenceTransformer
+
+    nlsup = [sys.executable, "-m", "nlsup_kit.cli"]
+    run = subprocess.run(nlsup + ["train", "--recipe", "quick-visualcse", "--output-dir", str(tmp_path / "run"),
+                                  "--data-dir", str(data_dir), "--set", f"model={tiny_model}",
+                                  "--set", "max_steps=2", "--set", "image_size=16", "--set", "patch_size=8",
+                                  "--set", "modality_batch_size=8"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "best STS-B dev" in run.stdout
+    run = subprocess.run(nlsup + ["export", str(tmp_path / "run" / "best"), "--out", str(tmp_path / "st")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert SentenceTransformer(str(tmp_path / "st"), device="cpu").encode(["hello"]).shape == (1, 32)
