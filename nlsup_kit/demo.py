@@ -18,14 +18,13 @@ DEMO_RECIPES = ("quick-simcse", "quick-visualcse", "quick-audiocse")
 
 def ensure_data(data_dir: Path) -> None:
     """Online fallback: fetch SentEval and a wiki1m slice when the data directory lacks them."""
-    from nlsup_kit.data.download import download_senteval, download_text
+    from nlsup_kit.data.download import SOURCES, download_senteval, fetch_head
     from nlsup_kit.data.text import WIKI_SMALL
 
     if not (data_dir / "senteval").is_dir():
         download_senteval(data_dir)
     if not (data_dir / WIKI_SMALL).is_file():
-        wiki = download_text("wiki1m", data_dir, max_lines=20_000)
-        (data_dir / WIKI_SMALL).write_text(wiki.read_text())
+        fetch_head(SOURCES["wiki1m"], data_dir / WIKI_SMALL, max_lines=20_000)
 
 
 def sts_of(model: str, pooling: str, data_dir: Path) -> StsReport:

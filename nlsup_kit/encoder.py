@@ -6,14 +6,16 @@ Transformer layers through :meth:`SentenceEncoder.encode_tokens`, as in the refe
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from nlsup_kit.errors import NlsupError
+from nlsup_kit.progress import progress_bar
 
 POOLERS = ("cls", "cls_before_pooler", "avg", "avg_first_last", "avg_top2")
 
@@ -37,18 +39,38 @@ def resolve_model(name: str) -> str:
     return HUB_MODELS.get(name, name)
 
 
-def load_pretrained(loader, name: str, **kwargs):
-    """``loader.from_pretrained`` with one clear line when the hub cannot be reached."""
-    source = resolve_model(name)
+def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """A quick probe, so an offline user gets the answer in a second instead of after the hub's retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
     try:
-        return loader.from_pretrained(source, **kwargs)
-    except OSError as err:
-        if Path(source).is_dir():
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_pretrained(loader, name: str, **kwargs):
+    """``loader.from_pretrained`` from a folder, the local cache, or the hub; one clear line when offline."""
+    source = resolve_model(name)
+    if Path(source).is_dir():
+        try:
+            return loader.from_pretrained(source, **kwargs)
+        except OSError as err:
             raise NlsupError(f"{source}: not a loadable model folder ({str(err).splitlines()[0]})") from None
+    try:
+        return loader.from_pretrained(source, local_files_only=True, **kwargs)
+    except OSError:
+        pass  # not cached yet
+    if not hub_reachable():
         raise NlsupError(
             f"model {name!r} is not on this machine and the Hugging Face hub cannot be reached "
             f"(offline?); use --model {OFFLINE_MODEL} (bundled, works offline) or a local folder"
-        ) from None
+        )
+    try:
+        return loader.from_pretrained(source, **kwargs)
+    except OSError as err:
+        raise NlsupError(f"model {name!r} could not be loaded from the hub ({str(err).splitlines()[0]})") from None
 
 
 def transformer_layers(backbone: nn.Module) -> nn.Module:
@@ -226,8 +248,8 @@ class SentenceEncoder(nn.Module):
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         out = torch.empty(len(distinct), self.hidden_size)
         batches = range(0, len(order), batch_size)
-        show = progress if progress is not None else len(order) > 4 * batch_size
-        for start in tqdm(batches, desc="encoding", unit="batch", disable=not show or None, leave=False):
+        show = progress if progress is not None else (None if len(order) > 4 * batch_size else False)
+        for start in progress_bar(batches, show=show, desc="encoding", unit="batch", leave=False):
             chunk = order[start:start + batch_size]
             width = len(ids[chunk[-1]])
             input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from nlsup_kit.data.paths import resolve_data_dir
 from nlsup_kit.data.text import load_text_data
@@ -29,6 +29,7 @@ from nlsup_kit.embeddings import AudioPatchEmbedding, ImagePatchEmbedding, Modal
 from nlsup_kit.encoder import SentenceEncoder, autocast_for, pick_device
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.evaluation import stsb_dev_spearman
+from nlsup_kit.progress import progress_bar
 from nlsup_kit.losses import InfoNCELoss, SupervisedSimCSELoss, nonlinguistic_loss
 from nlsup_kit.recipes import Recipe
 
@@ -66,8 +67,9 @@ class TextBatches:
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        return len(self.ids) // self.batch_size if len(self.ids) % self.batch_size < 2 else \
-            math.ceil(len(self.ids) / self.batch_size)
+        """Batches per epoch; a last batch of one example is dropped (no negative to contrast with)."""
+        full, rest = divmod(len(self.ids), self.batch_size)
+        return full + (rest >= 2)
 
     def epoch(self) -> Iterator[dict[str, torch.Tensor]]:
         order = torch.randperm(len(self.ids), generator=self.generator).tolist()
@@ -209,6 +211,8 @@ class Trainer:
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One iteration; returns the losses as tensors (read them only when logging: no host sync)."""
         self.encoder.train()
+        if self.branch is not None:
+            self.branch.train()
         losses = {}
         if self.branch is not None and not self.recipe.joint_loss:
             losses["modality_loss"] = self.compute_modality_loss()
@@ -231,8 +235,6 @@ class Trainer:
         from safetensors.torch import save_file
 
         tmp = directory.with_name(directory.name + ".tmp")
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
         self.encoder.save(tmp)
         if self.branch is not None:
@@ -250,8 +252,7 @@ class Trainer:
         metrics_path.write_text("")
         best, first_loss, last_loss, step = -math.inf, math.nan, math.nan, 0
         started = time.time()
-        bar = tqdm(total=self.total_steps, desc=self.recipe.name, unit="step",
-                   disable=None if self.progress is None else not self.progress)
+        bar = progress_bar(total=self.total_steps, show=self.progress, desc=self.recipe.name, unit="step")
         with open(metrics_path, "a") as log:
             while step < self.total_steps:
                 for batch in self.text.epoch():

@@ -47,3 +47,13 @@ def test_console_script_trains_and_exports(tiny_model, data_dir, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert SentenceTransformer(str(tmp_path / "st"), device="cpu").encode(["hello"]).shape == (1, 32)
+
+
+def test_progress_bars_follow_tqdm_disable_and_explicit_choice(monkeypatch):
+    from nlsup_kit.progress import progress_bar
+
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert progress_bar(range(3)).disable
+    assert not progress_bar(range(3), show=True).disable
+    monkeypatch.setenv("TQDM_DISABLE", "")
+    assert progress_bar(range(3), show=False).disable

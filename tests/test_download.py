@@ -142,3 +142,4 @@ def test_wiki_slice_keeps_first_lines(server, tmp_path):
     Handler.files["/wiki.txt"] = "".join(f"sentence {i}\n" for i in range(1000)).encode()
     path = download_text("wiki1m", tmp_path, f"{server}/wiki.txt", max_lines=10, progress=False)
     assert path.read_text().splitlines() == [f"sentence {i}" for i in range(10)]
+    assert path.name == "wiki1m_for_simcse.first10.txt"  # never mistaken for the full corpus

@@ -62,12 +62,22 @@ def test_save_and_load_round_trip(tiny_model, tmp_path):
         torch.testing.assert_close(encoder.encode(SENTENCES, pooling), again.encode(SENTENCES, pooling))
 
 
-def test_hub_model_offline_fails_with_one_clear_line(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+@pytest.mark.parametrize("offline_flag", ["1", ""])
+def test_hub_model_offline_fails_fast_with_one_clear_line(monkeypatch, offline_flag):
+    """With HF_HUB_OFFLINE set, or with no route to the hub (this machine), the answer comes at once."""
+    import time
+
+    import nlsup_kit.encoder as encoder_module
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", offline_flag)
+    if not offline_flag:
+        monkeypatch.setattr(encoder_module, "hub_reachable", lambda: False)
+    started = time.perf_counter()
     with pytest.raises(NlsupError) as err:
         SentenceEncoder.from_pretrained("bert-base-uncased")
     message = str(err.value)
     assert "\n" not in message and "minilm-l6" in message and "bert-base-uncased" in message
+    assert time.perf_counter() - started < 10
 
 
 def test_unknown_pooler_is_a_clear_error(tiny_model):

@@ -16,9 +16,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
 
 from nlsup_kit.errors import NlsupError
+from nlsup_kit.progress import progress_bar
 
 HUB = "https://huggingface.co/datasets/princeton-nlp/datasets-for-simcse/resolve/main"
 SOURCES = {
@@ -29,7 +29,7 @@ SOURCES = {
 CHUNK = 1 << 20
 
 
-def fetch(url: str, dest: Path, sha256: str | None = None, progress: bool = True, timeout: float = 60) -> Path:
+def fetch(url: str, dest: Path, sha256: str | None = None, progress: bool | None = None, timeout: float = 60) -> Path:
     """Download ``url`` to ``dest`` atomically; resumes a previous ``.part`` file."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -42,8 +42,8 @@ def fetch(url: str, dest: Path, sha256: str | None = None, progress: bool = True
                 offset = 0
             length = response.headers.get("Content-Length")
             total = offset + int(length) if length is not None else None
-            with open(part, "ab" if offset else "wb") as out, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, desc=dest.name, disable=not progress or None
+            with open(part, "ab" if offset else "wb") as out, progress_bar(
+                total=total, initial=offset, unit="B", unit_scale=True, desc=dest.name, show=progress
             ) as bar:
                 while chunk := response.read(CHUNK):
                     out.write(chunk)
@@ -90,7 +90,7 @@ def safe_extract(archive: Path, target: Path) -> None:
         raise NlsupError(f"{archive}: not a complete tar archive ({err}); delete it and download again") from None
 
 
-def download_senteval(data_dir: Path, url: str = SOURCES["senteval"], progress: bool = True) -> Path:
+def download_senteval(data_dir: Path, url: str = SOURCES["senteval"], progress: bool | None = None) -> Path:
     """SimCSE's ``senteval.tar`` unpacked to ``data_dir/senteval`` (its ``downstream/`` folder), then checked
     by reading every STS task; an existing, readable copy is left alone."""
     from nlsup_kit.data.senteval import STS_TASKS, load_sts_task
@@ -116,27 +116,30 @@ def download_senteval(data_dir: Path, url: str = SOURCES["senteval"], progress: 
 
 
 def download_text(what: str, data_dir: Path, url: str | None = None, max_lines: int | None = None,
-                  progress: bool = True) -> Path:
-    """wiki1m (optionally only its first ``max_lines`` lines) or the NLI csv into ``data_dir``."""
+                  progress: bool | None = None) -> Path:
+    """wiki1m or the NLI csv into ``data_dir``; with ``max_lines`` only the head, under its own name
+    (``wiki1m_for_simcse.first<N>.txt``) so a slice is never mistaken for the whole file."""
     from nlsup_kit.data.text import NLI_CSV, WIKI1M
 
     dest = data_dir / (WIKI1M if what == "wiki1m" else NLI_CSV)
+    if max_lines is not None:
+        dest = dest.with_name(f"{dest.stem}.first{max_lines}{dest.suffix}")
     if dest.is_file():
         return dest
     url = url or SOURCES[what]
     if max_lines is None:
         return fetch(url, dest, progress=progress)
-    return _fetch_head(url, dest, max_lines, progress)
+    return fetch_head(url, dest, max_lines, progress)
 
 
-def _fetch_head(url: str, dest: Path, max_lines: int, progress: bool = True) -> Path:
+def fetch_head(url: str, dest: Path, max_lines: int, progress: bool | None = None) -> Path:
     """The first ``max_lines`` lines of a text file, streamed, written atomically."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(part, "wb") as out:
-            for count, line in enumerate(tqdm(response, total=max_lines, desc=dest.name, unit="line",
-                                                         disable=not progress or None), start=1):
+            for count, line in enumerate(progress_bar(response, total=max_lines, desc=dest.name,
+                                                                 unit="line", show=progress), start=1):
                 out.write(line)
                 if count >= max_lines:
                     break

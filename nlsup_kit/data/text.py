@@ -19,10 +19,12 @@ def read_corpus(path: Path, max_sentences: int | None = None) -> list[str]:
     """Non-blank stripped lines of a UTF-8 file, in file order."""
     require_file(path, "a text file with one sentence a line")
     sentences = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if "\ufffd" in line:
-                raise at_line(path, number, "contains undecodable bytes")
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise at_line(path, number, "not valid UTF-8 text") from None
             if line.strip():
                 sentences.append(line.strip())
                 if max_sentences is not None and len(sentences) >= max_sentences:

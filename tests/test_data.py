@@ -1,0 +1,108 @@
+"""Text, image and audio readers."""
+
+import numpy as np
+import pytest
+import torch
+
+from nlsup_kit.data.text import load_text_data, read_corpus, sick_triples
+from nlsup_kit.errors import NlsupError
+
+
+def test_corpus_reader_skips_blank_lines_and_names_bad_line(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(b"first sentence\n\n  second one  \n")
+    assert read_corpus(path) == ["first sentence", "second one"]
+    path.write_bytes(b"fine\nalso fine\nbad \xff byte\n")
+    with pytest.raises(NlsupError, match=r"corpus.txt:3: not valid UTF-8"):
+        read_corpus(path)
+    path.write_text("\n \n")
+    with pytest.raises(NlsupError, match="no sentences"):
+        read_corpus(path)
+
+
+def test_sick_triples_follow_the_rule(data_dir):
+    """Recount from the raw file: ENTAILMENT pairs whose premise has a CONTRADICTION partner on either side."""
+    lines = (data_dir / "senteval/SICK/SICK_train.txt").read_text(encoding="utf-8").splitlines()[1:]
+    rows = [line.split("\t") for line in lines]
+    in_contradiction = {s for r in rows if r[4].strip() == "CONTRADICTION" for s in (r[1], r[2])}
+    expected = sum(1 for r in rows if r[4].strip() == "ENTAILMENT" and r[1] in in_contradiction)
+    triples = sick_triples(data_dir / "senteval/SICK/SICK_train.txt")
+    assert len(triples) == expected > 200
+    assert all(a != b and a != c for a, b, c in triples)
+
+
+def test_text_sources(data_dir):
+    assert len(load_text_data("wiki", data_dir)) == 16926
+    assert len(load_text_data("wiki", data_dir, 50)) == 50
+    with pytest.raises(NlsupError, match="wiki1m"):
+        load_text_data("wiki1m", data_dir / "nowhere")
+    with pytest.raises(NlsupError, match="neither a known source"):
+        load_text_data("wikipedia", data_dir)
+
+
+def test_digits_two_views_differ_and_keep_label():
+    from nlsup_kit.data.images import load_images
+
+    dataset = load_images("digits", None, image_size=32)
+    view1, view2, label = dataset[0]
+    assert len(dataset) == 1797 and view1.shape == (3, 32, 32) and label == 0
+    assert not torch.equal(view1, view2)
+
+
+def test_image_folder_reads_any_mode(tmp_path):
+    from PIL import Image
+
+    from nlsup_kit.data.images import load_images
+
+    for label, mode in [("cat", "RGB"), ("dog", "L"), ("owl", "RGBA"), ("owl", "CMYK")]:
+        (tmp_path / label).mkdir(exist_ok=True)
+        Image.new(mode, (40, 30)).save(tmp_path / label / f"{mode}.{'jpg' if mode == 'CMYK' else 'png'}")
+    dataset = load_images(str(tmp_path), None, image_size=24)
+    assert len(dataset) == 4
+    assert all(dataset[i][0].shape == (3, 24, 24) for i in range(4))
+
+
+def test_read_audio_mixes_stereo_and_resamples(tmp_path):
+    import soundfile
+
+    from nlsup_kit.data.audio import read_audio
+
+    t = np.linspace(0, 1, 8000, endpoint=False)
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], axis=1).astype("float32")
+    soundfile.write(str(tmp_path / "a.wav"), stereo, 8000)
+    waveform = read_audio(tmp_path / "a.wav")
+    assert waveform.shape == (16000,) and 0.4 < waveform.abs().max() < 0.6
+    (tmp_path / "b.wav").write_bytes(b"RIFF not really audio")
+    with pytest.raises(NlsupError, match="b.wav: not a readable audio file"):
+        read_audio(tmp_path / "b.wav")
+
+
+def test_spoken_words_dataset_gives_fbank_views(data_dir):
+    from nlsup_kit.data.audio import AudioAugment, load_audio
+
+    dataset = load_audio("spoken-words", data_dir, num_mel_bins=64, target_frames=128,
+                         augment=AudioAugment(8, 16, mixup=1.0))
+    fbank1, fbank2, label = dataset[5]
+    assert len(dataset) == 240 and fbank1.shape == (128, 64) and torch.equal(fbank1, fbank2)
+    assert 0 <= label < 10
+
+
+def test_librispeech_keeps_most_frequent_speakers(tmp_path):
+    """A LibriSpeech-shaped tree (no download): speakers 11 (3 clips), 22 (2), 33 (1); keep the top two."""
+    import soundfile
+
+    from nlsup_kit.data.audio import librispeech_clips
+
+    base = tmp_path / "librispeech" / "LibriSpeech" / "train-clean-100"
+    for speaker, count in [(11, 3), (22, 2), (33, 1)]:
+        chapter = base / str(speaker) / "100"
+        chapter.mkdir(parents=True)
+        lines = []
+        for utterance in range(count):
+            name = f"{speaker}-100-{utterance:04d}"
+            soundfile.write(str(chapter / f"{name}.flac"), np.zeros(1600, dtype="float32"), 16000)
+            lines.append(f"{name} HELLO WORLD")
+        (chapter / f"{speaker}-100.trans.txt").write_text("\n".join(lines) + "\n")
+    clips = librispeech_clips(tmp_path, speakers=2, download=False)
+    assert sorted(label for _, label in clips) == [0, 0, 0, 1, 1]
+    assert all(path.is_file() and path.parts[-3] in ("11", "22") for path, _ in clips)
