@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pooling", choices=("cls", "cls_before_pooler", "avg"))
     p.set_defaults(run=cmd_export)
 
-    p = sub.add_parser("demo", help="the offline main job: STS before/after quick SimCSE, VisualCSE, AudioCSE")
+    p = sub.add_parser("demo", help="the main job: run every notebook in QUICK mode, export HTML, print the STS table")
     p.add_argument("--out", default="build")
     p.add_argument("--data-dir")
     p.set_defaults(run=cmd_demo)

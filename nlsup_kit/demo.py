@@ -1,19 +1,18 @@
-"""The main job, offline on a CPU: STS of the offline model before training, then quick SimCSE,
-VisualCSE (digits) and AudioCSE (spoken digits) runs on the Wikipedia sentences, and one table."""
+"""The main job: execute the notebook sequence in QUICK mode with papermill, export HTML beside each executed
+notebook, and print one table of the STS results the notebooks recorded. Offline on a CPU; online on a fresh
+machine it first downloads SentEval and a wiki1m slice."""
 
 from __future__ import annotations
 
-import json
+import os
 import time
 from pathlib import Path
 
-from nlsup_kit.data.paths import resolve_data_dir
-from nlsup_kit.encoder import OFFLINE_MODEL, SentenceEncoder
-from nlsup_kit.evaluation import StsReport, evaluate_sts
-from nlsup_kit.recipes import get_recipe
-from nlsup_kit.trainer import train
+from nlsup_kit.data.paths import REPO_DATA_DIR, resolve_data_dir
+from nlsup_kit.notebook import read_results
 
-DEMO_RECIPES = ("quick-simcse", "quick-visualcse", "quick-audiocse")
+NOTEBOOK_DIR = REPO_DATA_DIR.parent / "notebooks"
+CELL_TIMEOUT = 600
 
 
 def ensure_data(data_dir: Path) -> None:
@@ -27,37 +26,59 @@ def ensure_data(data_dir: Path) -> None:
         fetch_head(SOURCES["wiki1m"], data_dir / WIKI_SMALL, max_lines=20_000)
 
 
-def sts_of(model: str, pooling: str, data_dir: Path) -> StsReport:
-    encoder = SentenceEncoder.from_pretrained(model)
-    return evaluate_sts(lambda s: encoder.encode(s, pooling), data_dir=data_dir)
+def execute_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None) -> tuple[Path, float]:
+    """Run one notebook with papermill (kernel python3, per-cell timeout) and write HTML beside the result."""
+    import papermill
+    from nbconvert import HTMLExporter
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    executed = out_dir / notebook.name
+    started = time.time()
+    quiet = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"  # the kernel inherits it: no progress-bar widgets in executed notebooks
+    try:
+        papermill.execute_notebook(str(notebook), str(executed), parameters=parameters or {},
+                                   kernel_name="python3", cwd=str(notebook.parent),
+                                   execution_timeout=CELL_TIMEOUT, progress_bar=False)
+    finally:
+        if quiet is None:
+            os.environ.pop("TQDM_DISABLE")
+        else:
+            os.environ["TQDM_DISABLE"] = quiet
+    seconds = time.time() - started
+    body, _ = HTMLExporter(template_name="lab").from_filename(str(executed))
+    executed.with_suffix(".html").write_text(body, encoding="utf-8")
+    return executed, seconds
 
 
 def results_table(rows: dict[str, dict[str, float]]) -> str:
-    tasks = list(next(iter(rows.values())))
+    tasks = list(dict.fromkeys(t for values in rows.values() for t in values if t != "avg")) + ["avg"]
     width = max(map(len, rows)) + 2
-    header = "model".ljust(width) + "".join(t.replace("Benchmark", "-B").replace("Relatedness", "-R").rjust(9)
-                                            for t in tasks)
+    short = [t.replace("Benchmark", "-B").replace("Relatedness", "-R") for t in tasks]
+    header = "run".ljust(width) + "".join(s.rjust(9) for s in short)
     lines = [header, "-" * len(header)]
-    lines += [name.ljust(width) + "".join(f"{v:9.2f}" for v in values.values()) for name, values in rows.items()]
+    for name, values in rows.items():
+        lines.append(name.ljust(width) + "".join(f"{values[t]:9.2f}" if t in values else " " * 8 + "-"
+                                                 for t in tasks))
     return "\n".join(lines)
 
 
-def run_demo(out_dir: str | Path = "build", data_dir: str | Path | None = None) -> dict[str, dict[str, float]]:
-    out_dir = Path(out_dir)
+def run_demo(out_dir: str | Path = "build", data_dir: str | Path | None = None) -> dict[str, float]:
+    """Execute every notebook in ``notebooks/``; returns seconds per notebook."""
+    out_dir = Path(out_dir).resolve()
     data_dir = resolve_data_dir(data_dir, must_exist=False)
     data_dir.mkdir(parents=True, exist_ok=True)
     ensure_data(data_dir)
-    started = time.time()
-    pooling = get_recipe(DEMO_RECIPES[0]).eval_pooling
-    rows = {f"{OFFLINE_MODEL} (before training)": sts_of(OFFLINE_MODEL, pooling, data_dir).as_dict()}
-    print(f"[{time.time() - started:5.0f}s] {OFFLINE_MODEL} before training: avg {rows[next(iter(rows))]['avg']}")
-    for name in DEMO_RECIPES:
-        result = train(get_recipe(name), out_dir / "runs" / name, data_dir)
-        rows[name] = sts_of(str(result.best_dir), pooling, data_dir).as_dict()
-        print(f"[{time.time() - started:5.0f}s] {name}: {result.steps} steps, loss {result.first_loss:.3f} -> "
-              f"{result.last_loss:.3f}, best STS-B dev {result.best_dev:.2f}, STS avg {rows[name]['avg']}")
+    os.environ["NLSUP_DATA"] = str(data_dir)  # the kernels inherit it
+    results_dir = out_dir / "notebooks"
+    timings = {}
+    for notebook in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")):
+        executed, seconds = execute_notebook(notebook, results_dir, {"RESULTS_DIR": str(results_dir)})
+        timings[notebook.stem] = seconds
+        print(f"[{sum(timings.values()):5.0f}s] {notebook.name}: {seconds:.0f}s -> {executed.with_suffix('.html')}")
+    rows = {f"{nb[:2]} {name}": values for nb, table in read_results(results_dir).items()
+            for name, values in table.items()}
     table = results_table(rows)
-    (out_dir / "demo_sts.json").write_text(json.dumps(rows, indent=2))
     (out_dir / "demo_sts.md").write_text(table + "\n")
-    print(f"\nSTS test, Spearman x 100 ({pooling} pooling), SentEval protocol:\n{table}")
-    return rows
+    print(f"\nSTS (Spearman x 100, SentEval protocol) recorded by the notebooks, QUICK mode:\n{table}")
+    return timings

@@ -31,6 +31,8 @@ class TaskScore:
     pearson: float
     pairs: int
     subsets: dict[str, dict[str, float]] = field(default_factory=dict)
+    predicted: np.ndarray | None = field(default=None, repr=False)  # cosine per pair, for paired statistics
+    gold: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -89,7 +91,7 @@ def score_pairs(pairs: StsPairs, similarities: np.ndarray) -> TaskScore:
         mask = names == name
         sub_spearman, sub_pearson = correlations(similarities[mask], gold[mask])
         subsets[name] = {"spearman": sub_spearman, "pearson": sub_pearson, "pairs": int(mask.sum())}
-    return TaskScore(spearman, pearson, len(pairs), subsets if len(subsets) > 1 else {})
+    return TaskScore(spearman, pearson, len(pairs), subsets if len(subsets) > 1 else {}, similarities, gold)
 
 
 def evaluate_sts(
@@ -115,6 +117,35 @@ def evaluate_sts(
     return StsReport(scores)
 
 
+def evaluate_model(model, pooling: str = "cls_before_pooler", tasks: Sequence[str] = STS_TASKS,
+                   data_dir: str | Path | None = None, device: str | None = None) -> StsReport:
+    """Score a model name, folder or :class:`SentenceEncoder` on STS tasks."""
+    from nlsup_kit.encoder import SentenceEncoder
+
+    encoder = model if isinstance(model, SentenceEncoder) else SentenceEncoder.from_pretrained(str(model))
+    return evaluate_sts(lambda s: encoder.encode(s, pooling, device=device), tasks, data_dir)
+
+
 def stsb_dev_spearman(encode: EncodeFn, data_dir: str | Path | None = None) -> float:
     """The checkpoint-selection metric: Spearman x 100 on STS-B dev."""
     return evaluate_sts(encode, ["STSBenchmark"], data_dir, split="dev").scores["STSBenchmark"].spearman
+
+
+def paired_bootstrap(gold: np.ndarray, predicted_a: np.ndarray, predicted_b: np.ndarray, samples: int = 1000,
+                     seed: int = 0, confidence: float = 0.95) -> dict[str, float]:
+    """Spearman x 100 of B minus A on the same pairs, with a percentile bootstrap interval over pairs.
+
+    Resampling pairs (not runs) asks: on other sentence pairs from the same distribution, would B still
+    beat A? An interval that contains 0 means the test set cannot tell the two apart.
+    """
+    rng = np.random.default_rng(seed)
+    gold, predicted_a, predicted_b = map(np.asarray, (gold, predicted_a, predicted_b))
+    observed = correlations(predicted_b, gold)[0] - correlations(predicted_a, gold)[0]
+    differences = np.empty(samples)
+    for i in range(samples):
+        index = rng.integers(0, len(gold), len(gold))
+        differences[i] = (spearmanr(predicted_b[index], gold[index])[0]
+                          - spearmanr(predicted_a[index], gold[index])[0]) * 100
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(differences, [tail, 100 - tail])
+    return {"difference": float(observed), "low": float(low), "high": float(high)}

@@ -288,6 +288,28 @@ class Trainer:
         return result
 
 
+def read_metrics(output_dir: str | Path) -> list[dict]:
+    """The JSONL log of a run: one record per logged step (losses, lr, and stsb_dev where evaluated)."""
+    return [json.loads(line) for line in (Path(output_dir) / "metrics.jsonl").read_text().splitlines() if line]
+
+
+def finished_run(recipe: Recipe, output_dir: str | Path) -> TrainResult | None:
+    """The result of a completed run of exactly this recipe in ``output_dir``, if there is one."""
+    output_dir = Path(output_dir)
+    result_file, recipe_file = output_dir / "result.json", output_dir / RECIPE_FILE
+    if not (result_file.is_file() and recipe_file.is_file() and (output_dir / "best").is_dir()):
+        return None
+    if Recipe.from_json(recipe_file) != recipe:
+        return None
+    stored = json.loads(result_file.read_text())
+    return TrainResult(output_dir, output_dir / "best", stored["best_stsb_dev"], stored["steps"], stored["seconds"],
+                       stored["first_loss"], stored["last_loss"])
+
+
 def train(recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = None,
-          progress: bool | None = None) -> TrainResult:
+          progress: bool | None = None, reuse: bool = False) -> TrainResult:
+    """Train ``recipe`` into ``output_dir``; with ``reuse``, a finished run of the same recipe there is returned
+    instead of trained again (the notebooks share their baselines this way)."""
+    if reuse and (previous := finished_run(recipe.validate(), output_dir)) is not None:
+        return previous
     return Trainer(recipe, output_dir, data_dir, progress).train()

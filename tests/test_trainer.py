@@ -64,3 +64,13 @@ def test_same_seed_gives_same_weights(tiny_model, data_dir, tmp_path):
             trainer.step(batch)
         runs.append(trainer.encoder.backbone.encoder.layer[1].output.dense.weight.detach().clone())
     torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=0)
+
+
+def test_reuse_returns_a_finished_run_of_the_same_recipe_only(tiny_model, data_dir, tmp_path):
+    recipe = tiny_recipe("quick-simcse", tiny_model, "max_steps=2")
+    first = train(recipe, tmp_path / "run", data_dir, progress=False)
+    stamp = (tmp_path / "run" / "metrics.jsonl").stat().st_mtime_ns
+    again = train(recipe, tmp_path / "run", data_dir, progress=False, reuse=True)
+    assert again == first and (tmp_path / "run" / "metrics.jsonl").stat().st_mtime_ns == stamp
+    changed = train(apply_overrides(recipe, ["max_steps=3"]), tmp_path / "run", data_dir, progress=False, reuse=True)
+    assert changed.steps == 3

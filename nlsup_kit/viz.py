@@ -1,0 +1,176 @@
+"""Figures for the notebooks: interactive plotly where it is installed, matplotlib otherwise.
+
+Plotly output carries two representations: the plotly mimetype (JupyterLab draws it natively) and HTML with
+plotly.js inlined once per kernel (so exported HTML works offline). Colab gets plotly's own ``colab``
+renderer, because every Colab output lives in its own frame. Imports are lazy: the core kit never needs this.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+_PLOTLY_JS_SENT = False
+
+
+def has_plotly() -> bool:
+    try:
+        import plotly  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def show(fig) -> None:
+    """Display a plotly or matplotlib figure in whatever front end runs the notebook."""
+    global _PLOTLY_JS_SENT
+    from IPython.display import display
+
+    if not hasattr(fig, "to_plotly_json"):  # matplotlib
+        display(fig)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        return
+    if "google.colab" in sys.modules:
+        fig.show(renderer="colab")
+        return
+    html = fig.to_html(full_html=False, include_plotlyjs=not _PLOTLY_JS_SENT)
+    _PLOTLY_JS_SENT = True
+    display({"application/vnd.plotly.v1+json": json.loads(fig.to_json()), "text/html": html}, raw=True)
+
+
+def _mpl(title: str, size=(7, 4)):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=size)
+    ax.set_title(title)
+    return fig, ax
+
+
+def score_bars(rows: Mapping[str, Mapping[str, float]], title: str = "STS (Spearman x 100)"):
+    """Grouped bars: one group per task, one bar per model."""
+    tasks = list(next(iter(rows.values())))
+    if has_plotly():
+        import plotly.graph_objects as go
+
+        fig = go.Figure([go.Bar(name=name, x=tasks, y=[scores[t] for t in tasks],
+                                text=[f"{scores[t]:.1f}" for t in tasks]) for name, scores in rows.items()])
+        return fig.update_layout(title=title, barmode="group", yaxis_title="Spearman x 100", height=420)
+    fig, ax = _mpl(title, (9, 4))
+    width = 0.8 / len(rows)
+    for i, (name, scores) in enumerate(rows.items()):
+        ax.bar(np.arange(len(tasks)) + i * width, [scores[t] for t in tasks], width, label=name)
+    ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks)
+    ax.legend()
+    return fig
+
+
+def histograms(series: Mapping[str, Sequence[float]], title: str, xlabel: str):
+    if has_plotly():
+        import plotly.graph_objects as go
+
+        fig = go.Figure([go.Histogram(x=list(values), name=name, opacity=0.6, nbinsx=50)
+                         for name, values in series.items()])
+        return fig.update_layout(title=title, barmode="overlay", xaxis_title=xlabel, height=380)
+    fig, ax = _mpl(title)
+    for name, values in series.items():
+        ax.hist(values, bins=50, alpha=0.6, label=name)
+    ax.set_xlabel(xlabel)
+    ax.legend()
+    return fig
+
+
+def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str, xlabel: str, ylabel: str):
+    if has_plotly():
+        import plotly.graph_objects as go
+
+        fig = go.Figure([go.Scatter(x=list(x), y=list(y), mode="lines+markers", name=name)
+                         for name, (x, y) in series.items()])
+        return fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, height=380)
+    fig, ax = _mpl(title)
+    for name, (x, y) in series.items():
+        ax.plot(x, y, marker="o", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    return fig
+
+
+def heatmap(matrix: np.ndarray, labels: Sequence[str], title: str):
+    short = [label if len(label) < 40 else label[:37] + "..." for label in labels]
+    if has_plotly():
+        import plotly.graph_objects as go
+
+        fig = go.Figure(go.Heatmap(z=matrix, x=short, y=short, colorscale="Viridis", zmin=-1, zmax=1))
+        return fig.update_layout(title=title, height=520, yaxis_autorange="reversed")
+    fig, ax = _mpl(title, (7, 6))
+    image = ax.imshow(matrix, vmin=-1, vmax=1)
+    ax.set_xticks(range(len(short)), short, rotation=90)
+    ax.set_yticks(range(len(short)), short)
+    fig.colorbar(image)
+    return fig
+
+
+def scatter(points: np.ndarray, labels: Sequence, title: str, hover: Sequence[str] | None = None):
+    """A 2-D map (UMAP), coloured by label, with the text under the cursor."""
+    labels = [str(label) for label in labels]
+    if has_plotly():
+        import plotly.express as px
+
+        fig = px.scatter(x=points[:, 0], y=points[:, 1], color=labels, hover_name=hover, title=title)
+        return fig.update_layout(height=480, legend_title_text="")
+    fig, ax = _mpl(title, (7, 6))
+    for label in dict.fromkeys(labels):
+        mask = np.array(labels) == label
+        ax.scatter(points[mask, 0], points[mask, 1], s=8, label=label)
+    ax.legend(markerscale=2, fontsize=7)
+    return fig
+
+
+def image_patches(image: np.ndarray, patch_size: int, title: str):
+    """An (H, W, C) image in [0, 1] with the patch grid the Transformer sees drawn over it."""
+    height, width = image.shape[:2]
+    if has_plotly():
+        import plotly.express as px
+
+        fig = px.imshow(image, title=title)
+        for edge in range(0, width + 1, patch_size):
+            fig.add_vline(x=edge - 0.5, line_color="red", line_width=1)
+        for edge in range(0, height + 1, patch_size):
+            fig.add_hline(y=edge - 0.5, line_color="red", line_width=1)
+        return fig.update_layout(height=420, width=440)
+    fig, ax = _mpl(title, (5, 5))
+    ax.imshow(image)
+    for edge in range(0, width + 1, patch_size):
+        ax.axvline(edge - 0.5, color="red", linewidth=1)
+    for edge in range(0, height + 1, patch_size):
+        ax.axhline(edge - 0.5, color="red", linewidth=1)
+    return fig
+
+
+def waveform_and_fbank(waveform: np.ndarray, sample_rate: int, fbank: np.ndarray, patch_size: int, title: str):
+    """The clip, its log-mel filterbank (mel x frames) and the patch grid over it."""
+    seconds = np.arange(len(waveform)) / sample_rate
+    if has_plotly():
+        from plotly.subplots import make_subplots
+        import plotly.graph_objects as go
+
+        fig = make_subplots(rows=2, cols=1, subplot_titles=("waveform", "fbank (mel x 10 ms frames) and patches"))
+        fig.add_trace(go.Scatter(x=seconds, y=waveform, mode="lines", name="waveform"), row=1, col=1)
+        fig.add_trace(go.Heatmap(z=fbank.T, colorscale="Magma", showscale=False), row=2, col=1)
+        for edge in range(0, fbank.shape[0] + 1, patch_size):
+            fig.add_vline(x=edge - 0.5, line_color="cyan", line_width=1, row=2, col=1)
+        for edge in range(0, fbank.shape[1] + 1, patch_size):
+            fig.add_hline(y=edge - 0.5, line_color="cyan", line_width=1, row=2, col=1)
+        return fig.update_layout(title=title, height=560, showlegend=False)
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6))
+    top.plot(seconds, waveform)
+    bottom.imshow(fbank.T, origin="lower", aspect="auto")
+    fig.suptitle(title)
+    return fig
