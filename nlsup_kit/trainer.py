@@ -49,9 +49,10 @@ class TrainResult:
     best_dir: Path
     best_dev: float
     steps: int
-    seconds: float
+    seconds: float  # wall time of the whole run, evaluations included
     first_loss: float
     last_loss: float
+    step_seconds: float = math.nan  # time spent in training iterations alone (throughput)
 
 
 class TextBatches:
@@ -250,13 +251,17 @@ class Trainer:
         best_dir = self.output_dir / "best"
         metrics_path = self.output_dir / "metrics.jsonl"
         metrics_path.write_text("")
-        best, first_loss, last_loss, step = -math.inf, math.nan, math.nan, 0
+        best, first_loss, last_loss, step, step_seconds = -math.inf, math.nan, math.nan, 0, 0.0
         started = time.time()
         bar = progress_bar(total=self.total_steps, show=self.progress, desc=self.recipe.name, unit="step")
         with open(metrics_path, "a") as log:
             while step < self.total_steps:
                 for batch in self.text.epoch():
+                    tick = time.perf_counter()
                     losses = self.step(batch)
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize()  # honest step timing; one sync per step is cheap
+                    step_seconds += time.perf_counter() - tick
                     step += 1
                     bar.update(1)
                     record = {}
@@ -281,9 +286,10 @@ class Trainer:
                     if step >= self.total_steps:
                         break
         bar.close()
-        result = TrainResult(self.output_dir, best_dir, best, step, time.time() - started, first_loss, last_loss)
+        result = TrainResult(self.output_dir, best_dir, best, step, time.time() - started, first_loss, last_loss,
+                             step_seconds)
         (self.output_dir / "result.json").write_text(json.dumps(
-            {"best_stsb_dev": best, "steps": step, "seconds": result.seconds,
+            {"best_stsb_dev": best, "steps": step, "seconds": result.seconds, "step_seconds": step_seconds,
              "first_loss": first_loss, "last_loss": last_loss}, indent=2))
         return result
 
@@ -303,7 +309,7 @@ def finished_run(recipe: Recipe, output_dir: str | Path) -> TrainResult | None:
         return None
     stored = json.loads(result_file.read_text())
     return TrainResult(output_dir, output_dir / "best", stored["best_stsb_dev"], stored["steps"], stored["seconds"],
-                       stored["first_loss"], stored["last_loss"])
+                       stored["first_loss"], stored["last_loss"], stored.get("step_seconds", math.nan))
 
 
 def train(recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = None,

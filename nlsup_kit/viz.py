@@ -119,10 +119,15 @@ def scatter(points: np.ndarray, labels: Sequence, title: str, hover: Sequence[st
     """A 2-D map (UMAP), coloured by label, with the text under the cursor."""
     labels = [str(label) for label in labels]
     if has_plotly():
-        import plotly.express as px
+        import plotly.graph_objects as go
 
-        fig = px.scatter(x=points[:, 0], y=points[:, 1], color=labels, hover_name=hover, title=title)
-        return fig.update_layout(height=480, legend_title_text="")
+        hover = np.array(hover if hover is not None else labels, dtype=object)
+        traces = []
+        for label in dict.fromkeys(labels):
+            mask = np.array(labels) == label
+            traces.append(go.Scattergl(x=points[mask, 0], y=points[mask, 1], mode="markers", name=label,
+                                       text=hover[mask], hoverinfo="text", marker={"size": 6}))
+        return go.Figure(traces).update_layout(title=title, height=480)
     fig, ax = _mpl(title, (7, 6))
     for label in dict.fromkeys(labels):
         mask = np.array(labels) == label
@@ -135,9 +140,10 @@ def image_patches(image: np.ndarray, patch_size: int, title: str):
     """An (H, W, C) image in [0, 1] with the patch grid the Transformer sees drawn over it."""
     height, width = image.shape[:2]
     if has_plotly():
-        import plotly.express as px
+        import plotly.graph_objects as go
 
-        fig = px.imshow(image, title=title)
+        pixels = (np.clip(image, 0, 1) * 255).astype(np.uint8)
+        fig = go.Figure(go.Image(z=pixels)).update_layout(title=title)
         for edge in range(0, width + 1, patch_size):
             fig.add_vline(x=edge - 0.5, line_color="red", line_width=1)
         for edge in range(0, height + 1, patch_size):
