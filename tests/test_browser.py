@@ -31,10 +31,16 @@ def jupyterlab(tmp_path, data_dir):
     workdir.mkdir()
     shutil.copy(ROOT / "notebooks" / "01_text_simcse.ipynb", workdir)  # a copy: autosave must not touch the repo
     port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "NLSUP_DATA": str(data_dir), "NLSUP_MODE": "quick"}
+    settings = tmp_path / "lab-settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    # render every cell (JupyterLab 4 otherwise keeps off-screen cells out of the page)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    env = {**os.environ, "NLSUP_DATA": str(data_dir), "NLSUP_MODE": "quick",
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings")}
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={workdir}", "--ServerApp.open_browser=False"],
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={workdir}", "--allow-root",
+         "--LabApp.extension_manager=readonly"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
@@ -65,8 +71,8 @@ def test_notebook_one_runs_in_jupyterlab_and_draws_plotly(jupyterlab):
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
         page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name="Run All Cells").click()
-        page.wait_for_selector("text=checks passed", timeout=900_000)
+        page.locator("li[data-command='runmenu:run-all']").click()
+        page.wait_for_selector(".jp-OutputArea-output:has-text('checks passed')", timeout=900_000)
         plots = page.locator(".js-plotly-plot .main-svg")
         assert plots.count() >= 3
         assert page.locator(".jp-OutputArea-output:has-text('Traceback')").count() == 0

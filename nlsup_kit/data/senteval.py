@@ -93,30 +93,28 @@ def read_sts_year(task_dir: Path, subsets: tuple[str, ...]) -> StsPairs:
     return pairs
 
 
+def _read_scored_rows(path: Path, first_line: int, columns: tuple[int, int, int], task: str) -> StsPairs:
+    """Tab-separated rows from ``first_line`` on; ``columns`` = (sentence 1, sentence 2, score)."""
+    pairs = StsPairs()
+    low, high = SCORE_RANGE[task]
+    needed = max(columns) + 1
+    for number, line in enumerate(_read_lines(path)[first_line - 1:], start=first_line):
+        cells = line.strip().split("\t")
+        if len(cells) < needed:
+            raise at_line(path, number, f"expected at least {needed} tab-separated columns, found {len(cells)}")
+        first, second, score = (cells[i] for i in columns)
+        pairs.add(normalise(first), normalise(second), _score(score, path, number, low, high), path.stem)
+    return pairs
+
+
 def read_stsb(path: Path) -> StsPairs:
     """STS Benchmark csv: genre, file, year, id, score, sentence1, sentence2 (tab-separated)."""
-    pairs = StsPairs()
-    low, high = SCORE_RANGE["STSBenchmark"]
-    for number, line in enumerate(_read_lines(path), start=1):
-        columns = line.strip().split("\t")
-        if len(columns) < 7:
-            raise at_line(path, number, f"expected at least 7 tab-separated columns, found {len(columns)}")
-        score = _score(columns[4], path, number, low, high)
-        pairs.add(normalise(columns[5]), normalise(columns[6]), score, path.stem)
-    return pairs
+    return _read_scored_rows(path, 1, (5, 6, 4), "STSBenchmark")
 
 
 def read_sick(path: Path) -> StsPairs:
     """SICK with header: pair_ID, sentence_A, sentence_B, relatedness_score, entailment_judgment."""
-    pairs = StsPairs()
-    low, high = SCORE_RANGE["SICKRelatedness"]
-    for number, line in enumerate(_read_lines(path)[1:], start=2):
-        columns = line.strip().split("\t")
-        if len(columns) < 4:
-            raise at_line(path, number, f"expected at least 4 tab-separated columns, found {len(columns)}")
-        score = _score(columns[3], path, number, low, high)
-        pairs.add(normalise(columns[1]), normalise(columns[2]), score, path.stem)
-    return pairs
+    return _read_scored_rows(path, 2, (1, 2, 3), "SICKRelatedness")
 
 
 def read_sick_entailment(path: Path) -> list[tuple[str, str, str]]:
