@@ -8,7 +8,6 @@ import platform
 from pathlib import Path
 
 QUICK_TASKS = ["STS16", "STSBenchmark"]  # about 5k distinct sentences: seconds on a CPU
-COLAB_URL = "https://colab.research.google.com/github/nlsup-kit/nlsup-kit/blob/main/notebooks/"
 
 
 def quick_default() -> bool:

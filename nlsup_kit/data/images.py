@@ -73,7 +73,7 @@ def image_folder(path: Path):
     from torchvision.datasets import ImageFolder
 
     if not Path(path).is_dir():
-        raise NlsupError(f"{path}: image folder not found")
+        raise NlsupError(f"{path}: image folder not found (and not one of the sources {', '.join(IMAGE_SOURCES)})")
     return ImageFolder(str(path), loader=lambda p: _rgb(p))
 
 
