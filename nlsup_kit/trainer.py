@@ -167,6 +167,9 @@ class Trainer:
                              f"batch_size={recipe.batch_size}")
         self.text_loss = (SupervisedSimCSELoss(recipe.temperature, recipe.hard_negative_weight)
                           if recipe.supervised else InfoNCELoss(recipe.temperature))
+        self.all_parameters = list(self.encoder.parameters())  # built once, not on every update
+        if self.branch is not None:
+            self.all_parameters += list(self.branch.parameters())
         fused = self.device.type == "cuda"
         text_params = list(self.encoder.parameters())
         if self.branch is not None and recipe.joint_loss:
@@ -179,15 +182,11 @@ class Trainer:
             self.modality_batches = cycle(modality_loader(recipe, self.data_dir, recipe.image_size))
             self.modality_loss = nonlinguistic_loss(recipe.modality_loss, recipe.modality_temperature)
             if not recipe.joint_loss:
-                params = list(self.encoder.parameters()) + list(self.branch.parameters())
-                self.modality_optimizer = torch.optim.AdamW(params, lr=recipe.modality_learning_rate,
+                self.modality_optimizer = torch.optim.AdamW(self.all_parameters, lr=recipe.modality_learning_rate,
                                                             weight_decay=0.0, fused=fused)
                 self.modality_schedule = torch.optim.lr_scheduler.LambdaLR(
                     self.modality_optimizer, lambda s: cosine_decay(s, self.total_steps))
 
-    def parameters(self) -> list[nn.Parameter]:
-        params = list(self.encoder.parameters())
-        return params + (list(self.branch.parameters()) if self.branch is not None else [])
 
     def compute_text_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -205,7 +204,7 @@ class Trainer:
     def update(self, loss: torch.Tensor, optimizer, schedule) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.parameters(), 1.0)
+        nn.utils.clip_grad_norm_(self.all_parameters, 1.0)
         optimizer.step()
         schedule.step()
 
