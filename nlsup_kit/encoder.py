@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from nlsup_kit.errors import NlsupError
+from nlsup_kit.layers import run_layers, supports_fast_layers
 from nlsup_kit.progress import progress_bar
 
 POOLERS = ("cls", "cls_before_pooler", "avg", "avg_first_last", "avg_top2")
@@ -140,6 +141,9 @@ class SentenceEncoder(nn.Module):
         self.tokenizer = tokenizer
         self.head = head if head is not None else MLPHead(backbone.config.hidden_size)
         self.max_length = max_length
+        self.fast_layers = supports_fast_layers(backbone)  # else HF's forward (any other architecture)
+        # packed tokens save padding arithmetic but cost a host sync and dynamic shapes: a CPU win; None = auto
+        self.pack_tokens: bool | None = None
 
     @classmethod
     def from_pretrained(cls, name: str, max_length: int = 32) -> SentenceEncoder:
@@ -212,14 +216,26 @@ class SentenceEncoder(nn.Module):
 
     def forward(self, features: dict[str, torch.Tensor], pooling: str = "cls") -> torch.Tensor:
         needs_all_layers = pooling in ("avg_first_last", "avg_top2")
-        out = self.backbone(**features, output_hidden_states=needs_all_layers, return_dict=True)
-        states = out.hidden_states if needs_all_layers else (out.last_hidden_state,)
-        pooled = pool(pooling, states, features["attention_mask"])
+        if self.fast_layers and pooling in POOLERS and not needs_all_layers:
+            input_ids, mask = features["input_ids"], features["attention_mask"]
+            embedded = self.backbone.embeddings(input_ids=input_ids, token_type_ids=features.get("token_type_ids"))
+            cls_only = pooling in ("cls", "cls_before_pooler")
+            packed = self.pack_tokens if self.pack_tokens is not None else input_ids.device.type == "cpu"
+            out = run_layers(self.backbone.encoder.layer, embedded, mask, cls_only, packed)
+            pooled = out if cls_only else masked_mean(out, mask)
+        else:
+            out = self.backbone(**features, output_hidden_states=needs_all_layers, return_dict=True)
+            states = out.hidden_states if needs_all_layers else (out.last_hidden_state,)
+            pooled = pool(pooling, states, features["attention_mask"])
         return self.head(pooled) if pooling == "cls" else pooled
 
-    def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Run already-embedded tokens (image or audio patches) through the shared layers, no mask."""
-        return transformer_layers(self.backbone)(tokens).last_hidden_state
+    def encode_tokens(self, tokens: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        """Run already-embedded tokens (image or audio patches) through the shared layers, no mask;
+        ``cls_only`` returns just the [CLS] vectors, skipping most of the last layer."""
+        if self.fast_layers:
+            return run_layers(self.backbone.encoder.layer, tokens, None, cls_only)
+        out = transformer_layers(self.backbone)(tokens).last_hidden_state
+        return out[:, 0] if cls_only else out
 
     @torch.inference_mode()
     def encode(

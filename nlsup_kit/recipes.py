@@ -63,6 +63,8 @@ class Recipe:
     seed: int = 42
     device: str = "auto"
     num_workers: int = 0
+    compile: bool = False  # torch.compile the fixed-shape steps (CUDA graphs on a GPU); ~1 min to compile
+    gather_negatives: bool = True  # under torchrun: negatives from the global batch, not each GPU's slice
 
     def validate(self) -> Recipe:
         problems = {

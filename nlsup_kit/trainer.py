@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import shutil
 import time
@@ -21,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+
+from nlsup_kit import distributed
 
 from nlsup_kit.data.paths import resolve_data_dir
 from nlsup_kit.data.text import load_text_data
@@ -56,15 +59,27 @@ class TrainResult:
 
 
 class TextBatches:
-    """Pre-tokenised text, shuffled each epoch by a seeded generator, padded per batch."""
+    """Pre-tokenised text in one tensor, shuffled each epoch by a seeded generator.
 
-    def __init__(self, encoder: SentenceEncoder, examples: list, batch_size: int, max_length: int, seed: int):
+    Every process draws the same global batches and keeps its own slice of rows. Each batch is trimmed to
+    its longest row, or padded to ``max_length`` with ``static_shapes`` (what a
+    compiled CUDA-graph step needs); ``pin_memory`` lets the copy to the GPU overlap the previous step.
+    """
+
+    def __init__(self, encoder: SentenceEncoder, examples: list, batch_size: int, max_length: int, seed: int,
+                 static_shapes: bool = False, pin_memory: bool = False,
+                 workers: distributed.Workers = distributed.Workers()):
         self.columns = 3 if isinstance(examples[0], tuple) else 1
         flat = [s for ex in examples for s in (ex if self.columns == 3 else (ex,))]
         ids = encoder.tokenizer(flat, truncation=True, max_length=max_length)["input_ids"]
-        self.ids = [ids[i:i + self.columns] for i in range(0, len(ids), self.columns)]
-        self.batch_size = batch_size
-        self.pad_id = encoder.tokenizer.pad_token_id if encoder.tokenizer.pad_token_id is not None else 0
+        pad_id = encoder.tokenizer.pad_token_id if encoder.tokenizer.pad_token_id is not None else 0
+        self.lengths = torch.tensor([len(row) for row in ids]).view(-1, self.columns)
+        self.ids = torch.full((len(ids), max_length), pad_id, dtype=torch.long)
+        for r, row in enumerate(ids):
+            self.ids[r, : len(row)] = torch.tensor(row)
+        self.ids = self.ids.view(-1, self.columns, max_length)
+        self.batch_size, self.static_shapes, self.pin_memory = batch_size, static_shapes, pin_memory
+        self.local = workers.local_slice(batch_size, "batch_size")  # this process's rows of each batch
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
@@ -73,20 +88,18 @@ class TextBatches:
         return full + (rest >= 2)
 
     def epoch(self) -> Iterator[dict[str, torch.Tensor]]:
-        order = torch.randperm(len(self.ids), generator=self.generator).tolist()
+        order = torch.randperm(len(self.ids), generator=self.generator)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
-            chunk = [self.ids[i] for i in order[start:start + self.batch_size]]
+            chunk = order[start:start + self.batch_size][self.local]
             # views stacked column-major: [all anchors; all positives (or the same again); all negatives]
-            rows = [example[c] for c in range(self.columns) for example in chunk]
+            ids, lengths = self.ids[chunk].transpose(0, 1), self.lengths[chunk].T
             if self.columns == 1:
-                rows = rows + rows
-            width = max(map(len, rows))
-            input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros_like(input_ids)
-            for r, row in enumerate(rows):
-                input_ids[r, : len(row)] = torch.tensor(row)
-                mask[r, : len(row)] = 1
-            yield {"input_ids": input_ids, "attention_mask": mask}
+                ids, lengths = ids.expand(2, -1, -1), lengths.expand(2, -1)
+            ids, lengths = ids.reshape(-1, ids.shape[-1]), lengths.reshape(-1)
+            width = ids.shape[1] if self.static_shapes else int(lengths.max())
+            batch = {"input_ids": ids[:, :width].contiguous(),
+                     "attention_mask": (torch.arange(width) < lengths[:, None]).long()}
+            yield {k: v.pin_memory() for k, v in batch.items()} if self.pin_memory else batch
 
 
 def build_branch(recipe: Recipe, hidden_size: int) -> ModalityBranch | None:
@@ -103,11 +116,24 @@ def build_branch(recipe: Recipe, hidden_size: int) -> ModalityBranch | None:
     return None
 
 
-def modality_loader(recipe: Recipe, data_dir: Path, image_size: int) -> DataLoader:
+class LocalBatches(BatchSampler):
+    """The global batches of one seeded shuffle, cut to this process's slice (all of it in one process)."""
+
+    def __init__(self, sampler, batch_size: int, workers: distributed.Workers):
+        super().__init__(sampler, batch_size, drop_last=True)
+        self.local = workers.local_slice(batch_size, "modality_batch_size")
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            yield batch[self.local]
+
+
+def modality_loader(recipe: Recipe, data_dir: Path, workers: distributed.Workers = distributed.Workers(),
+                    pin_memory: bool = False) -> DataLoader:
     if recipe.modality == "image":
         from nlsup_kit.data.images import load_images
 
-        dataset = load_images(recipe.modality_data, data_dir, image_size)
+        dataset = load_images(recipe.modality_data, data_dir, recipe.image_size)
     else:
         from nlsup_kit.data.audio import AudioAugment, load_audio
 
@@ -117,10 +143,10 @@ def modality_loader(recipe: Recipe, data_dir: Path, image_size: int) -> DataLoad
     if len(dataset) < recipe.modality_batch_size:
         raise NlsupError(f"{recipe.modality_data}: {len(dataset)} examples, fewer than "
                          f"modality_batch_size={recipe.modality_batch_size}")
-    generator = torch.Generator().manual_seed(recipe.seed)
-    return DataLoader(dataset, batch_size=recipe.modality_batch_size, shuffle=True, drop_last=True,
-                      num_workers=recipe.num_workers, generator=generator,
-                      persistent_workers=recipe.num_workers > 0)
+    sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(recipe.seed))
+    return DataLoader(dataset, batch_sampler=LocalBatches(sampler, recipe.modality_batch_size, workers),
+                      num_workers=recipe.num_workers, persistent_workers=recipe.num_workers > 0,
+                      pin_memory=pin_memory)
 
 
 def cycle(loader: DataLoader) -> Iterator:
@@ -137,18 +163,28 @@ def cosine_decay(step: int, total: int) -> float:
 
 
 class Trainer:
-    """Runs a :class:`Recipe`: builds the model and data, trains, evaluates, keeps the best checkpoint."""
+    """Runs a :class:`Recipe`: builds the model and data, trains, evaluates, keeps the best checkpoint.
+
+    Under ``torchrun`` every process trains on its slice of each global batch (see :mod:`nlsup_kit.distributed`);
+    only rank 0 writes files.
+    """
 
     def __init__(self, recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = None,
-                 progress: bool | None = None):
+                 progress: bool | None = None, encoder: SentenceEncoder | None = None):
         self.recipe = recipe.validate()
         self.output_dir = Path(output_dir)
         self.data_dir = resolve_data_dir(data_dir)
         self.progress = progress
         self.device = pick_device(recipe.device)
+        self.workers = distributed.init_from_env(self.device.type)
+        if self.device.type == "cuda" and self.workers.world_size > 1:
+            self.device = torch.device("cuda", self.workers.local_rank)
+            torch.cuda.set_device(self.device)
         seed_everything(recipe.seed)
-        self.encoder = SentenceEncoder.from_pretrained(recipe.model, recipe.max_length)
+        self.encoder = encoder if encoder is not None else SentenceEncoder.from_pretrained(recipe.model,
+                                                                                           recipe.max_length)
         self.encoder.reset_head()  # SimCSE trains a freshly initialised MLP
+        self.encoder.pack_tokens = False if recipe.compile else None  # compiled steps need fixed shapes
         self.branch = build_branch(recipe, self.encoder.hidden_size)
         self.encoder.to(self.device)
         if self.branch is not None:
@@ -158,7 +194,9 @@ class Trainer:
             kind = "triples (anchor, positive, hard negative)" if recipe.supervised else "plain sentences"
             raise NlsupError(f"text_data={recipe.text_data!r} does not give {kind}; "
                              f"check supervised={recipe.supervised}")
-        self.text = TextBatches(self.encoder, examples, recipe.batch_size, recipe.max_length, recipe.seed)
+        self.pin_memory = self.device.type == "cuda"
+        self.text = TextBatches(self.encoder, examples, recipe.batch_size, recipe.max_length, recipe.seed,
+                                static_shapes=recipe.compile, pin_memory=self.pin_memory, workers=self.workers)
         self.total_steps = len(self.text) * recipe.epochs
         if recipe.max_steps is not None:
             self.total_steps = min(self.total_steps, recipe.max_steps)
@@ -170,6 +208,8 @@ class Trainer:
         self.all_parameters = list(self.encoder.parameters())  # built once, not on every update
         if self.branch is not None:
             self.all_parameters += list(self.branch.parameters())
+        distributed.broadcast_parameters(self.all_parameters)
+        torch.manual_seed(recipe.seed + self.workers.rank)  # same weights everywhere, different dropout
         fused = self.device.type == "cuda"
         text_params = list(self.encoder.parameters())
         if self.branch is not None and recipe.joint_loss:
@@ -178,8 +218,10 @@ class Trainer:
                                                 fused=fused)
         self.text_schedule = torch.optim.lr_scheduler.LambdaLR(
             self.text_optimizer, lambda s: linear_decay(s, self.total_steps))
+        self.embed_text = self.compiled(self._embed_text)
+        self._modality_batches = None  # the loader starts on first use (benchmarks feed their own batches)
         if self.branch is not None:
-            self.modality_batches = cycle(modality_loader(recipe, self.data_dir, recipe.image_size))
+            self.embed_modality = self.compiled(self._embed_modality)
             self.modality_loss = nonlinguistic_loss(recipe.modality_loss, recipe.modality_temperature)
             if not recipe.joint_loss:
                 self.modality_optimizer = torch.optim.AdamW(self.all_parameters, lr=recipe.modality_learning_rate,
@@ -187,43 +229,75 @@ class Trainer:
                 self.modality_schedule = torch.optim.lr_scheduler.LambdaLR(
                     self.modality_optimizer, lambda s: cosine_decay(s, self.total_steps))
 
+    def compiled(self, forward):
+        """``torch.compile`` of a fixed-shape forward when the recipe asks: CUDA graphs on a GPU (the step is
+        launch-bound there), inductor's fused kernels on a CPU."""
+        if not self.recipe.compile:
+            return forward
+        return torch.compile(forward, mode="reduce-overhead" if self.device.type == "cuda" else None, dynamic=False)
+
+    @property
+    def modality_batches(self) -> Iterator:
+        if self._modality_batches is None:
+            self._modality_batches = cycle(modality_loader(self.recipe, self.data_dir, self.workers,
+                                                           self.pin_memory))
+        return self._modality_batches
+
+    def _embed_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        with autocast_for(self.device):
+            return self.encoder({"input_ids": input_ids, "attention_mask": attention_mask}, pooling="cls")
+
+    def _embed_modality(self, inputs: torch.Tensor) -> torch.Tensor:
+        with autocast_for(self.device):
+            return self.branch(self.encoder, inputs)
+
+    def global_views(self, z: torch.Tensor, views: int) -> list[torch.Tensor]:
+        """Split local embeddings into views and gather each across processes (the global batch's negatives)."""
+        chunks = z.chunk(views)
+        if not self.recipe.gather_negatives:
+            return list(chunks)
+        return [distributed.gather_with_grad(chunk) for chunk in chunks]
 
     def compute_text_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        with autocast_for(self.device):
-            z = self.encoder(batch, pooling="cls")
-        return self.text_loss(*z.chunk(3 if self.recipe.supervised else 2))
+        z = self.embed_text(batch["input_ids"].to(self.device, non_blocking=True),
+                            batch["attention_mask"].to(self.device, non_blocking=True))
+        return self.text_loss(*self.global_views(z, 3 if self.recipe.supervised else 2))
 
-    def compute_modality_loss(self) -> torch.Tensor:
-        view1, view2, labels = next(self.modality_batches)
+    def compute_modality_loss(self, batch: tuple | None = None) -> torch.Tensor:
+        view1, view2, labels = batch if batch is not None else next(self.modality_batches)
         inputs = torch.cat([view1, view2]).to(self.device, non_blocking=True)
-        with autocast_for(self.device):
-            z1, z2 = self.branch(self.encoder, inputs).chunk(2)
-        return self.recipe.modality_loss_weight * self.modality_loss(z1, z2, labels.to(self.device))
+        z1, z2 = self.global_views(self.embed_modality(inputs), 2)
+        labels = labels.to(self.device, non_blocking=True)
+        if self.recipe.gather_negatives:
+            labels = distributed.gather(labels)
+        return self.recipe.modality_loss_weight * self.modality_loss(z1, z2, labels)
 
     def update(self, loss: torch.Tensor, optimizer, schedule) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(self.all_parameters)
         nn.utils.clip_grad_norm_(self.all_parameters, 1.0)
         optimizer.step()
         schedule.step()
 
-    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def step(self, batch: dict[str, torch.Tensor], modality_batch: tuple | None = None) -> dict[str, torch.Tensor]:
         """One iteration; returns the losses as tensors (read them only when logging: no host sync)."""
+        if self.recipe.compile and self.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()
         self.encoder.train()
         if self.branch is not None:
             self.branch.train()
         losses = {}
         if self.branch is not None and not self.recipe.joint_loss:
-            losses["modality_loss"] = self.compute_modality_loss()
+            losses["modality_loss"] = self.compute_modality_loss(modality_batch)
             self.update(losses["modality_loss"], self.modality_optimizer, self.modality_schedule)
         losses["text_loss"] = self.compute_text_loss(batch)
         total = losses["text_loss"]
         if self.branch is not None and self.recipe.joint_loss:
-            losses["modality_loss"] = self.compute_modality_loss()
+            losses["modality_loss"] = self.compute_modality_loss(modality_batch)
             total = total + losses["modality_loss"]
         self.update(total, self.text_optimizer, self.text_schedule)
-        return {k: v.detach() for k, v in losses.items()}
+        return {k: v.detach().clone() for k, v in losses.items()}  # a copy survives the next graph replay
 
     def evaluate(self) -> float:
         return stsb_dev_spearman(
@@ -244,28 +318,32 @@ class Trainer:
         shutil.rmtree(directory, ignore_errors=True)
         tmp.rename(directory)
 
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     def train(self) -> TrainResult:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        (self.output_dir / RECIPE_FILE).write_text(self.recipe.to_json())
+        main = self.workers.is_main
         best_dir = self.output_dir / "best"
         metrics_path = self.output_dir / "metrics.jsonl"
-        metrics_path.write_text("")
-        best, first_loss, last_loss, step, step_seconds = -math.inf, math.nan, math.nan, 0, 0.0
+        if main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / RECIPE_FILE).write_text(self.recipe.to_json())
+            metrics_path.write_text("")
+        best, first_loss, last_loss, step, eval_seconds = -math.inf, math.nan, math.nan, 0, 0.0
         started = time.time()
-        bar = progress_bar(total=self.total_steps, show=self.progress, desc=self.recipe.name, unit="step")
-        with open(metrics_path, "a") as log:
+        loop_started = time.perf_counter()
+        bar = progress_bar(total=self.total_steps, show=self.progress if main else False, desc=self.recipe.name,
+                           unit="step")
+        with open(metrics_path if main else os.devnull, "a") as log:
             while step < self.total_steps:
                 for batch in self.text.epoch():
-                    tick = time.perf_counter()
                     losses = self.step(batch)
-                    if self.device.type == "cuda":
-                        torch.cuda.synchronize()  # honest step timing; one sync per step is cheap
-                    step_seconds += time.perf_counter() - tick
                     step += 1
                     bar.update(1)
                     record = {}
                     if step == 1 or step % self.recipe.log_steps == 0 or step == self.total_steps:
-                        record.update({k: float(v) for k, v in losses.items()})
+                        record.update({k: float(v) for k, v in losses.items()})  # the only host sync
                         if not all(math.isfinite(v) for v in record.values()):
                             raise NlsupError(f"loss became {record} at step {step}; the last good checkpoint "
                                              f"is in {best_dir}; lower the learning rate")
@@ -273,10 +351,15 @@ class Trainer:
                         last_loss = record["text_loss"]
                         bar.set_postfix(loss=f"{last_loss:.3f}")
                     if step % self.recipe.eval_steps == 0 or step == self.total_steps:
+                        self.synchronize()
+                        tick = time.perf_counter()
                         record["stsb_dev"] = self.evaluate()
                         if record["stsb_dev"] > best:
                             best = record["stsb_dev"]
-                            self.save(best_dir)
+                            if main:
+                                self.save(best_dir)
+                        distributed.barrier()
+                        eval_seconds += time.perf_counter() - tick
                         bar.set_postfix(loss=f"{last_loss:.3f}", dev=f"{record['stsb_dev']:.2f}")
                     if record:
                         log.write(json.dumps({"step": step, **record,
@@ -284,12 +367,15 @@ class Trainer:
                         log.flush()
                     if step >= self.total_steps:
                         break
+        self.synchronize()
+        step_seconds = time.perf_counter() - loop_started - eval_seconds
         bar.close()
         result = TrainResult(self.output_dir, best_dir, best, step, time.time() - started, first_loss, last_loss,
                              step_seconds)
-        (self.output_dir / "result.json").write_text(json.dumps(
-            {"best_stsb_dev": best, "steps": step, "seconds": result.seconds, "step_seconds": step_seconds,
-             "first_loss": first_loss, "last_loss": last_loss}, indent=2))
+        if main:
+            (self.output_dir / "result.json").write_text(json.dumps(
+                {"best_stsb_dev": best, "steps": step, "seconds": result.seconds, "step_seconds": step_seconds,
+                 "first_loss": first_loss, "last_loss": last_loss}, indent=2))
         return result
 
 

@@ -22,4 +22,4 @@ class ModalityBranch(nn.Module):
         self.head = MLPHead(hidden_size)
 
     def forward(self, encoder: SentenceEncoder, inputs: torch.Tensor) -> torch.Tensor:
-        return self.head(encoder.encode_tokens(self.embedding(inputs))[:, 0])
+        return self.head(encoder.encode_tokens(self.embedding(inputs), cls_only=True))

@@ -1,0 +1,63 @@
+"""The fast layer stack (packed tokens, CLS-only last layer) against HF's own forward: same losses, same
+gradients, for BERT and RoBERTa, every fast pooler, packed and fixed-shape, text and image tokens."""
+
+import pytest
+import torch
+
+from nlsup_kit.embeddings import ImagePatchEmbedding, ModalityBranch
+from nlsup_kit.encoder import SentenceEncoder
+from nlsup_kit.losses import InfoNCELoss
+
+SENTENCES = ["a man is playing a guitar .", "the cat sat", "two dogs run on the green grass by the river",
+             "hello", "a woman slices an onion into thin rings", "rain"]
+
+
+def no_dropout(encoder: SentenceEncoder) -> SentenceEncoder:
+    """Training mode (so any train-only code runs) with dropout off, so both paths are deterministic."""
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    for layer in encoder.backbone.encoder.layer:
+        layer.attention.self.dropout.p = 0.0
+    return encoder.train()
+
+
+def loss_and_grads(encoder, features, pooling, fast, packed):
+    encoder.zero_grad(set_to_none=True)
+    encoder.fast_layers, encoder.pack_tokens = fast, packed
+    z = encoder(features, pooling)
+    loss = InfoNCELoss(0.05)(*z.chunk(2))
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in encoder.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("family", ["tiny_model", "tiny_roberta"])
+@pytest.mark.parametrize("pooling", ["cls", "cls_before_pooler", "avg"])
+@pytest.mark.parametrize("packed", [True, False])
+def test_fast_layers_give_hf_loss_and_gradients(request, family, pooling, packed):
+    encoder = no_dropout(SentenceEncoder.from_pretrained(str(request.getfixturevalue(family))))
+    assert encoder.fast_layers
+    features = encoder.tokenize(SENTENCES + SENTENCES[::-1])
+    assert not features["attention_mask"].all()  # real padding in the batch
+    want_loss, want_grads = loss_and_grads(encoder, features, pooling, fast=False, packed=None)
+    got_loss, got_grads = loss_and_grads(encoder, features, pooling, fast=True, packed=packed)
+    torch.testing.assert_close(got_loss, want_loss, rtol=1e-5, atol=1e-6)
+    assert got_grads.keys() == want_grads.keys()
+    for name, grad in want_grads.items():
+        torch.testing.assert_close(got_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_image_tokens_cls_only_equals_hf_layers(tiny_model):
+    encoder = no_dropout(SentenceEncoder.from_pretrained(str(tiny_model)))
+    branch = ModalityBranch(ImagePatchEmbedding(encoder.hidden_size, 32, 8), encoder.hidden_size)
+    images = torch.randn(4, 3, 32, 32)
+    outputs = {}
+    for fast in (False, True):
+        encoder.fast_layers = fast
+        encoder.zero_grad(set_to_none=True)
+        branch.zero_grad(set_to_none=True)
+        z = branch(encoder, images)
+        z.square().sum().backward()
+        outputs[fast] = (z.detach(), branch.embedding.patch_embeddings.projection.weight.grad.clone())
+    torch.testing.assert_close(outputs[True][0], outputs[False][0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(outputs[True][1], outputs[False][1], rtol=1e-4, atol=1e-6)
