@@ -54,22 +54,36 @@ def active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather forward; backward sums every process's gradient for this process's rows (the gather's
+    adjoint). all_reduce + slice instead of reduce_scatter: gloo has no reduce_scatter, and embeddings are small."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        ctx.rows = slice(dist.get_rank() * len(tensor), (dist.get_rank() + 1) * len(tensor))
+        out = tensor.new_empty((dist.get_world_size() * len(tensor), *tensor.shape[1:]))
+        dist.all_gather_into_tensor(out, tensor.contiguous())
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad[ctx.rows]
+
+
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """Every process's ``tensor`` concatenated in rank order; gradients flow back to each owner."""
-    if not active():
-        return tensor
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(tensor))
+    return _GatherWithGrad.apply(tensor) if active() else tensor
 
 
 def gather(tensor: torch.Tensor) -> torch.Tensor:
     """Like :func:`gather_with_grad`, for tensors without gradients (labels)."""
     if not active():
         return tensor
-    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, tensor.contiguous())
-    return torch.cat(parts)
+    out = tensor.new_empty((dist.get_world_size() * len(tensor), *tensor.shape[1:]))
+    dist.all_gather_into_tensor(out, tensor.contiguous())
+    return out
 
 
 def average_gradients(parameters: list[torch.nn.Parameter]) -> None:

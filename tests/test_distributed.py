@@ -1,0 +1,35 @@
+"""Two gloo processes under torchrun, each with half the batch, get the loss and gradients of one process
+with the whole batch: negatives come from the global batch and gradients are averaged exactly."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+WORKER = Path(__file__).with_name("distributed_worker.py")
+
+
+def run(args: list[str], env: dict) -> None:
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("modality_loss", ["released-supcon", "supcon"])
+def test_two_processes_equal_one_with_the_whole_batch(tiny_model, data_dir, tmp_path, modality_loss):
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env.update(OMP_NUM_THREADS="1", TQDM_DISABLE="1")
+    args = [str(tiny_model), str(data_dir), str(tmp_path), modality_loss]
+    run([sys.executable, str(WORKER), *args], env)
+    run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(WORKER), *args], env)
+    single = torch.load(tmp_path / "ranksingle.pt", weights_only=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert int(single["world_size"]) == 1 and all(int(r["world_size"]) == 2 for r in ranks)
+    assert single.keys() == ranks[0].keys() == ranks[1].keys()
+    assert any(key.startswith("image/encoder.") for key in single)  # the image step reaches the shared layers
+    for rank in ranks:
+        for key, want in [(k, v) for k, v in single.items() if k != "world_size"]:
+            torch.testing.assert_close(rank[key], want, rtol=1e-4, atol=1e-7, msg=key)
