@@ -87,6 +87,23 @@ def cmd_export(args) -> None:
     print(f"exported to {out} (load with SentenceTransformer({str(out)!r}))")
 
 
+def cmd_bench(args) -> None:
+    from pathlib import Path
+
+    from nlsup_kit.benchmark import run_benchmark
+    from nlsup_kit.recipes import apply_overrides, get_recipe
+
+    reports = []
+    for name in args.recipe.split(","):
+        recipe = apply_overrides(get_recipe(name.strip()), args.set or [])
+        report = run_benchmark(recipe, args.data_dir, args.steps, args.warmup, args.random_init, args.tokenizer,
+                               compare_st=not args.no_st, compiled=args.compile, evaluate=not args.no_eval)
+        print(report.table() + "\n", flush=True)
+        reports.append(report)
+    if args.json:
+        Path(args.json).write_text("[" + ",\n".join(r.to_json() for r in reports) + "]\n")
+
+
 def cmd_demo(args) -> None:
     from nlsup_kit.demo import run_demo
 
@@ -132,6 +149,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--pooling", choices=("cls", "cls_before_pooler", "avg"))
     p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("bench", help="time training steps against a sentence-transformers loop; peak memory")
+    p.add_argument("--recipe", required=True, help="a recipe, or several separated by commas")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe setting (repeatable)")
+    p.add_argument("--data-dir")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per row")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation happens here)")
+    p.add_argument("--random-init", action="store_true",
+                   help="the recipe's architecture with random weights (no download; speed is the same)")
+    p.add_argument("--tokenizer", help="tokenizer folder for --random-init (default: minilm-l6's)")
+    p.add_argument("--compile", action="store_true", help="add a row for the torch.compile'd step")
+    p.add_argument("--no-st", action="store_true", help="skip the sentence-transformers loop")
+    p.add_argument("--no-eval", action="store_true", help="skip the STS-B dev evaluation and the projection")
+    p.add_argument("--json", help="write the reports to this JSON file")
+    p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("demo", help="the main job: run every notebook in QUICK mode, export HTML, print the STS table")
     p.add_argument("--out", default="build")

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The prepared GPU check for the `device` tool, under 5 minutes of device time: paper-shape step timings (kit
+# eager, kit compiled, the sentence-transformers loop), fast path vs HF forward in bf16, one STS-B dev
+# evaluation, the projected VisualCSE epoch, and the peak memory of every paper recipe. Models are built from
+# their architectures with random weights (no downloads; speed does not depend on the weights).
+#
+#   here, first:   bash benchmarks/gpu_check.sh --prepare   # STS data + a vocabulary into build/gpu-check
+#   on the GPU:    device run: command "bash benchmarks/gpu_check.sh", carry ["build/gpu-check"], timeout_s 480
+#   on any CPU:    bash benchmarks/gpu_check.sh --tiny      # the same steps on tiny shapes (tests/ runs this)
+#
+# Writes bench.md (the tables), bench.json, memory.json into $OUT (the device tool's folder) or build/gpu-check/out.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=${GPU_CHECK_DIR:-build/gpu-check}  # where --prepare puts the data and vocabulary
+MODE=${1:-gpu}
+PY=${PYTHON:-python3}
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TQDM_DISABLE=1 HF_HUB_OFFLINE=1
+
+if [ "$MODE" = --prepare ]; then
+  DATA=${NLSUP_DATA:-../shared/data}
+  [ -d "$DATA/senteval" ] || { echo "error: no SentEval data under $DATA (set NLSUP_DATA)" >&2; exit 2; }
+  rm -rf "$ROOT" && mkdir -p "$ROOT/data" "$ROOT/tiny"
+  cp -r "$DATA/senteval" "$DATA/wiki" "$ROOT/data/"
+  "$PY" - "$ROOT" <<'PYTHON'
+import sys
+from transformers import AutoTokenizer, BertConfig
+from nlsup_kit.encoder import load_pretrained
+root = sys.argv[1]
+load_pretrained(AutoTokenizer, "minilm-l6").save_pretrained(f"{root}/tokenizer")
+BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128).save_pretrained(f"{root}/tiny")
+PYTHON
+  echo "prepared $ROOT ($(du -sh "$ROOT" | cut -f1))"
+  exit 0
+fi
+[ -d "$ROOT/tokenizer" ] || { echo "error: $ROOT/tokenizer missing; run: bash benchmarks/gpu_check.sh --prepare" >&2; exit 2; }
+OUT=${OUT:-$ROOT/out}
+mkdir -p "$OUT"
+COMMON=(--random-init --tokenizer "$ROOT/tokenizer" --data-dir "$ROOT/data")
+PAPER=simcse-bert-base,simcse-roberta-base,simcse-roberta-large,visualcse-bert-base,visualcse-roberta-base,audiocse-bert-base,audiocse-roberta-base,sup-simcse-bert-base,sup-visualcse-bert-base,sup-audiocse-bert-base
+if [ "$MODE" = --tiny ]; then
+  # tiny shapes on the CPU: the same commands, seconds instead of minutes
+  SHAPES=(--set "model=$ROOT/tiny" --set device=cpu --set max_text_examples=256 --set batch_size=8
+          --set modality_batch_size=4 --set image_size=32 --set patch_size=16 --set audio_frames=64
+          --set audio_mel_bins=32 --set audio_patch_size=16 --set eval_steps=125)
+  STEPS=(--steps 2 --warmup 1)
+  MAIN=visualcse-bert-base
+  PAPER=sup-visualcse-bert-base,audiocse-bert-base
+else
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  SHAPES=()
+  STEPS=(--steps 30 --warmup 10)
+  MAIN=visualcse-bert-base
+fi
+"$PY" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.version.cuda)"
+
+{
+  echo "## Step timings (paper shapes: text batch 64 x length 32, images 48 x 197 tokens; bf16 on CUDA)"
+  "$PY" -m nlsup_kit.cli bench --recipe "$MAIN" "${COMMON[@]}" "${SHAPES[@]}" "${STEPS[@]}" --compile \
+    --json "$OUT/bench.json"
+  echo "## Audio step"
+  "$PY" -m nlsup_kit.cli bench --recipe audiocse-bert-base "${COMMON[@]}" "${SHAPES[@]}" "${STEPS[@]}" --no-st \
+    --no-eval --json "$OUT/audio.json"
+  echo "## Peak memory of the paper recipes (eager kit step; text and image/audio updates)"
+  "$PY" -m nlsup_kit.cli bench --recipe "$PAPER" "${COMMON[@]}" "${SHAPES[@]}" --set max_text_examples=4096 \
+    --steps 2 --warmup 1 --no-st --no-eval --json "$OUT/memory.json"
+} 2>&1 | tee "$OUT/bench.md"

@@ -1,0 +1,352 @@
+"""Training-step benchmark: the kit's steps beside a sentence-transformers loop, peak memory, epoch projection.
+
+The kit rows time the trainer's own update functions (forward, loss, backward, clip, AdamW, schedule) on
+batches prepared beforehand, so data loading is not measured (the trainer overlaps it with pinned memory and
+loader workers). The sentence-transformers row is what ``SentenceTransformerTrainer`` does per step with
+``MultipleNegativesRankingLoss`` (SimCSE's loss at scale 1/T): tokenise the batch, one forward per column,
+loss, backward, clip, AdamW, under the same autocast. Image/audio inputs are random tensors of the recipe's
+shapes (speed does not depend on pixel values). ``random_init`` builds the recipe's backbone from its
+architecture alone, so a GPU machine without the hub can time BERT-base; speed does not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import math
+import platform
+import random
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from nlsup_kit.data.text import load_text_data
+from nlsup_kit.encoder import OFFLINE_MODEL, SentenceEncoder, autocast_for, load_pretrained, pick_device
+from nlsup_kit.errors import NlsupError
+from nlsup_kit.recipes import Recipe
+from nlsup_kit.trainer import Trainer
+
+# Architectures of the paper's backbones, for random-init timing without downloads.
+ARCHITECTURES = {
+    "bert-base-uncased": {"model_type": "bert"},
+    "roberta-base": {"model_type": "roberta", "vocab_size": 50265, "max_position_embeddings": 514,
+                     "type_vocab_size": 1, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2},
+    "roberta-large": {"model_type": "roberta", "vocab_size": 50265, "max_position_embeddings": 514,
+                      "type_vocab_size": 1, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
+                      "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
+                      "intermediate_size": 4096},
+}
+# Training examples per epoch of the paper's corpora (PAPER.md), for projections on a machine without them.
+PAPER_CORPUS_SIZES = {"wiki1m": 1_000_000, "nli": 275_601}
+
+
+@dataclass
+class StepRow:
+    step: str  # text, image, audio
+    path: str  # kit, kit compiled, sentence-transformers loop
+    ms: float
+    items_per_second: float
+    peak_memory_mb: float | None = None
+    speedup_vs_st: float | None = None
+
+
+@dataclass
+class BenchReport:
+    recipe: str
+    model: str
+    device: str
+    rows: list[StepRow] = field(default_factory=list)
+    eval_seconds: float | None = None  # one STS-B dev evaluation
+    agreement: dict = field(default_factory=dict)  # fast path vs HF forward: relative differences
+    epoch_steps: int | None = None
+    projected_epoch_minutes: float | None = None
+    environment: dict = field(default_factory=dict)
+
+    def table(self) -> str:
+        lines = [f"{self.recipe} ({self.model}) on {self.device}",
+                 "| step | path | ms/step | items/s | x ST loop | peak MB |", "|---|---|---|---|---|---|"]
+        for r in self.rows:
+            ratio = f"{r.speedup_vs_st:.2f}" if r.speedup_vs_st else "-"
+            memory = f"{r.peak_memory_mb:.0f}" if r.peak_memory_mb is not None else "-"
+            lines.append(f"| {r.step} | {r.path} | {r.ms:.1f} | {r.items_per_second:.0f} | {ratio} | {memory} |")
+        if self.agreement:
+            lines.append("fast path vs HF forward (relative difference): "
+                         + ", ".join(f"{k} {v:.1e}" for k, v in self.agreement.items()))
+        if self.projected_epoch_minutes is not None:
+            lines.append(f"projected epoch: {self.epoch_steps} iterations + STS-B dev every "
+                         f"{self.environment.get('eval_steps')} steps ({self.eval_seconds:.1f} s each) = "
+                         f"{self.projected_epoch_minutes:.1f} min (a projection from the timed steps)")
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+
+def environment() -> dict:
+    import transformers
+
+    info = {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine()}
+    try:
+        import sentence_transformers
+
+        info["sentence_transformers"] = sentence_transformers.__version__
+    except ImportError:
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def build_encoder(recipe: Recipe, random_init: bool, tokenizer: str | None) -> SentenceEncoder:
+    """The recipe's encoder, or its architecture with random weights and ``tokenizer``'s vocabulary."""
+    if not random_init:
+        return SentenceEncoder.from_pretrained(recipe.model, recipe.max_length)
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    if recipe.model in ARCHITECTURES:
+        spec = dict(ARCHITECTURES[recipe.model])
+        config = AutoConfig.for_model(spec.pop("model_type"), **spec)
+    else:
+        from nlsup_kit.encoder import resolve_model
+
+        config = AutoConfig.from_pretrained(resolve_model(recipe.model))
+    torch.manual_seed(recipe.seed)
+    backbone = AutoModel.from_config(config, attn_implementation="sdpa", add_pooling_layer=False)
+    vocab = load_pretrained(AutoTokenizer, tokenizer or OFFLINE_MODEL)
+    if len(vocab) > config.vocab_size:
+        raise NlsupError(f"tokenizer {tokenizer or OFFLINE_MODEL} has {len(vocab)} tokens, more than "
+                         f"{recipe.model}'s {config.vocab_size}")
+    return SentenceEncoder(backbone, vocab, max_length=recipe.max_length).train()
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(run_step, inputs: list, warmup: int, steps: int, device: torch.device) -> float:
+    """Seconds per step: ``warmup`` untimed steps, then ``steps`` timed ones, synchronised only at the ends."""
+    for i in range(warmup):
+        run_step(inputs[i % len(inputs)])
+    _synchronize(device)
+    start = time.perf_counter()
+    for i in range(steps):
+        run_step(inputs[i % len(inputs)])
+    _synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def _reset_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_memory_mb(device: torch.device) -> float | None:
+    """Peak GPU memory allocated since the last reset (None on a CPU: no per-step peak to read)."""
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
+def modality_inputs(recipe: Recipe, count: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Random batches of the recipe's image or audio shape, labels from 10 classes (pinned for the GPU)."""
+    size = recipe.modality_batch_size
+    shape = ((3, recipe.image_size, recipe.image_size) if recipe.modality == "image"
+             else (recipe.audio_frames, recipe.audio_mel_bins))
+    generator = torch.Generator().manual_seed(recipe.seed)
+    batches = []
+    for _ in range(count):
+        views = torch.randn(2, size, *shape, generator=generator)
+        labels = torch.randint(0, 10, (size,), generator=generator)
+        batches.append((views[0], views[1], labels))
+    return batches
+
+
+def kit_rows(recipe: Recipe, encoder: SentenceEncoder, data_dir, warmup: int, steps: int,
+             label: str) -> tuple[list[StepRow], Trainer]:
+    device = pick_device(recipe.device)
+    _reset_memory(device)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(recipe, tmp, data_dir, progress=False, encoder=encoder)
+    trainer.encoder.train()
+    text_batches = [batch for batch, _ in zip(trainer.text.epoch(), range(max(2, min(steps, 8))))]
+
+    def text_step(batch):
+        trainer.update(trainer.compute_text_loss(batch), trainer.text_optimizer, trainer.text_schedule)
+
+    rows = []
+    if trainer.branch is not None:
+        trainer.branch.train()
+        batches = modality_inputs(recipe, 2)
+        optimizer = getattr(trainer, "modality_optimizer", trainer.text_optimizer)
+        schedule = getattr(trainer, "modality_schedule", trainer.text_schedule)
+
+        def modality_step(batch):
+            trainer.update(trainer.compute_modality_loss(batch), optimizer, schedule)
+
+        seconds = time_steps(modality_step, batches, warmup, steps, device)
+        rows.append(StepRow(recipe.modality, label, seconds * 1e3, recipe.modality_batch_size / seconds))
+    seconds = time_steps(text_step, text_batches, warmup, steps, device)
+    rows.insert(0, StepRow("text", label, seconds * 1e3, recipe.batch_size / seconds))
+    peak = _peak_memory_mb(device)
+    for row in rows:
+        row.peak_memory_mb = peak
+    return rows, trainer
+
+
+def st_loop_row(recipe: Recipe, encoder: SentenceEncoder, examples: list, warmup: int, steps: int) -> StepRow:
+    """sentence-transformers' MNRL training step on the same backbone, exported through the kit's exporter."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from sentence_transformers import SentenceTransformer, losses
+
+    from nlsup_kit.export import export_checkpoint
+
+    device = pick_device(recipe.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        encoder.save(Path(tmp) / "checkpoint")
+        export_checkpoint(Path(tmp) / "checkpoint", Path(tmp) / "st", "cls_before_pooler")
+        from transformers.utils import logging as hf_logging
+
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # the exported folder has no pooler weights, as intended
+        try:
+            model = SentenceTransformer(str(Path(tmp) / "st"), device=str(device))
+        finally:
+            hf_logging.set_verbosity(verbosity)
+    model.max_seq_length = recipe.max_length
+    model.train()
+    _reset_memory(device)
+    loss = losses.MultipleNegativesRankingLoss(model, scale=1.0 / recipe.temperature)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=0.0,
+                                  fused=device.type == "cuda")
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    preprocess = getattr(model, "preprocess", None) or model.tokenize
+    size = recipe.batch_size
+    batches = []
+    for i in range(0, size * max(2, min(steps, 8)), size):
+        chunk = examples[i:i + size]
+        # unsupervised SimCSE in ST: the sentence as anchor and as positive (two dropout masks);
+        # supervised: anchor, positive, hard negative columns
+        batches.append([list(column) for column in zip(*chunk)] if isinstance(chunk[0], tuple) else [chunk, chunk])
+
+    def step(columns):
+        features = [{k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
+                     for k, v in preprocess(texts).items()} for texts in columns]
+        optimizer.zero_grad(set_to_none=True)
+        with autocast_for(device):
+            value = loss(features, None)
+        value.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+
+    seconds = time_steps(step, batches, warmup, steps, device)
+    row = StepRow("text", "sentence-transformers loop", seconds * 1e3, size / seconds, _peak_memory_mb(device))
+    del model, optimizer, loss
+    return row
+
+
+def fast_path_agreement(encoder: SentenceEncoder, batch: dict[str, torch.Tensor], temperature: float,
+                        device: torch.device) -> dict[str, float]:
+    """Loss and gradients of the kit's fast layers against HF's forward on one batch, dropout off, under the
+    device's autocast: the largest relative differences (bf16 on a GPU, fp32 on a CPU)."""
+    from nlsup_kit.losses import InfoNCELoss
+
+    dropouts = [m for m in encoder.modules() if isinstance(m, torch.nn.Dropout)]
+    saved = [m.p for m in dropouts]
+    attention = [layer.attention.self.dropout for layer in encoder.backbone.encoder.layer]
+    for m in dropouts + attention:
+        m.p = 0.0
+    fast_layers, pack_tokens = encoder.fast_layers, encoder.pack_tokens
+    batch = {k: v.to(device) for k, v in batch.items()}
+    results = {}
+    for name, fast, packed in (("hf", False, None), ("fast fixed-shape", True, False), ("fast packed", True, True)):
+        encoder.zero_grad(set_to_none=True)
+        encoder.fast_layers, encoder.pack_tokens = fast, packed
+        with autocast_for(device):
+            z = encoder(batch, pooling="cls")
+        loss = InfoNCELoss(temperature)(*z.chunk(2))
+        loss.backward()
+        grads = torch.cat([p.grad.float().reshape(-1) for p in encoder.parameters() if p.grad is not None])
+        results[name] = (loss.detach().float(), grads)
+    encoder.fast_layers, encoder.pack_tokens = fast_layers, pack_tokens
+    for m, p in zip(dropouts, saved):
+        m.p = p
+    encoder.zero_grad(set_to_none=True)
+    want_loss, want_grads = results.pop("hf")
+    agreement = {}
+    for name, (loss, grads) in results.items():
+        agreement[f"{name} loss"] = float((loss - want_loss).abs() / want_loss.abs())
+        agreement[f"{name} gradients"] = float((grads - want_grads).norm() / want_grads.norm())
+    return agreement
+
+
+def run_benchmark(recipe: Recipe, data_dir=None, steps: int = 20, warmup: int = 5, random_init: bool = False,
+                  tokenizer: str | None = None, compare_st: bool = True, compiled: bool = False,
+                  evaluate: bool = True) -> BenchReport:
+    """Time the recipe's steps (eager, and compiled when asked), the ST loop, one STS-B dev evaluation; project
+    one epoch of the recipe's corpus (the paper's size for wiki1m/nli, else the local data)."""
+    device = pick_device(recipe.device)
+    report = BenchReport(recipe.name, recipe.model, str(device), environment=environment())
+    report.environment["eval_steps"] = recipe.eval_steps
+    paper_corpus = PAPER_CORPUS_SIZES.get(recipe.text_data)
+    try:
+        examples = load_text_data(recipe.text_data, data_dir, recipe.max_text_examples)
+    except NlsupError:
+        if paper_corpus is None:
+            raise
+        # the paper's corpus is not here: time on the local stand-in, project with the paper's size
+        stand_in = "sick-nli" if recipe.supervised else "wiki"
+        recipe = dataclasses.replace(recipe, text_data=stand_in)
+        examples = load_text_data(stand_in, data_dir, recipe.max_text_examples)
+        report.environment["timed_on"] = stand_in
+    if random_init:  # the image side too: ViT-shaped patch embeddings, random weights
+        recipe = dataclasses.replace(recipe, vit_embeddings=None)
+    encoder = build_encoder(recipe, random_init, tokenizer)
+    initial = {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+    rows, trainer = kit_rows(dataclasses.replace(recipe, compile=False), encoder, data_dir, warmup, steps, "kit")
+    report.rows += rows
+    if trainer.encoder.fast_layers:
+        report.agreement = fast_path_agreement(trainer.encoder, next(trainer.text.epoch()), recipe.temperature,
+                                               device)
+    if evaluate:
+        _synchronize(device)
+        start = time.perf_counter()
+        trainer.evaluate()
+        report.eval_seconds = time.perf_counter() - start
+    del trainer
+    if compiled:
+        encoder.load_state_dict(initial)
+        rows, trainer = kit_rows(dataclasses.replace(recipe, compile=True), encoder, data_dir, warmup, steps,
+                                 "kit compiled")
+        report.rows += rows
+        del trainer
+    if compare_st:
+        encoder.load_state_dict(initial)
+        shuffled = list(examples)
+        random.Random(recipe.seed).shuffle(shuffled)
+        st_row = st_loop_row(recipe, encoder, shuffled, warmup, steps)
+        report.rows.append(st_row)
+        for row in report.rows:
+            if row.step == "text" and row is not st_row:
+                row.speedup_vs_st = st_row.ms / row.ms
+    report.epoch_steps = math.ceil((paper_corpus or len(examples)) / recipe.batch_size) * recipe.epochs
+    if report.eval_seconds is not None:
+        fastest = {}
+        for row in report.rows:
+            if row.path != "sentence-transformers loop":
+                fastest[row.step] = min(fastest.get(row.step, math.inf), row.ms)
+        iteration_seconds = sum(fastest.values()) / 1e3
+        evaluations = math.ceil(report.epoch_steps / recipe.eval_steps)
+        report.projected_epoch_minutes = (report.epoch_steps * iteration_seconds
+                                          + evaluations * report.eval_seconds) / 60
+    return report

@@ -1,0 +1,34 @@
+"""The benchmark: benchmarks/gpu_check.sh in its CPU tiny mode (the GPU run's exact commands), and the
+sentence-transformers comparison on the real offline model."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_check_runs_on_cpu_in_tiny_mode(data_dir, tmp_path):
+    env = dict(os.environ, PYTHON=sys.executable, NLSUP_DATA=str(data_dir), GPU_CHECK_DIR=str(tmp_path / "check"),
+               OUT=str(tmp_path / "out"))
+    script = ROOT / "benchmarks" / "gpu_check.sh"
+    for mode in ("--prepare", "--tiny"):
+        done = subprocess.run(["bash", str(script), mode], env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    [main] = json.loads((tmp_path / "out" / "bench.json").read_text())
+    rows = {(r["step"], r["path"]): r for r in main["rows"]}
+    assert set(rows) == {("text", "kit"), ("image", "kit"), ("text", "kit compiled"), ("image", "kit compiled"),
+                         ("text", "sentence-transformers loop")}
+    st_ms = rows["text", "sentence-transformers loop"]["ms"]
+    for path in ("kit", "kit compiled"):
+        assert abs(rows["text", path]["speedup_vs_st"] - st_ms / rows["text", path]["ms"]) < 1e-9
+    assert main["agreement"] and max(main["agreement"].values()) < 1e-3  # fp32 on the CPU
+    assert main["epoch_steps"] == 1_000_000 // 8  # the paper's wiki1m at the tiny batch of 8
+    assert main["eval_seconds"] > 0 and main["projected_epoch_minutes"] > 0
+    [audio] = json.loads((tmp_path / "out" / "audio.json").read_text())
+    assert [r["step"] for r in audio["rows"]] == ["text", "audio"]
+    memory = json.loads((tmp_path / "out" / "memory.json").read_text())
+    assert [m["recipe"] for m in memory] == ["sup-visualcse-bert-base", "audiocse-bert-base"]
+    assert "| text | kit |" in (tmp_path / "out" / "bench.md").read_text()
