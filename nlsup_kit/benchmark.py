@@ -16,7 +16,6 @@ import gc
 import json
 import math
 import platform
-import random
 import tempfile
 import time
 import warnings
@@ -226,8 +225,9 @@ def st_loop_row(recipe: Recipe, encoder: SentenceEncoder, examples: list, warmup
     model.train()
     _reset_memory(device)
     loss = losses.MultipleNegativesRankingLoss(model, scale=1.0 / recipe.temperature)
+    # fused AdamW: the Hugging Face Trainer's default (under SentenceTransformerTrainer) since torch 2.8
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=0.0,
-                                  fused=device.type == "cuda")
+                                  fused=device.type in ("cuda", "cpu"))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
     preprocess = getattr(model, "preprocess", None) or model.tokenize
     size = recipe.batch_size
@@ -332,9 +332,9 @@ def run_benchmark(recipe: Recipe, data_dir=None, steps: int = 20, warmup: int = 
         del trainer
     if compare_st:
         encoder.load_state_dict(initial)
-        shuffled = list(examples)
-        random.Random(recipe.seed).shuffle(shuffled)
-        st_row = st_loop_row(recipe, encoder, shuffled, warmup, steps)
+        # the kit's first batches exactly: TextBatches' first epoch order comes from this seeded permutation
+        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(recipe.seed)).tolist()
+        st_row = st_loop_row(recipe, encoder, [examples[i] for i in order], warmup, steps)
         report.rows.append(st_row)
         for row in report.rows:
             if row.step == "text" and row is not st_row:

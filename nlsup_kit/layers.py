@@ -75,9 +75,11 @@ def run_layers(layers: nn.ModuleList, embedded: torch.Tensor, attention_mask: to
     rows = embedded.reshape(batch * length, width)
     key_mask = index = None
     cls_rows = torch.arange(batch, device=embedded.device) * length
+    if packed and attention_mask is not None and bool(attention_mask.all()):
+        attention_mask = None  # no padding (length-sorted evaluation batches): nothing to pack or mask
     if attention_mask is not None:
         key_mask = attention_mask.bool()[:, None, None, :]
-        if packed:  # the one host sync of the forward: the number of real tokens
+        if packed:  # host syncs (fine on a CPU): the number of real tokens
             lengths = attention_mask.sum(1)
             index = attention_mask.reshape(-1).nonzero().squeeze(1)
             rows = rows[index]

@@ -2,6 +2,7 @@
 with the whole batch: negatives come from the global batch and gradients are averaged exactly."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,15 @@ WORKER = Path(__file__).with_name("distributed_worker.py")
 
 
 def run(args: list[str], env: dict) -> None:
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    """Run in its own process group, so a hung worker is killed with its launcher."""
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        _, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    assert process.returncode == 0, stderr[-3000:]
 
 
 @pytest.mark.parametrize("modality_loss", ["released-supcon", "supcon"])
