@@ -59,6 +59,7 @@ class Recipe:
     audio_mixup: float = 0.5
     # run
     eval_steps: int = 125
+    checkpoint_steps: int = 250  # a resumable checkpoint (optimizers, schedules, RNG, data position) this often
     log_steps: int = 25
     seed: int = 42
     device: str = "auto"
@@ -71,7 +72,8 @@ class Recipe:
             "batch_size": self.batch_size < 2, "modality_batch_size": self.modality_batch_size < 2,
             "learning_rate": self.learning_rate <= 0, "modality_learning_rate": self.modality_learning_rate <= 0,
             "temperature": self.temperature <= 0, "modality_temperature": self.modality_temperature <= 0,
-            "epochs": self.epochs < 1, "eval_steps": self.eval_steps < 1, "max_length": self.max_length < 2,
+            "epochs": self.epochs < 1, "eval_steps": self.eval_steps < 1,
+            "checkpoint_steps": self.checkpoint_steps < 1, "max_length": self.max_length < 2,
             "max_steps": self.max_steps is not None and self.max_steps < 1,
         }
         for key, bad in problems.items():

@@ -9,6 +9,7 @@ fp32 on CPU; STS-B dev via the kit's scorer instead of SentEval's fast mode.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -38,6 +39,7 @@ from nlsup_kit.recipes import Recipe
 
 RECIPE_FILE = "recipe.json"
 BRANCH_FILE = "modality.safetensors"
+STATE_FILE = "training_state.pt"
 
 
 def seed_everything(seed: int) -> None:
@@ -87,9 +89,10 @@ class TextBatches:
         full, rest = divmod(len(self.ids), self.batch_size)
         return full + (rest >= 2)
 
-    def epoch(self) -> Iterator[dict[str, torch.Tensor]]:
+    def epoch(self, skip: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+        """One shuffled pass; ``skip`` batches are passed over (resuming mid-epoch from the same generator state)."""
         order = torch.randperm(len(self.ids), generator=self.generator)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        for start in range(skip * self.batch_size, len(self) * self.batch_size, self.batch_size):
             chunk = order[start:start + self.batch_size][self.local]
             # views stacked column-major: [all anchors; all positives (or the same again); all negatives]
             ids, lengths = self.ids[chunk].transpose(0, 1), self.lengths[chunk].T
@@ -149,9 +152,45 @@ def modality_loader(recipe: Recipe, data_dir: Path, workers: distributed.Workers
                       pin_memory=pin_memory)
 
 
-def cycle(loader: DataLoader) -> Iterator:
-    while True:
-        yield from loader
+class Repeating:
+    """Endless batches from a seeded loader, with a position a checkpoint can store and restore exactly:
+    the sampler's generator state at the start of the current pass, batches taken since, and the dataset's
+    own random state (audio mixup)."""
+
+    def __init__(self, loader: DataLoader):
+        self.loader = loader
+        self.generator = loader.batch_sampler.sampler.generator
+        self.iterator, self.pass_state, self.taken = None, None, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.iterator is None:
+            self.pass_state, self.taken = self.generator.get_state(), 0
+            self.iterator = iter(self.loader)
+        try:
+            batch = next(self.iterator)
+        except StopIteration:
+            self.iterator = None
+            return next(self)
+        self.taken += 1
+        return batch
+
+    def state(self) -> dict:
+        rng = getattr(self.loader.dataset, "rng", None)
+        return {"pass_state": self.pass_state, "taken": self.taken,
+                "dataset_rng": rng.getstate() if rng is not None else None}
+
+    def restore(self, state: dict) -> None:
+        """Replay to the stored position; call before restoring the global RNG (replay draws from it)."""
+        if state["pass_state"] is not None:
+            self.generator.set_state(state["pass_state"])
+            self.iterator, self.pass_state, self.taken = iter(self.loader), state["pass_state"], 0
+            for _ in range(state["taken"]):
+                next(self)
+        if state["dataset_rng"] is not None:
+            self.loader.dataset.rng.setstate(state["dataset_rng"])
 
 
 def linear_decay(step: int, total: int) -> float:
@@ -239,8 +278,8 @@ class Trainer:
     @property
     def modality_batches(self) -> Iterator:
         if self._modality_batches is None:
-            self._modality_batches = cycle(modality_loader(self.recipe, self.data_dir, self.workers,
-                                                           self.pin_memory))
+            self._modality_batches = Repeating(modality_loader(self.recipe, self.data_dir, self.workers,
+                                                               self.pin_memory))
         return self._modality_batches
 
     def _embed_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -304,49 +343,120 @@ class Trainer:
             lambda s: self.encoder.encode(s, self.recipe.eval_pooling, device=self.device, progress=False),
             self.data_dir)
 
-    def save(self, directory: Path) -> None:
-        """Encoder as a loadable HF folder + head, the modality branch, and the recipe; written atomically."""
+    def save(self, directory: Path, extra: dict | None = None) -> None:
+        """Encoder as a loadable HF folder + head, the modality branch, the recipe, and ``extra`` as
+        ``training_state.pt``; written to a temporary folder, then swapped in, so a kill never leaves half."""
         from safetensors.torch import save_file
 
-        tmp = directory.with_name(directory.name + ".tmp")
+        tmp, old = directory.with_name(directory.name + ".tmp"), directory.with_name(directory.name + ".old")
         shutil.rmtree(tmp, ignore_errors=True)
         self.encoder.save(tmp)
         if self.branch is not None:
             save_file({k: v.detach().contiguous().cpu() for k, v in self.branch.state_dict().items()},
                       str(tmp / BRANCH_FILE))
         (tmp / RECIPE_FILE).write_text(self.recipe.to_json())
-        shutil.rmtree(directory, ignore_errors=True)
+        if extra is not None:
+            torch.save(extra, tmp / STATE_FILE)
+        shutil.rmtree(old, ignore_errors=True)
+        if directory.exists():
+            directory.rename(old)
         tmp.rename(directory)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def training_state(self, progress: dict) -> dict:
+        """Everything besides the weights that an exact resume needs."""
+        state = {"progress": progress, "text_optimizer": self.text_optimizer.state_dict(),
+                 "text_schedule": self.text_schedule.state_dict(),
+                 "text_generator": progress.pop("epoch_generator"),
+                 "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
+                         "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+                         "numpy_pos": int(np.random.get_state()[2]),
+                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
+        if self.branch is not None and not self.recipe.joint_loss:
+            state["modality_optimizer"] = self.modality_optimizer.state_dict()
+            state["modality_schedule"] = self.modality_schedule.state_dict()
+        if self._modality_batches is not None:
+            state["modality_data"] = self._modality_batches.state()
+        return state
+
+    def restore(self, checkpoint: Path) -> dict:
+        """Weights, optimizers, schedules, data position and RNG from ``checkpoint``; returns the progress."""
+        from safetensors.torch import load_file
+
+        state_file = checkpoint / STATE_FILE
+        if not state_file.is_file():
+            raise NlsupError(f"{checkpoint}: no resumable checkpoint ({STATE_FILE} missing)")
+        stored = Recipe.from_json(checkpoint / RECIPE_FILE)
+        if stored != self.recipe:
+            changed = [k for k in dataclasses.asdict(stored) if getattr(stored, k) != getattr(self.recipe, k)]
+            raise NlsupError(f"{checkpoint}: saved with different settings ({', '.join(changed)}); resume with "
+                             f"the same recipe, or start a new output directory")
+        state = torch.load(state_file, weights_only=True, map_location="cpu")
+        loaded = SentenceEncoder.from_pretrained(str(checkpoint), self.recipe.max_length)
+        self.encoder.load_state_dict(loaded.state_dict())
+        if self.branch is not None:
+            self.branch.load_state_dict(load_file(str(checkpoint / BRANCH_FILE)))
+        self.text_optimizer.load_state_dict(state["text_optimizer"])
+        self.text_schedule.load_state_dict(state["text_schedule"])
+        if "modality_optimizer" in state:
+            self.modality_optimizer.load_state_dict(state["modality_optimizer"])
+            self.modality_schedule.load_state_dict(state["modality_schedule"])
+        if "modality_data" in state:
+            self.modality_batches.restore(state["modality_data"])  # replays the loader: before the RNG below
+        self.text.generator.set_state(state["text_generator"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        random.setstate(rng["python"])
+        np.random.set_state(("MT19937", rng["numpy"].numpy().astype(np.uint32), rng["numpy_pos"]))
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        return state["progress"]
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def train(self) -> TrainResult:
+    def train(self, resume: bool = False) -> TrainResult:
+        """Train to the end; with ``resume``, continue exactly from ``output_dir/checkpoint``."""
         main = self.workers.is_main
-        best_dir = self.output_dir / "best"
+        best_dir, checkpoint_dir = self.output_dir / "best", self.output_dir / "checkpoint"
         metrics_path = self.output_dir / "metrics.jsonl"
-        if main:
+        progress = {"step": 0, "epoch_batch": 0, "best": -math.inf, "first_loss": math.nan,
+                    "last_loss": math.nan}
+        epoch_generator = self.text.generator.get_state()
+        if resume:
+            if not checkpoint_dir.is_dir() and checkpoint_dir.with_name("checkpoint.old").is_dir():
+                checkpoint_dir.with_name("checkpoint.old").rename(checkpoint_dir)  # killed mid-swap
+            if not checkpoint_dir.is_dir():
+                raise NlsupError(f"{checkpoint_dir}: nothing to resume (no checkpoint written yet); "
+                                 f"train without --resume")
+            progress = self.restore(checkpoint_dir)
+            epoch_generator = self.text.generator.get_state()
+            if main:  # the log continues from the checkpoint, as if never interrupted
+                kept = [r for r in read_metrics(self.output_dir) if r["step"] <= progress["step"]]
+                metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        elif main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             (self.output_dir / RECIPE_FILE).write_text(self.recipe.to_json())
             metrics_path.write_text("")
-        best, first_loss, last_loss, step, eval_seconds = -math.inf, math.nan, math.nan, 0, 0.0
-        started = time.time()
-        loop_started = time.perf_counter()
-        bar = progress_bar(total=self.total_steps, show=self.progress if main else False, desc=self.recipe.name,
-                           unit="step")
+        step, best = progress["step"], progress["best"]
+        first_loss, last_loss = progress["first_loss"], progress["last_loss"]
+        eval_seconds, started, loop_started = 0.0, time.time(), time.perf_counter()
+        bar = progress_bar(total=self.total_steps, initial=step, show=self.progress if main else False,
+                           desc=self.recipe.name, unit="step")
+        losses: dict[str, torch.Tensor] = {}
         with open(metrics_path if main else os.devnull, "a") as log:
             while step < self.total_steps:
-                for batch in self.text.epoch():
+                skip = progress["epoch_batch"]
+                self.text.generator.set_state(epoch_generator)
+                for position, batch in enumerate(self.text.epoch(skip), start=skip + 1):
                     losses = self.step(batch)
                     step += 1
                     bar.update(1)
                     record = {}
                     if step == 1 or step % self.recipe.log_steps == 0 or step == self.total_steps:
                         record.update({k: float(v) for k, v in losses.items()})  # the only host sync
-                        if not all(math.isfinite(v) for v in record.values()):
-                            raise NlsupError(f"loss became {record} at step {step}; the last good checkpoint "
-                                             f"is in {best_dir}; lower the learning rate")
+                        self.check_finite(record, step, checkpoint_dir)
                         first_loss = record["text_loss"] if step == 1 else first_loss
                         last_loss = record["text_loss"]
                         bar.set_postfix(loss=f"{last_loss:.3f}")
@@ -365,8 +475,20 @@ class Trainer:
                         log.write(json.dumps({"step": step, **record,
                                               "lr": self.text_schedule.get_last_lr()[0]}) + "\n")
                         log.flush()
+                    last_of_epoch = position == len(self.text)
+                    if step % self.recipe.checkpoint_steps == 0 or step == self.total_steps:
+                        self.check_finite({k: float(v) for k, v in losses.items()}, step, checkpoint_dir)
+                        if last_of_epoch:  # the next epoch starts from the generator's state now
+                            epoch_generator, position = self.text.generator.get_state(), 0
+                        if main:
+                            self.save(checkpoint_dir, self.training_state(
+                                {"step": step, "epoch_batch": position, "best": best, "first_loss": first_loss,
+                                 "last_loss": last_loss, "epoch_generator": epoch_generator}))
+                        distributed.barrier()
                     if step >= self.total_steps:
                         break
+                progress["epoch_batch"] = 0
+                epoch_generator = self.text.generator.get_state()
         self.synchronize()
         step_seconds = time.perf_counter() - loop_started - eval_seconds
         bar.close()
@@ -377,6 +499,13 @@ class Trainer:
                 {"best_stsb_dev": best, "steps": step, "seconds": result.seconds, "step_seconds": step_seconds,
                  "first_loss": first_loss, "last_loss": last_loss}, indent=2))
         return result
+
+    @staticmethod
+    def check_finite(losses: dict[str, float], step: int, checkpoint_dir: Path) -> None:
+        if not all(math.isfinite(v) for v in losses.values()):
+            shown = ", ".join(f"{k}={v}" for k, v in losses.items())
+            raise NlsupError(f"training stopped: {shown} at step {step}; the last good checkpoint is "
+                             f"{checkpoint_dir} (lower the learning rate, then resume or start again)")
 
 
 def read_metrics(output_dir: str | Path) -> list[dict]:
@@ -398,9 +527,10 @@ def finished_run(recipe: Recipe, output_dir: str | Path) -> TrainResult | None:
 
 
 def train(recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = None,
-          progress: bool | None = None, reuse: bool = False) -> TrainResult:
+          progress: bool | None = None, reuse: bool = False, resume: bool = False) -> TrainResult:
     """Train ``recipe`` into ``output_dir``; with ``reuse``, a finished run of the same recipe there is returned
-    instead of trained again (the notebooks share their baselines this way)."""
+    instead of trained again (the notebooks share their baselines this way); with ``resume``, an interrupted
+    run there continues from its last checkpoint."""
     if reuse and (previous := finished_run(recipe.validate(), output_dir)) is not None:
         return previous
-    return Trainer(recipe, output_dir, data_dir, progress).train()
+    return Trainer(recipe, output_dir, data_dir, progress).train(resume)
