@@ -30,6 +30,7 @@ class Recipe:
     # text side
     text_data: str = "wiki"  # wiki (the 16,926-sentence stand-in), wiki1m, nli, sick-nli, or a file
     max_text_examples: int | None = None  # None: the whole corpus
+    bad_text: str = "fail"  # a corpus line that is not UTF-8: fail naming it, or skip (counted)
     supervised: bool = False  # triples (anchor, positive, hard negative) instead of dropout views
     batch_size: int = 64
     learning_rate: float = 3e-5
@@ -80,7 +81,8 @@ class Recipe:
             if bad:
                 hint = "must be at least 2 for a contrastive loss" if "batch" in key else "is out of range"
                 raise NlsupError(f"setting {key}={getattr(self, key)} {hint}")
-        choices = {"modality": MODALITIES, "modality_loss": NONLINGUISTIC_LOSSES, "eval_pooling": POOLERS}
+        choices = {"modality": MODALITIES, "modality_loss": NONLINGUISTIC_LOSSES, "eval_pooling": POOLERS,
+                   "bad_text": ("fail", "skip")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise NlsupError(f"setting {key}={getattr(self, key)!r} is not one of {', '.join(allowed)}")

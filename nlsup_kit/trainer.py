@@ -15,6 +15,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,7 +74,13 @@ class TextBatches:
                  workers: distributed.Workers = distributed.Workers()):
         self.columns = 3 if isinstance(examples[0], tuple) else 1
         flat = [s for ex in examples for s in (ex if self.columns == 3 else (ex,))]
-        ids = encoder.tokenizer(flat, truncation=True, max_length=max_length)["input_ids"]
+        ids = encoder.tokenizer(flat, truncation=True, max_length=max_length + 1)["input_ids"]
+        long_rows = [r for r, row in enumerate(ids) if len(row) > max_length]
+        self.truncated = len(long_rows)  # counted, then cut exactly as truncation at max_length cuts
+        if long_rows:
+            cut = encoder.tokenizer([flat[r] for r in long_rows], truncation=True, max_length=max_length)
+            for r, row in zip(long_rows, cut["input_ids"]):
+                ids[r] = row
         pad_id = encoder.tokenizer.pad_token_id if encoder.tokenizer.pad_token_id is not None else 0
         self.lengths = torch.tensor([len(row) for row in ids]).view(-1, self.columns)
         self.ids = torch.full((len(ids), max_length), pad_id, dtype=torch.long)
@@ -146,6 +153,10 @@ def modality_loader(recipe: Recipe, data_dir: Path, workers: distributed.Workers
     if len(dataset) < recipe.modality_batch_size:
         raise NlsupError(f"{recipe.modality_data}: {len(dataset)} examples, fewer than "
                          f"modality_batch_size={recipe.modality_batch_size}")
+    labels = dataset.labels
+    if recipe.modality_loss != "simclr" and labels is not None and len(set(labels)) < 2:
+        raise NlsupError(f"{recipe.modality_data}: {len(set(labels))} class; modality_loss={recipe.modality_loss} "
+                         f"clusters by class and needs at least 2 (or use modality_loss=simclr)")
     sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(recipe.seed))
     return DataLoader(dataset, batch_sampler=LocalBatches(sampler, recipe.modality_batch_size, workers),
                       num_workers=recipe.num_workers, persistent_workers=recipe.num_workers > 0,
@@ -228,7 +239,7 @@ class Trainer:
         self.encoder.to(self.device)
         if self.branch is not None:
             self.branch.to(self.device)
-        examples = load_text_data(recipe.text_data, self.data_dir, recipe.max_text_examples)
+        examples = load_text_data(recipe.text_data, self.data_dir, recipe.max_text_examples, recipe.bad_text)
         if recipe.supervised != isinstance(examples[0], tuple):
             kind = "triples (anchor, positive, hard negative)" if recipe.supervised else "plain sentences"
             raise NlsupError(f"text_data={recipe.text_data!r} does not give {kind}; "
@@ -236,6 +247,12 @@ class Trainer:
         self.pin_memory = self.device.type == "cuda"
         self.text = TextBatches(self.encoder, examples, recipe.batch_size, recipe.max_length, recipe.seed,
                                 static_shapes=recipe.compile, pin_memory=self.pin_memory, workers=self.workers)
+        self.text_report = getattr(examples, "report", None)
+        if self.text_report is not None:
+            self.text_report.truncated = self.text.truncated
+            report = self.text_report  # truncation alone is routine at length 32: counted, not announced
+            if (report.skipped_not_utf8 or report.duplicates) and self.workers.is_main:
+                print(f"note: {self.text_report.path}: {self.text_report.problems()}", file=sys.stderr)
         self.total_steps = len(self.text) * recipe.epochs
         if recipe.max_steps is not None:
             self.total_steps = min(self.total_steps, recipe.max_steps)
@@ -419,6 +436,8 @@ class Trainer:
     def train(self, resume: bool = False) -> TrainResult:
         """Train to the end; with ``resume``, continue exactly from ``output_dir/checkpoint``."""
         main = self.workers.is_main
+        if self.branch is not None:
+            self.modality_batches  # open (and check) the image/audio data before anything is written
         best_dir, checkpoint_dir = self.output_dir / "best", self.output_dir / "checkpoint"
         metrics_path = self.output_dir / "metrics.jsonl"
         progress = {"step": 0, "epoch_batch": 0, "best": -math.inf, "first_loss": math.nan,
@@ -497,7 +516,8 @@ class Trainer:
         if main:
             (self.output_dir / "result.json").write_text(json.dumps(
                 {"best_stsb_dev": best, "steps": step, "seconds": result.seconds, "step_seconds": step_seconds,
-                 "first_loss": first_loss, "last_loss": last_loss}, indent=2))
+                 "first_loss": first_loss, "last_loss": last_loss,
+                 "text_data": dataclasses.asdict(self.text_report) if self.text_report else None}, indent=2))
         return result
 
     @staticmethod

@@ -40,6 +40,8 @@ def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
         samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError) as err:
         raise NlsupError(f"{path}: not a readable audio file ({err})") from None
+    if len(samples) == 0:
+        raise NlsupError(f"{path}: empty audio file (0 samples)")
     waveform = torch.from_numpy(samples).mean(dim=1)
     if rate != sample_rate:
         from torchaudio.functional import resample
@@ -71,6 +73,10 @@ class AudioClips(Dataset):
 
     def __len__(self) -> int:
         return len(self.clips)
+
+    @property
+    def labels(self) -> list[int]:
+        return [label for _, label in self.clips]
 
     def _waveform(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.clips[index]

@@ -46,6 +46,16 @@ class TwoViews(Dataset):
         image, label = self.images[index]
         return self.augment(image), self.augment(image), label
 
+    @property
+    def labels(self) -> list[int] | None:
+        """Every item's class, where the image set can say without decoding (None otherwise)."""
+        for name in ("targets", "labels"):
+            labels = getattr(self.images, name, None)
+            if labels is not None:
+                return [int(label) for label in labels]
+        samples = getattr(self.images, "_samples", None)  # torchvision's Imagenette
+        return [int(label) for _, label in samples] if samples is not None else None
+
 
 class TensorImages(Dataset):
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
@@ -69,19 +79,47 @@ def digits(image_size: int = 32) -> TensorImages:
 
 
 def image_folder(path: Path):
-    """Any ``class/image`` folder tree, decoded to RGB."""
+    """Any ``class/image`` folder tree, decoded to RGB; every file's header is checked up front, so a stray
+    non-image fails now, by name, not an hour into training."""
+    from PIL import Image, UnidentifiedImageError
     from torchvision.datasets import ImageFolder
 
     if not Path(path).is_dir():
         raise NlsupError(f"{path}: image folder not found (and not one of the sources {', '.join(IMAGE_SOURCES)})")
-    return ImageFolder(str(path), loader=lambda p: _rgb(p))
+    empty = sorted(p.name for p in Path(path).iterdir() if p.is_dir() and not any(f.is_file() for f in p.rglob("*")))
+    if empty:
+        raise NlsupError(f"{path}: class folder {empty[0]!r} has no images; remove it or add images")
+    try:
+        dataset = ImageFolder(str(path), loader=_rgb)
+    except FileNotFoundError as err:
+        raise NlsupError(f"{path}: {err}") from None
+    for file, _ in dataset.samples:
+        try:
+            with Image.open(file):
+                pass
+        except (UnidentifiedImageError, OSError) as err:
+            raise NlsupError(f"{file}: not a readable image ({type(err).__name__}); remove or replace it") from None
+    return dataset
 
 
 def _rgb(path: str):
+    """Any PIL mode as 8-bit RGB: 16/32-bit greyscale scaled down (``convert`` would clip it to white),
+    palette and alpha flattened, CMYK converted. A truncated file fails with its name."""
+    import numpy as np
     from PIL import Image
 
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                pixels = np.asarray(image, dtype=np.float64)
+                peak = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
+                image = Image.fromarray(np.clip(pixels / peak * 255.0, 0, 255).astype(np.uint8), mode="L")
+            elif image.mode == "P":
+                image = image.convert("RGBA")
+            return image.convert("RGB")
+    except OSError as err:
+        raise NlsupError(f"{path}: not a readable image ({err})") from None
 
 
 def imagenette(data_dir: Path, download: bool = True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 from nlsup_kit.data.paths import require_file
@@ -15,22 +16,62 @@ NLI_CSV = Path("nli") / "nli_for_simcse.csv"
 SICK_TRAIN = Path("senteval") / "SICK" / "SICK_train.txt"
 
 
-def read_corpus(path: Path, max_sentences: int | None = None) -> list[str]:
-    """Non-blank stripped lines of a UTF-8 file, in file order."""
+BAD_TEXT_CHOICES = ("fail", "skip")
+
+
+@dataclass
+class TextReport:
+    """What reading a corpus found; the trainer prints it when something was off and keeps it in result.json."""
+
+    path: str
+    sentences: int = 0
+    blank_lines: int = 0
+    skipped_not_utf8: int = 0
+    duplicates: int = 0  # kept (SimCSE trains on the file as it is), only counted
+    truncated: int = 0  # longer than the recipe's max_length tokens; filled in by the trainer
+
+    def problems(self) -> str:
+        counts = {"lines skipped (not UTF-8)": self.skipped_not_utf8, "duplicate sentences": self.duplicates,
+                  "sentences truncated to max_length": self.truncated}
+        return ", ".join(f"{n:,} {what}" for what, n in counts.items() if n)
+
+
+class Sentences(list):
+    """A list of sentences that also carries its :class:`TextReport`."""
+
+    report: TextReport
+
+
+def read_corpus(path: Path, max_sentences: int | None = None, bad_text: str = "fail") -> Sentences:
+    """Non-blank stripped lines of a UTF-8 file, in file order. A line that is not UTF-8 is an error naming
+    it, or with ``bad_text="skip"`` is skipped and counted."""
+    if bad_text not in BAD_TEXT_CHOICES:
+        raise NlsupError(f"bad_text={bad_text!r}: choose from {', '.join(BAD_TEXT_CHOICES)}")
     require_file(path, "a text file with one sentence a line")
-    sentences = []
+    sentences, report, seen = Sentences(), TextReport(str(path)), set()
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8").strip()
             except UnicodeDecodeError:
-                raise at_line(path, number, "not valid UTF-8 text") from None
-            if line.strip():
-                sentences.append(line.strip())
-                if max_sentences is not None and len(sentences) >= max_sentences:
-                    break
+                if bad_text == "fail":
+                    raise at_line(path, number, "not valid UTF-8 text (set bad_text=skip to skip such "
+                                                "lines)") from None
+                report.skipped_not_utf8 += 1
+                continue
+            if not line:
+                report.blank_lines += 1
+                continue
+            report.duplicates += line in seen
+            seen.add(line)
+            sentences.append(line)
+            if max_sentences is not None and len(sentences) >= max_sentences:
+                break
     if not sentences:
-        raise NlsupError(f"{path}: no sentences (the file is empty or only blank lines)")
+        raise NlsupError(f"{path}: no sentences (the file is empty or only blank lines"
+                         f"{', or every line was skipped' if report.skipped_not_utf8 else ''})")
+    report.sentences = len(sentences)
+    sentences.report = report
     return sentences
 
 
@@ -69,12 +110,12 @@ def sick_triples(path: Path) -> list[tuple[str, str, str]]:
 TEXT_SOURCES = ("wiki", "wiki1m", "nli", "sick-nli")
 
 
-def load_text_data(source: str, data_dir: Path, max_examples: int | None = None) -> list:
+def load_text_data(source: str, data_dir: Path, max_examples: int | None = None, bad_text: str = "fail") -> list:
     """Sentences (str) or triples (anchor, positive, negative) by source name or file path."""
     if source == "wiki":
-        return read_corpus(data_dir / WIKI_SMALL, max_examples)
+        return read_corpus(data_dir / WIKI_SMALL, max_examples, bad_text)
     if source == "wiki1m":
-        return read_corpus(require_file(data_dir / WIKI1M, "run `nlsup download wiki1m`"), max_examples)
+        return read_corpus(require_file(data_dir / WIKI1M, "run `nlsup download wiki1m`"), max_examples, bad_text)
     if source == "nli":
         return read_nli_csv(data_dir / NLI_CSV, max_examples)
     if source == "sick-nli":
@@ -83,5 +124,5 @@ def load_text_data(source: str, data_dir: Path, max_examples: int | None = None)
     if path.suffix == ".csv":
         return read_nli_csv(path, max_examples)
     if path.exists():
-        return read_corpus(path, max_examples)
+        return read_corpus(path, max_examples, bad_text)
     raise NlsupError(f"text data {source!r} is neither a known source ({', '.join(TEXT_SOURCES)}) nor a file")
