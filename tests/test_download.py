@@ -143,3 +143,21 @@ def test_wiki_slice_keeps_first_lines(server, tmp_path):
     path = download_text("wiki1m", tmp_path, f"{server}/wiki.txt", max_lines=10, progress=False)
     assert path.read_text().splitlines() == [f"sentence {i}" for i in range(10)]
     assert path.name == "wiki1m_for_simcse.first10.txt"  # never mistaken for the full corpus
+
+
+def test_served_archive_escaping_the_target_is_refused(server, tmp_path):
+    """A malicious archive from the server: nothing lands outside the data directory, no senteval/ appears."""
+    Handler.files["/senteval.tar"] = tarball({"downstream/STS/readme.txt": b"x", "../../escape.txt": b"bad"})
+    with pytest.raises(NlsupError, match="unsafe"):
+        download_senteval(tmp_path / "data", f"{server}/senteval.tar", progress=False)
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "data" / "escape.txt").exists()
+    assert not (tmp_path / "data" / "senteval").exists()
+
+
+def test_served_truncated_archive_is_one_line_error_and_leaves_no_folder(server, tmp_path):
+    whole = tarball({f"downstream/STS/file{i}.txt": bytes(5000) for i in range(20)})
+    Handler.files["/senteval.tar"] = whole[: len(whole) // 3]
+    with pytest.raises(NlsupError) as err:
+        download_senteval(tmp_path, f"{server}/senteval.tar", progress=False)
+    assert "senteval.tar" in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "senteval").exists()

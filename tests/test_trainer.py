@@ -55,15 +55,23 @@ def test_supervised_recipe_trains_on_sick_triples(tiny_model, data_dir, tmp_path
     assert result.steps == 3
 
 
-def test_same_seed_gives_same_weights(tiny_model, data_dir, tmp_path):
-    runs = []
-    for name in ("a", "b"):
-        trainer = Trainer(tiny_recipe("quick-visualcse", tiny_model, "max_steps=2"), tmp_path / name, data_dir,
-                          progress=False)
-        for batch, _ in zip(trainer.text.epoch(), range(2)):
-            trainer.step(batch)
-        runs.append(trainer.encoder.backbone.encoder.layer[1].output.dense.weight.detach().clone())
-    torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=0)
+def test_same_seed_twice_gives_identical_weights_and_sts_scores(tiny_model, data_dir, tmp_path):
+    """Two full CPU runs with one seed: every weight and every STS score identical; another seed's weights differ."""
+    from nlsup_kit.encoder import SentenceEncoder
+    from nlsup_kit.evaluation import evaluate_sts
+
+    scores, weights = [], []
+    for name, seed in (("a", 42), ("b", 42), ("c", 7)):
+        result = train(tiny_recipe("quick-visualcse", tiny_model, "max_steps=4", "eval_steps=4", f"seed={seed}"),
+                       tmp_path / name, data_dir, progress=False)
+        encoder = SentenceEncoder.from_pretrained(str(result.best_dir))
+        weights.append(torch.cat([p.detach().reshape(-1) for p in encoder.parameters()]))
+        if seed == 42:
+            report = evaluate_sts(lambda s: encoder.encode(s, "cls_before_pooler", progress=False),
+                                  ["STS16", "STSBenchmark"], data_dir)
+            scores.append({task: score.spearman for task, score in report.scores.items()})
+    assert scores[0] == scores[1] and torch.equal(weights[0], weights[1])
+    assert not torch.equal(weights[0], weights[2])
 
 
 def test_reuse_returns_a_finished_run_of_the_same_recipe_only(tiny_model, data_dir, tmp_path):
