@@ -250,9 +250,7 @@ def st_loop_row(recipe: Recipe, encoder: SentenceEncoder, examples: list, warmup
         schedule.step()
 
     seconds = time_steps(step, batches, warmup, steps, device)
-    row = StepRow("text", "sentence-transformers loop", seconds * 1e3, size / seconds, _peak_memory_mb(device))
-    del model, optimizer, loss
-    return row
+    return StepRow("text", "sentence-transformers loop", seconds * 1e3, size / seconds, _peak_memory_mb(device))
 
 
 def fast_path_agreement(encoder: SentenceEncoder, batch: dict[str, torch.Tensor], temperature: float,
@@ -269,7 +267,8 @@ def fast_path_agreement(encoder: SentenceEncoder, batch: dict[str, torch.Tensor]
     fast_layers, pack_tokens = encoder.fast_layers, encoder.pack_tokens
     batch = {k: v.to(device) for k, v in batch.items()}
     results = {}
-    for name, fast, packed in (("hf", False, None), ("fast fixed-shape", True, False), ("fast packed", True, True)):
+    paths = (("hf", False, None), ("fast fixed-shape", True, False), ("fast packed", True, True))
+    for name, fast, packed in paths:
         encoder.zero_grad(set_to_none=True)
         encoder.fast_layers, encoder.pack_tokens = fast, packed
         with autocast_for(device):

@@ -51,7 +51,8 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, pooling: str 
             "in_features": hidden, "out_features": hidden, "bias": True,
             "activation_function": "torch.nn.modules.activation.Tanh"})
         state = encoder.head.dense.state_dict()
-        save_file({f"linear.{k}": v.contiguous() for k, v in state.items()}, str(out_dir / "2_Dense" / "model.safetensors"))
+        save_file({f"linear.{k}": v.contiguous() for k, v in state.items()},
+                  str(out_dir / "2_Dense" / "model.safetensors"))
     _write_json(out_dir / "modules.json", modules)
     return out_dir
 
