@@ -474,7 +474,7 @@ class Trainer:
                     bar.update(1)
                     record = {}
                     if step == 1 or step % self.recipe.log_steps == 0 or step == self.total_steps:
-                        record.update({k: float(v) for k, v in losses.items()})  # the only host sync
+                        record.update({k: float(v) for k, v in losses.items()})  # host sync: log steps only
                         self.check_finite(record, step, checkpoint_dir)
                         first_loss = record["text_loss"] if step == 1 else first_loss
                         last_loss = record["text_loss"]
