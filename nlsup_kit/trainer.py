@@ -185,6 +185,9 @@ class Repeating:
         except StopIteration:
             self.iterator = None
             return next(self)
+        except NlsupError as err:  # from a loader worker it arrives inside its traceback: keep the one line
+            raise NlsupError(str(err).strip().splitlines()[-1].removeprefix("nlsup_kit.errors.NlsupError: ")) \
+                from None
         self.taken += 1
         return batch
 

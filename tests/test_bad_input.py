@@ -137,6 +137,10 @@ def test_image_folder_problems(tiny_model, data_dir, tmp_path, capsys):
     err = one_error_line(capsys, image_argv(tiny_model, data_dir, tmp_path / "run", folder))
     assert "0.png: not a readable image" in err
 
+    err = one_error_line(capsys, [*image_argv(tiny_model, data_dir, tmp_path / "run", folder),
+                                  "--set", "num_workers=1"])  # raised in a loader worker: still one line
+    assert err.startswith("error: ") and "0.png: not a readable image" in err
+
     (folder / "dog" / "0.png").write_bytes(good)
     (folder / "owl").mkdir()
     err = one_error_line(capsys, image_argv(tiny_model, data_dir, tmp_path / "run", folder))
