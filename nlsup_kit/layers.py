@@ -46,13 +46,10 @@ def _attention(layer: nn.Module, queries: torch.Tensor, keys_values: torch.Tenso
 
     keys, values = to_grid(attn.key(keys_values)), to_grid(attn.value(keys_values))
     query = attn.query(queries)
-    query = (query.view(batch, 1, heads, size) if query_rows is not None else
-             (query.new_zeros(batch * length, query.shape[-1]).index_copy(0, index, query) if index is not None
-              else query).view(batch, length, heads, size)).transpose(1, 2)
+    query = query.view(batch, 1, heads, size).transpose(1, 2) if query_rows is not None else to_grid(query)
     context = F.scaled_dot_product_attention(query, keys, values, attn_mask=key_mask,
                                              dropout_p=attn.dropout.p if layer.training else 0.0)
-    context = context.transpose(1, 2).reshape(batch, -1, heads * size)
-    context = context.reshape(-1, heads * size)
+    context = context.transpose(1, 2).reshape(-1, heads * size)
     return context if (index is None or query_rows is not None) else context[index]
 
 
