@@ -156,7 +156,7 @@ def _peak_memory_mb(device: torch.device) -> float | None:
 
 
 def modality_inputs(recipe: Recipe, count: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Random batches of the recipe's image or audio shape, labels from 10 classes (pinned for the GPU)."""
+    """Random batches of the recipe's image or audio shape, labels from 10 classes (pinned for a GPU)."""
     size = recipe.modality_batch_size
     shape = ((3, recipe.image_size, recipe.image_size) if recipe.modality == "image"
              else (recipe.audio_frames, recipe.audio_mel_bins))
@@ -165,7 +165,8 @@ def modality_inputs(recipe: Recipe, count: int) -> list[tuple[torch.Tensor, torc
     for _ in range(count):
         views = torch.randn(2, size, *shape, generator=generator)
         labels = torch.randint(0, 10, (size,), generator=generator)
-        batches.append((views[0], views[1], labels))
+        batch = (views[0], views[1], labels)
+        batches.append(tuple(t.pin_memory() for t in batch) if torch.cuda.is_available() else batch)
     return batches
 
 
@@ -173,8 +174,8 @@ def kit_rows(recipe: Recipe, encoder: SentenceEncoder, data_dir, warmup: int, st
              label: str) -> tuple[list[StepRow], Trainer]:
     device = pick_device(recipe.device)
     _reset_memory(device)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(recipe, tmp, data_dir, progress=False, encoder=encoder)
+    trainer = Trainer(recipe, Path(tempfile.gettempdir()) / "nlsup-bench", data_dir, progress=False,
+                      encoder=encoder)  # only its step functions run: nothing is written there
     trainer.encoder.train()
     text_batches = [batch for batch, _ in zip(trainer.text.epoch(), range(max(2, min(steps, 8))))]
 
@@ -256,7 +257,8 @@ def st_loop_row(recipe: Recipe, encoder: SentenceEncoder, examples: list, warmup
 def fast_path_agreement(encoder: SentenceEncoder, batch: dict[str, torch.Tensor], temperature: float,
                         device: torch.device) -> dict[str, float]:
     """Loss and gradients of the kit's fast layers against HF's forward on one batch, dropout off, under the
-    device's autocast: the largest relative differences (bf16 on a GPU, fp32 on a CPU)."""
+    device's autocast: relative differences of the loss and of the whole gradient vector (its norm), in bf16
+    on a GPU and fp32 on a CPU."""
     from nlsup_kit.losses import InfoNCELoss
 
     dropouts = [m for m in encoder.modules() if isinstance(m, torch.nn.Dropout)]
