@@ -35,12 +35,12 @@ def jupyterlab(tmp_path, data_dir):
     settings.mkdir(parents=True)
     # render every cell (JupyterLab 4 otherwise keeps off-screen cells out of the page)
     (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    env = {**os.environ, "NLSUP_DATA": str(data_dir), "NLSUP_MODE": "quick",
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings")}
+    env = {**os.environ, "NLSUP_DATA": str(data_dir), "NLSUP_MODE": "quick",  # no state from ~/.jupyter:
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={workdir}", "--allow-root",
-         "--LabApp.extension_manager=readonly"],
+         "--LabApp.extension_manager=readonly", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
