@@ -1,5 +1,10 @@
-"""A learner's view: JupyterLab in headless Chromium runs notebook 1 end to end and draws plotly figures."""
+"""A learner's view: JupyterLab in headless Chromium runs notebook 1 end to end and draws plotly figures.
 
+Every wait checks the server's own account (/api/sessions) too, so a failure says which step stalled
+(no kernel, kernel never busy, a traceback, a timeout) and leaves a screenshot and the server log.
+"""
+
+import json
 import os
 import secrets
 import shutil
@@ -13,9 +18,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = "01_text_simcse.ipynb"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
+LAB_SETTINGS = {  # JupyterLab 4 otherwise keeps off-screen cells out of the page; no news fetch offline
+    "notebook-extension/tracker": {"windowingMode": "none"},
+    "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+}
 
 
 def free_port() -> int:
@@ -24,38 +34,81 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Lab:
+    """A JupyterLab server with its own settings, workspaces and runtime folders (nothing from ~/.jupyter)."""
+
+    def __init__(self, tmp_path: Path, data_dir: Path):
+        self.workdir = tmp_path / "notebooks"
+        self.workdir.mkdir()
+        shutil.copy(ROOT / "notebooks" / NOTEBOOK, self.workdir)  # a copy: autosave must not touch the repo
+        for name, values in LAB_SETTINGS.items():
+            plugin, file = name.split("/")
+            path = tmp_path / "lab-settings" / "@jupyterlab" / plugin / f"{file}.jupyterlab-settings"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
+        self.port, self.token = free_port(), secrets.token_hex(16)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / "jupyterlab.log"
+        env = {**os.environ, "NLSUP_DATA": str(data_dir), "NLSUP_MODE": "quick",
+               "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
+        with open(self.log_path, "wb") as log:
+            self.server = subprocess.Popen(
+                [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+                 f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.workdir}", "--allow-root",
+                 "--LabApp.extension_manager=readonly", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"],
+                env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def api(self, path: str):
+        with urllib.request.urlopen(f"{self.base}/api/{path}?token={self.token}", timeout=10) as response:
+            return json.loads(response.read())
+
+    def kernel_state(self) -> str:
+        """The notebook's kernel as the server sees it: 'none', 'starting', 'idle', 'busy', 'dead'..."""
+        for session in self.api("sessions"):
+            if session["path"] == NOTEBOOK and session.get("kernel"):
+                return session["kernel"]["execution_state"]
+        return "none"
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_ready(self, seconds: float = 90) -> None:
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            if self.server.poll() is not None:
+                pytest.fail(f"JupyterLab exited with code {self.server.returncode}:\n{self.log_tail()}")
+            try:
+                self.api("status")
+                return
+            except OSError:
+                time.sleep(1)
+        pytest.fail(f"JupyterLab did not answer within {seconds:.0f} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        self.server.terminate()
+        try:
+            self.server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+
+
 @pytest.fixture
 def jupyterlab(tmp_path, data_dir):
     pytest.importorskip("jupyterlab")
-    workdir = tmp_path / "notebooks"
-    workdir.mkdir()
-    shutil.copy(ROOT / "notebooks" / "01_text_simcse.ipynb", workdir)  # a copy: autosave must not touch the repo
-    port, token = free_port(), secrets.token_hex(16)
-    settings = tmp_path / "lab-settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)
-    # render every cell (JupyterLab 4 otherwise keeps off-screen cells out of the page)
-    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    env = {**os.environ, "NLSUP_DATA": str(data_dir), "NLSUP_MODE": "quick",  # no state from ~/.jupyter:
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={workdir}", "--allow-root",
-         "--LabApp.extension_manager=readonly", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            time.sleep(1)
-    else:
-        server.kill()
-        pytest.fail("JupyterLab did not start within 90 s")
-    yield base, token
-    server.terminate()
-    server.wait(timeout=30)
+    lab = Lab(tmp_path, data_dir)
+    try:
+        lab.wait_ready()
+        yield lab
+    finally:
+        lab.stop()
+
+
+def wait_until(condition, seconds: float, what: str, diagnose) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        if time.time() > deadline:
+            pytest.fail(f"{what} (waited {seconds:.0f} s)\n{diagnose()}")
+        time.sleep(2)
 
 
 @pytest.mark.slow
@@ -63,20 +116,40 @@ def test_notebook_one_runs_in_jupyterlab_and_draws_plotly(jupyterlab):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (.ci/run installs it)")
     playwright = pytest.importorskip("playwright.sync_api")
-    base, token = jupyterlab
+    lab = jupyterlab
+    screenshot = ROOT / "build" / "jupyterlab_01_text_simcse.png"
+    screenshot.parent.mkdir(exist_ok=True)
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{base}/lab/tree/01_text_simcse.ipynb?token={token}")
+
+        def diagnose() -> str:
+            page.screenshot(path=str(screenshot))
+            dialogs = page.locator(".jp-Dialog").all_inner_texts()
+            return (f"kernel: {lab.kernel_state()}; dialogs: {dialogs}; screenshot: {screenshot}\n"
+                    f"server log ({lab.log_path}):\n{lab.log_tail()}")
+
+        def output(text: str):
+            return page.locator(f".jp-OutputArea-output:has-text('{text}')")
+
+        page.goto(f"{lab.base}/lab/tree/{NOTEBOOK}?token={lab.token}")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        wait_until(lambda: lab.kernel_state() == "idle", 180, "the notebook's kernel never became idle", diagnose)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.locator("li[data-command='runmenu:run-all']").click()
-        page.wait_for_selector(".jp-OutputArea-output:has-text('checks passed')", timeout=900_000)
-        plots = page.locator(".js-plotly-plot .main-svg")
-        assert plots.count() >= 3
-        assert page.locator(".jp-OutputArea-output:has-text('Traceback')").count() == 0
+        wait_until(lambda: page.locator(".jp-InputPrompt:has-text('[*]')").count() > 0, 60,
+                   "Run > Run All Cells queued no cell", diagnose)
+
+        def finished() -> bool:
+            if output("Traceback").count():
+                pytest.fail(f"the notebook raised:\n{page.locator('.jp-OutputArea-output').all_inner_texts()[-1]}")
+            if lab.kernel_state() in ("dead", "none"):
+                pytest.fail(f"the kernel died while running the notebook\n{diagnose()}")
+            return output("checks passed").count() > 0
+
+        wait_until(finished, 900, "the notebook did not print 'checks passed'", diagnose)
+        assert page.locator(".js-plotly-plot .main-svg").count() >= 3
         page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
-        (ROOT / "build").mkdir(exist_ok=True)
-        page.screenshot(path=str(ROOT / "build" / "jupyterlab_01_text_simcse.png"))
+        page.screenshot(path=str(screenshot))
         browser.close()
