@@ -86,6 +86,15 @@ def gather(tensor: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def gather_objects(obj: object) -> list:
+    """Every process's ``obj`` (picklable) in rank order; ``[obj]`` in one process."""
+    if not active():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def average_gradients(parameters: list[torch.nn.Parameter]) -> None:
     """All-reduce the gradients as one flat buffer (one collective per update), then divide by W."""
     if not active():

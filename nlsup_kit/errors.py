@@ -12,3 +12,10 @@ class NlsupError(Exception):
 def at_line(path: object, line_number: int, problem: str) -> NlsupError:
     """Build the standard ``FILE:LINE: problem`` error."""
     return NlsupError(f"{path}:{line_number}: {problem}")
+
+
+def count(n: int, noun: str) -> str:
+    """``1 class``, ``2 classes``: user-facing counts read as English (regular plurals only)."""
+    if n == 1:
+        return f"1 {noun}"
+    return f"{n:,} {noun}{'es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's'}"

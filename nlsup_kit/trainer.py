@@ -32,7 +32,7 @@ from nlsup_kit.data.paths import resolve_data_dir
 from nlsup_kit.data.text import load_text_data
 from nlsup_kit.embeddings import AudioPatchEmbedding, ImagePatchEmbedding, ModalityBranch
 from nlsup_kit.encoder import SentenceEncoder, autocast_for, pick_device
-from nlsup_kit.errors import NlsupError
+from nlsup_kit.errors import NlsupError, count
 from nlsup_kit.evaluation import stsb_dev_spearman
 from nlsup_kit.progress import progress_bar
 from nlsup_kit.losses import InfoNCELoss, SupervisedSimCSELoss, nonlinguistic_loss
@@ -151,12 +151,12 @@ def modality_loader(recipe: Recipe, data_dir: Path, workers: distributed.Workers
         dataset = load_audio(recipe.modality_data, data_dir, recipe.audio_mel_bins, recipe.audio_frames,
                              augment, recipe.seed)
     if len(dataset) < recipe.modality_batch_size:
-        raise NlsupError(f"{recipe.modality_data}: {len(dataset)} examples, fewer than "
+        raise NlsupError(f"{recipe.modality_data}: {count(len(dataset), 'example')}, fewer than "
                          f"modality_batch_size={recipe.modality_batch_size}")
     labels = dataset.labels
     if recipe.modality_loss != "simclr" and labels is not None and len(set(labels)) < 2:
-        raise NlsupError(f"{recipe.modality_data}: {len(set(labels))} class; modality_loss={recipe.modality_loss} "
-                         f"clusters by class and needs at least 2 (or use modality_loss=simclr)")
+        raise NlsupError(f"{recipe.modality_data}: {count(len(set(labels)), 'class')}; modality_loss="
+                         f"{recipe.modality_loss} clusters by class and needs at least 2 (or use modality_loss=simclr)")
     sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(recipe.seed))
     return DataLoader(dataset, batch_sampler=LocalBatches(sampler, recipe.modality_batch_size, workers),
                       num_workers=recipe.num_workers, persistent_workers=recipe.num_workers > 0,
@@ -260,7 +260,7 @@ class Trainer:
         if recipe.max_steps is not None:
             self.total_steps = min(self.total_steps, recipe.max_steps)
         if self.total_steps < 1:
-            raise NlsupError(f"{recipe.text_data}: {len(examples)} examples make no batch of "
+            raise NlsupError(f"{recipe.text_data}: {count(len(examples), 'example')} make no batch of "
                              f"batch_size={recipe.batch_size}")
         self.text_loss = (SupervisedSimCSELoss(recipe.temperature, recipe.hard_negative_weight)
                           if recipe.supervised else InfoNCELoss(recipe.temperature))
@@ -384,19 +384,22 @@ class Trainer:
         shutil.rmtree(old, ignore_errors=True)
 
     def training_state(self, progress: dict) -> dict:
-        """Everything besides the weights that an exact resume needs."""
+        """Everything besides the weights that an exact resume needs. A collective call: the random states
+        and image/audio stream positions of every process are kept, one per rank, so each process resumes
+        its own dropout and augmentation stream."""
+        per_rank = {"rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
+                            "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+                            "numpy_pos": int(np.random.get_state()[2]),
+                            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
+        if self._modality_batches is not None:
+            per_rank["modality_data"] = self._modality_batches.state()
         state = {"progress": progress, "text_optimizer": self.text_optimizer.state_dict(),
                  "text_schedule": self.text_schedule.state_dict(),
                  "text_generator": progress.pop("epoch_generator"),
-                 "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
-                         "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-                         "numpy_pos": int(np.random.get_state()[2]),
-                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
+                 "ranks": distributed.gather_objects(per_rank)}
         if self.branch is not None and not self.recipe.joint_loss:
             state["modality_optimizer"] = self.modality_optimizer.state_dict()
             state["modality_schedule"] = self.modality_schedule.state_dict()
-        if self._modality_batches is not None:
-            state["modality_data"] = self._modality_batches.state()
         return state
 
     def restore(self, checkpoint: Path) -> dict:
@@ -412,6 +415,11 @@ class Trainer:
             raise NlsupError(f"{checkpoint}: saved with different settings ({', '.join(changed)}); resume with "
                              f"the same recipe, or start a new output directory")
         state = torch.load(state_file, weights_only=True, map_location="cpu")
+        if len(state["ranks"]) != self.workers.world_size:
+            raise NlsupError(f"{checkpoint}: written by {count(len(state['ranks']), 'process')}; resume with the same "
+                             f"number (torchrun --nproc_per_node {len(state['ranks'])}), or start a new output "
+                             f"directory")
+        own = state["ranks"][self.workers.rank]
         loaded = SentenceEncoder.from_pretrained(str(checkpoint), self.recipe.max_length)
         self.encoder.load_state_dict(loaded.state_dict())
         if self.branch is not None:
@@ -421,10 +429,10 @@ class Trainer:
         if "modality_optimizer" in state:
             self.modality_optimizer.load_state_dict(state["modality_optimizer"])
             self.modality_schedule.load_state_dict(state["modality_schedule"])
-        if "modality_data" in state:
-            self.modality_batches.restore(state["modality_data"])  # replays the loader: before the RNG below
+        if "modality_data" in own:
+            self.modality_batches.restore(own["modality_data"])  # replays the loader: before the RNG below
         self.text.generator.set_state(state["text_generator"])
-        rng = state["rng"]
+        rng = own["rng"]
         torch.set_rng_state(rng["torch"])
         random.setstate(rng["python"])
         np.random.set_state(("MT19937", rng["numpy"].numpy().astype(np.uint32), rng["numpy_pos"]))
@@ -502,10 +510,11 @@ class Trainer:
                         self.check_finite({k: float(v) for k, v in losses.items()}, step, checkpoint_dir)
                         if last_of_epoch:  # the next epoch starts from the generator's state now
                             epoch_generator, position = self.text.generator.get_state(), 0
+                        state = self.training_state(
+                            {"step": step, "epoch_batch": position, "best": best, "first_loss": first_loss,
+                             "last_loss": last_loss, "epoch_generator": epoch_generator})
                         if main:
-                            self.save(checkpoint_dir, self.training_state(
-                                {"step": step, "epoch_batch": position, "best": best, "first_loss": first_loss,
-                                 "last_loss": last_loss, "epoch_generator": epoch_generator}))
+                            self.save(checkpoint_dir, state)
                         distributed.barrier()
                     if step >= self.total_steps:
                         break

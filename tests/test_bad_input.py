@@ -59,7 +59,7 @@ def test_sts_input_and_gold_of_different_lengths(tiny_model, tmp_path, capsys):
     (folder / "STS.input.MSRpar.txt").write_text("a b\tc d\ne f\tg h\n")
     (folder / "STS.gs.MSRpar.txt").write_text("4.0\n")
     err = one_error_line(capsys, ["eval-sts", "--model", tiny_model, "--tasks", "STS12", "--data-dir", tmp_path])
-    assert "STS.input.MSRpar.txt: 2 sentence pairs but STS.gs.MSRpar.txt has 1 gold lines" in err
+    assert "STS.input.MSRpar.txt: 2 sentence pairs but STS.gs.MSRpar.txt has 1 gold line" in err
 
 
 # ---- corpora ----------------------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def test_corpus_skip_mode_counts_bad_long_and_duplicate_lines(tiny_model, data_d
     out = tmp_path / "run"
     assert main([str(a) for a in train_argv(tiny_model, data_dir, out, f"text_data={corpus}", "bad_text=skip")]) == 0
     err = capsys.readouterr().err
-    assert "2 lines skipped (not UTF-8), 1 duplicate sentences, 1 sentences truncated to max_length" in err
+    assert "2 lines skipped (not UTF-8), 1 duplicate sentence, 1 sentence truncated to max_length" in err
     report = json.loads((out / "result.json").read_text())["text_data"]
     assert (report["sentences"], report["skipped_not_utf8"], report["duplicates"], report["truncated"]) == (12, 2, 1, 1)
 

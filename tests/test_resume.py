@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,8 +25,9 @@ def settings(model) -> list[str]:
 
 
 def command(model, data_dir, out, *extra) -> list[str]:
+    """``nlsup train`` as a module, to follow a launcher: ``python`` or ``torchrun``."""
     sets = [arg for s in settings(model) for arg in ("--set", s)]
-    return [sys.executable, "-m", "nlsup_kit.cli", "train", "--recipe", "quick-visualcse", *sets,
+    return ["-m", "nlsup_kit.cli", "train", "--recipe", "quick-visualcse", *sets,
             "--data-dir", str(data_dir), "--output-dir", str(out), *extra]
 
 
@@ -37,27 +39,65 @@ def weights(run) -> dict[str, torch.Tensor]:
     return out
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_model, data_dir, tmp_path):
-    env = dict(os.environ, TQDM_DISABLE="1", OMP_NUM_THREADS="1")
-    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
-    subprocess.run(command(tiny_model, data_dir, reference), env=env, check=True, capture_output=True,
-                   timeout=600)
+def process_tree(root: int) -> list[int]:
+    """``root`` and its descendants, from /proc (torchrun starts its workers in sessions of their own, so
+    killing torchrun's process group would leave them running)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += parents.get(pid, [])
+    return tree
 
-    process = subprocess.Popen(command(tiny_model, data_dir, resumed), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_then_resume(launch: list[str], model, data_dir, tmp_path, kill_after_step: int, *sets: str):
+    """An uninterrupted run, and a run SIGKILLed (with every process it started) after ``kill_after_step`` then
+    resumed; returns both output folders."""
+    env = dict(os.environ, TQDM_DISABLE="1", OMP_NUM_THREADS="1")
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        env.pop(key, None)
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    done = subprocess.run([*launch, *command(model, data_dir, reference, *sets)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    process = subprocess.Popen([*launch, *command(model, data_dir, resumed, *sets)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
         if (resumed / "checkpoint" / STATE_FILE).is_file() and any(
-                r["step"] >= 7 for r in read_metrics(resumed)):
+                r["step"] >= kill_after_step for r in read_metrics(resumed)):
             break
         time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
+    tree = process_tree(process.pid)
+    for pid in tree:
+        os.kill(pid, signal.SIGKILL)
     assert process.wait(timeout=60) == -signal.SIGKILL  # killed mid-run, not finished
+    deadline = time.time() + 60
+    while any(alive(pid) for pid in tree) and time.time() < deadline:
+        time.sleep(0.1)
     assert not (resumed / "result.json").exists()
-    done = subprocess.run(command(tiny_model, data_dir, resumed, "--resume"), env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = subprocess.run([*launch, *command(model, data_dir, resumed, *sets, "--resume")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return reference, resumed
 
+
+def assert_same_run(reference, resumed) -> None:
     assert read_metrics(resumed) == read_metrics(reference)
     want, got = weights(reference), weights(resumed)
     assert got.keys() == want.keys()
@@ -65,6 +105,25 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_model, data_dir, t
         assert torch.equal(got[key], tensor), key
     assert json.loads((resumed / "result.json").read_text())["best_stsb_dev"] == \
         json.loads((reference / "result.json").read_text())["best_stsb_dev"]
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_model, data_dir, tmp_path):
+    assert_same_run(*kill_then_resume([sys.executable], tiny_model, data_dir, tmp_path, 7))
+
+
+def test_two_process_run_resumes_each_process_own_random_streams(tiny_model, data_dir, tmp_path):
+    """torchrun with 2 gloo processes: dropout differs per process, so the weights after a resume equal the
+    uninterrupted run's only if every process gets back its own random state."""
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    reference, resumed = kill_then_resume(launch, tiny_model, data_dir, tmp_path, 6, "--set", "max_steps=16",
+                                          "--set", "checkpoint_steps=4", "--set", "eval_steps=8")
+    assert_same_run(reference, resumed)
+    ranks = torch.load(resumed / "checkpoint" / STATE_FILE, weights_only=True)["ranks"]
+    assert len(ranks) == 2 and not torch.equal(ranks[0]["rng"]["torch"], ranks[1]["rng"]["torch"])
+    recipe = apply_overrides(get_recipe("quick-visualcse"), [*settings(tiny_model), "max_steps=16",
+                                                             "checkpoint_steps=4", "eval_steps=8"])
+    with pytest.raises(NlsupError, match="written by 2 processes; resume with the same number"):
+        Trainer(recipe, resumed, data_dir, progress=False).train(resume=True)
 
 
 def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(tiny_model, data_dir, tmp_path):

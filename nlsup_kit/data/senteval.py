@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nlsup_kit.errors import NlsupError, at_line
+from nlsup_kit.errors import NlsupError, at_line, count
 from nlsup_kit.data.paths import require_file
 
 STS_YEARS: dict[str, tuple[str, ...]] = {
@@ -80,7 +80,8 @@ def read_sts_year(task_dir: Path, subsets: tuple[str, ...]) -> StsPairs:
         inputs, golds = _read_lines(input_path), _read_lines(gold_path)
         if len(inputs) != len(golds):
             raise NlsupError(
-                f"{input_path}: {len(inputs)} sentence pairs but {gold_path.name} has {len(golds)} gold lines"
+                f"{input_path}: {count(len(inputs), 'sentence pair')} but {gold_path.name} has "
+                f"{count(len(golds), 'gold line')}"
             )
         for number, (line, gold) in enumerate(zip(inputs, golds), start=1):
             columns = line.split("\t")

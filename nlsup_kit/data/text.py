@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nlsup_kit.data.paths import require_file
 from nlsup_kit.data.senteval import read_sick_entailment
-from nlsup_kit.errors import NlsupError, at_line
+from nlsup_kit.errors import NlsupError, at_line, count
 
 WIKI_SMALL = Path("wiki") / "wiki_sentences.txt"
 WIKI1M = Path("wiki") / "wiki1m_for_simcse.txt"
@@ -31,9 +31,9 @@ class TextReport:
     truncated: int = 0  # longer than the recipe's max_length tokens; filled in by the trainer
 
     def problems(self) -> str:
-        counts = {"lines skipped (not UTF-8)": self.skipped_not_utf8, "duplicate sentences": self.duplicates,
-                  "sentences truncated to max_length": self.truncated}
-        return ", ".join(f"{n:,} {what}" for what, n in counts.items() if n)
+        found = [(self.skipped_not_utf8, "line", "skipped (not UTF-8)"), (self.duplicates, "duplicate sentence", ""),
+                 (self.truncated, "sentence", "truncated to max_length")]
+        return ", ".join(f"{count(n, noun)} {what}".rstrip() for n, noun, what in found if n)
 
 
 class Sentences(list):
