@@ -31,9 +31,9 @@ class TextReport:
     truncated: int = 0  # longer than the recipe's max_length tokens; filled in by the trainer
 
     def problems(self) -> str:
-        found = [(self.skipped_not_utf8, "line", "skipped (not UTF-8)"), (self.duplicates, "duplicate sentence", ""),
-                 (self.truncated, "sentence", "truncated to max_length")]
-        return ", ".join(f"{count(n, noun)} {what}".rstrip() for n, noun, what in found if n)
+        found = [(self.skipped_not_utf8, "line", " skipped (not UTF-8)"), (self.duplicates, "duplicate sentence", ""),
+                 (self.truncated, "sentence", " truncated to max_length")]
+        return ", ".join(f"{count(n, noun)}{what}" for n, noun, what in found if n)
 
 
 class Sentences(list):
