@@ -1,7 +1,8 @@
 """A learner's view: JupyterLab in headless Chromium runs notebook 1 end to end and draws plotly figures.
 
 Every wait checks the server's own account (/api/sessions) too, so a failure says which step stalled
-(no kernel, kernel never busy, a traceback, a timeout) and leaves a screenshot and the server log.
+(no idle kernel, Run All queued nothing, a traceback, no cell finishing) and leaves a screenshot and the
+server log.
 """
 
 import json
@@ -32,6 +33,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def poll(condition, seconds: float, interval: float = 2) -> bool:
+    """Whether ``condition()`` came true within ``seconds``."""
+    deadline = time.time() + seconds
+    while not condition():
+        if time.time() > deadline:
+            return False
+        time.sleep(interval)
+    return True
 
 
 class Lab:
@@ -72,17 +83,18 @@ class Lab:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def answers(self) -> bool:
+        if self.server.poll() is not None:
+            pytest.fail(f"JupyterLab exited with code {self.server.returncode}:\n{self.log_tail()}")
+        try:
+            self.api("status")
+            return True
+        except OSError:
+            return False
+
     def wait_ready(self, seconds: float = 90) -> None:
-        deadline = time.time() + seconds
-        while time.time() < deadline:
-            if self.server.poll() is not None:
-                pytest.fail(f"JupyterLab exited with code {self.server.returncode}:\n{self.log_tail()}")
-            try:
-                self.api("status")
-                return
-            except OSError:
-                time.sleep(1)
-        pytest.fail(f"JupyterLab did not answer within {seconds:.0f} s:\n{self.log_tail()}")
+        if not poll(self.answers, seconds, interval=1):
+            pytest.fail(f"JupyterLab did not answer within {seconds:.0f} s:\n{self.log_tail()}")
 
     def stop(self) -> None:
         self.server.terminate()
@@ -101,15 +113,6 @@ def jupyterlab(tmp_path, data_dir):
         yield lab
     finally:
         lab.stop()
-
-
-def poll(condition, seconds: float) -> bool:
-    deadline = time.time() + seconds
-    while not condition():
-        if time.time() > deadline:
-            return False
-        time.sleep(2)
-    return True
 
 
 def wait_until(condition, seconds: float, what: str, diagnose) -> None:

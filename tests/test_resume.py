@@ -39,34 +39,39 @@ def weights(run) -> dict[str, torch.Tensor]:
     return out
 
 
+def stat_fields(pid: int | str) -> list[str]:
+    """/proc/PID/stat after the command name: state, parent pid, ... (OSError once the process is gone)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def process_tree(root: int) -> list[int]:
-    """``root`` and its descendants, from /proc (torchrun starts its workers in sessions of their own, so
-    killing torchrun's process group would leave them running)."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    """``root`` and its descendants (torchrun starts its workers in sessions of their own, so killing
+    torchrun's process group would leave them running)."""
+    children = {}
+    for folder in Path("/proc").glob("[0-9]*"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(stat_fields(folder.name)[1]), []).append(int(folder.name))
         except OSError:
             continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
     tree, todo = [], [root]
     while todo:
         pid = todo.pop()
         tree.append(pid)
-        todo += parents.get(pid, [])
+        todo += children.get(pid, [])
     return tree
 
 
 def alive(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return stat_fields(pid)[0] != "Z"
     except OSError:
         return False
 
 
-def kill_then_resume(launch: list[str], model, data_dir, tmp_path, kill_after_step: int, *sets: str):
+def kill_then_resume(launch: list[str], model, data_dir, tmp_path, kill_after_step: int, overrides=()):
     """An uninterrupted run, and a run SIGKILLed (with every process it started) after ``kill_after_step`` then
-    resumed; returns both output folders."""
+    resumed; returns both output folders. ``overrides`` are settings on top of :func:`settings`."""
+    sets = [arg for setting in overrides for arg in ("--set", setting)]
     env = dict(os.environ, TQDM_DISABLE="1", OMP_NUM_THREADS="1")
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         env.pop(key, None)
@@ -115,13 +120,12 @@ def test_two_process_run_resumes_each_process_own_random_streams(tiny_model, dat
     """torchrun with 2 gloo processes: dropout differs per process, so the weights after a resume equal the
     uninterrupted run's only if every process gets back its own random state."""
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    reference, resumed = kill_then_resume(launch, tiny_model, data_dir, tmp_path, 6, "--set", "max_steps=16",
-                                          "--set", "checkpoint_steps=4", "--set", "eval_steps=8")
+    shorter = ["max_steps=16", "checkpoint_steps=4", "eval_steps=8"]
+    reference, resumed = kill_then_resume(launch, tiny_model, data_dir, tmp_path, 6, shorter)
     assert_same_run(reference, resumed)
     ranks = torch.load(resumed / "checkpoint" / STATE_FILE, weights_only=True)["ranks"]
     assert len(ranks) == 2 and not torch.equal(ranks[0]["rng"]["torch"], ranks[1]["rng"]["torch"])
-    recipe = apply_overrides(get_recipe("quick-visualcse"), [*settings(tiny_model), "max_steps=16",
-                                                             "checkpoint_steps=4", "eval_steps=8"])
+    recipe = apply_overrides(get_recipe("quick-visualcse"), [*settings(tiny_model), *shorter])
     with pytest.raises(NlsupError, match="written by 2 processes; resume with the same number"):
         Trainer(recipe, resumed, data_dir, progress=False).train(resume=True)
 
