@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from nlsup_kit.data.paths import resolve_data_dir
+from nlsup_kit.data import ensure_data
 from nlsup_kit.data.senteval import STS_TASKS, load_sts_task
 from nlsup_kit.encoder import SentenceEncoder
 from nlsup_kit.evaluation import cosine_scores, evaluate_sts, score_pairs
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--pooling", default="avg")
     parser.add_argument("--data-dir")
     args = parser.parse_args()
-    data_dir = resolve_data_dir(args.data_dir)
+    data_dir = ensure_data(["senteval"], args.data_dir)
     encoder = SentenceEncoder.from_pretrained(args.model)
     started = time.perf_counter()
     kit = evaluate_sts(lambda s: encoder.encode(s, args.pooling, progress=False), data_dir=data_dir).as_dict()

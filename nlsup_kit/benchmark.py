@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from nlsup_kit.data.sources import ensure_data
 from nlsup_kit.data.text import load_text_data
 from nlsup_kit.encoder import OFFLINE_MODEL, SentenceEncoder, autocast_for, load_pretrained, pick_device
 from nlsup_kit.errors import NlsupError
@@ -300,6 +301,7 @@ def run_benchmark(recipe: Recipe, data_dir=None, steps: int = 20, warmup: int = 
     report = BenchReport(recipe.name, recipe.model, str(device), environment=environment())
     report.environment["eval_steps"] = recipe.eval_steps
     paper_corpus = PAPER_CORPUS_SIZES.get(recipe.text_data)
+    data_dir = ensure_data(["senteval", "wiki"], data_dir)  # STS-B dev, and the stand-in corpus
     try:
         examples = load_text_data(recipe.text_data, data_dir, recipe.max_text_examples)
     except NlsupError:

@@ -1,4 +1,4 @@
-"""``nlsup``: evaluate, train, export, download, list recipes, run the demo."""
+"""``nlsup``: evaluate, train, export, download, list recipes, run the demo, copy out the notebooks."""
 
 from __future__ import annotations
 
@@ -8,20 +8,20 @@ from pathlib import Path
 
 from nlsup_kit.errors import NlsupError
 
-DOWNLOADS = ("senteval", "wiki1m", "nli", "imagenette", "librispeech")
+ONLINE_ONLY = ("imagenette", "librispeech")  # fetched by torchvision / torchaudio, for the paper recipes
 
 
 def cmd_eval_sts(args) -> None:
-    from nlsup_kit.data.paths import resolve_data_dir
+    from nlsup_kit.data import ensure_data
     from nlsup_kit.data.senteval import STS_TASKS
     from nlsup_kit.encoder import SentenceEncoder
     from nlsup_kit.evaluation import evaluate_sts
 
     tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else list(STS_TASKS)
-    resolve_data_dir(args.data_dir)  # fail on a missing folder before loading the model
+    data_dir = ensure_data(["senteval"], args.data_dir)  # before loading the model: data problems come first
     encoder = SentenceEncoder.from_pretrained(args.model)
     report = evaluate_sts(lambda s: encoder.encode(s, args.pooling, args.batch_size, args.device),
-                          tasks, args.data_dir)
+                          tasks, data_dir)
     print(report.table(f"{args.model} ({args.pooling}): Spearman x 100, SentEval protocol"))
     if args.json:
         report.write_json(args.json)
@@ -59,15 +59,18 @@ def cmd_recipes(args) -> None:
 
 
 def cmd_download(args) -> None:
-    from nlsup_kit.data import download
-    from nlsup_kit.data.paths import resolve_data_dir
+    from nlsup_kit.data.download import download_text
+    from nlsup_kit.data.paths import download_dir
+    from nlsup_kit.data.sources import DOWNLOADS
 
-    data_dir = resolve_data_dir(args.data_dir, must_exist=False)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if args.what == "senteval":
-        path = download.download_senteval(data_dir, args.url or download.SOURCES["senteval"])
-    elif args.what in ("wiki1m", "nli"):
-        path = download.download_text(args.what, data_dir, args.url, args.max_lines)
+    data_dir = download_dir(args.data_dir)
+    if args.max_lines is not None:
+        if args.what not in ("wiki1m", "nli"):
+            raise NlsupError(f"--max-lines applies to wiki1m and nli, not {args.what}")
+        path = download_text(args.what, data_dir, max_lines=args.max_lines)
+    elif args.what in DOWNLOADS:
+        DOWNLOADS[args.what].fetch(data_dir, None)
+        path = data_dir / DOWNLOADS[args.what].relative_path
     elif args.what == "imagenette":
         from nlsup_kit.data.images import imagenette
 
@@ -110,6 +113,14 @@ def cmd_demo(args) -> None:
     run_demo(args.out, args.data_dir)
 
 
+def cmd_notebooks(args) -> None:
+    from nlsup_kit.demo import copy_notebooks
+
+    for path in copy_notebooks(args.folder):
+        print(f"wrote {path}")
+    print(f"open them with: jupyter lab {args.folder}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from nlsup_kit.encoder import POOLERS
 
@@ -138,10 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.set_defaults(run=cmd_recipes)
 
-    p = sub.add_parser("download", help="fetch data into the data directory")
-    p.add_argument("what", choices=DOWNLOADS)
+    from nlsup_kit.data.sources import DOWNLOADS, WIKI_SLICE_LINES
+
+    p = sub.add_parser("download", help="fetch data into --data-dir / NLSUP_DATA / the cache folder "
+                                         "(from $NLSUP_MIRROR when set)")
+    p.add_argument("what", choices=(*DOWNLOADS, *ONLINE_ONLY),
+                   help=f"wiki is the {WIKI_SLICE_LINES:,}-line head of wiki1m that the QUICK recipes train on")
     p.add_argument("--data-dir")
-    p.add_argument("--url", help="another mirror of the same file")
     p.add_argument("--max-lines", type=int, help="wiki1m/nli: only the first N lines")
     p.set_defaults(run=cmd_download)
 
@@ -170,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="build")
     p.add_argument("--data-dir")
     p.set_defaults(run=cmd_demo)
+
+    p = sub.add_parser("notebooks", help="copy the lesson notebooks into FOLDER to open in JupyterLab")
+    p.add_argument("folder", nargs="?", default="nlsup-notebooks")
+    p.set_defaults(run=cmd_notebooks)
     return parser
 
 

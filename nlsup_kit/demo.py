@@ -1,45 +1,65 @@
 """The main job: execute the notebook sequence in QUICK mode with papermill, export HTML beside each executed
-notebook, and print one table of the STS results the notebooks recorded. Offline on a CPU; online on a fresh
-machine it first downloads SentEval and a wiki1m slice."""
+notebook, and print one table of the STS results the notebooks recorded. The notebooks ship inside the kit,
+so this runs from a plain ``pip install`` as well as from a checkout; the data is found or downloaded once
+(see :func:`nlsup_kit.data.ensure_data`)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
-from nlsup_kit.data.paths import REPO_DATA_DIR, resolve_data_dir
+from nlsup_kit.data.paths import shipped_dir
 from nlsup_kit.notebook import read_results
 
-NOTEBOOK_DIR = REPO_DATA_DIR.parent / "notebooks"
 CELL_TIMEOUT = 600
+NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
+DEMO_DATA = ("senteval", "wiki", "digits", "spoken-words")  # what the five notebooks read in QUICK mode
 
 
-def ensure_data(data_dir: Path) -> None:
-    """Online fallback: fetch SentEval and a wiki1m slice when the data directory lacks them."""
-    from nlsup_kit.data.download import SOURCES, download_senteval, fetch_head
-    from nlsup_kit.data.text import WIKI_SMALL
-
-    if not (data_dir / "senteval").is_dir():
-        download_senteval(data_dir)
-    if not (data_dir / WIKI_SMALL).is_file():
-        fetch_head(SOURCES["wiki1m"], data_dir / WIKI_SMALL, max_lines=20_000)
+def notebooks() -> list[Path]:
+    """The lesson sequence, from the installed kit (or the checkout's ``notebooks/``)."""
+    return sorted(shipped_dir("notebooks").glob(NOTEBOOK_PATTERN))
 
 
-def execute_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None) -> tuple[Path, float]:
-    """Run one notebook with papermill (kernel python3, per-cell timeout) and write HTML beside the result."""
+def copy_notebooks(target: str | Path) -> list[Path]:
+    """Copy the notebooks into ``target`` for a user to open; a notebook already there is kept, not replaced
+    (it may hold the user's own edits)."""
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for notebook in notebooks():
+        destination = target / notebook.name
+        if destination.exists():
+            print(f"kept {destination} (already there; delete it to get a fresh copy)")
+            continue
+        shutil.copyfile(notebook, destination)
+        written.append(destination)
+    return written
+
+
+def execute_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
+                     progress: bool | None = None) -> tuple[Path, float]:
+    """Run one notebook with papermill (kernel python3, per-cell timeout, working directory ``out_dir``) and
+    write HTML beside the result. ``progress``: papermill's cell-by-cell bar (None: on a terminal only)."""
     import papermill
     from nbconvert import HTMLExporter
+    from traitlets.config import Config
 
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / notebook.name
     started = time.time()
     quiet = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"  # the kernel inherits it: no progress-bar widgets in executed notebooks
+    # Local IPC sockets where the OS has them: the kernel then has no reason to warn about unencrypted TCP.
+    transport = Config({"KernelManager": {"transport": "ipc"}}) if os.name == "posix" else Config()
     try:
         papermill.execute_notebook(str(notebook), str(executed), parameters=parameters or {},
-                                   kernel_name="python3", cwd=str(notebook.parent),
-                                   execution_timeout=CELL_TIMEOUT, progress_bar=False)
+                                   kernel_name="python3", cwd=str(out_dir), execution_timeout=CELL_TIMEOUT,
+                                   progress_bar={"disable": None if progress is None else not progress,
+                                                 "desc": notebook.stem, "leave": False},
+                                   config=transport)
     finally:
         if quiet is None:
             os.environ.pop("TQDM_DISABLE")
@@ -64,18 +84,21 @@ def results_table(rows: dict[str, dict[str, float]]) -> str:
 
 
 def run_demo(out_dir: str | Path = "build", data_dir: str | Path | None = None) -> dict[str, float]:
-    """Execute every notebook in ``notebooks/``; returns seconds per notebook."""
+    """Execute every notebook of the sequence; returns seconds per notebook."""
+    from nlsup_kit.data import ensure_data
+
     out_dir = Path(out_dir).resolve()
-    data_dir = resolve_data_dir(data_dir, must_exist=False)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_data(data_dir)
-    os.environ["NLSUP_DATA"] = str(data_dir)  # the kernels inherit it
+    # Fetched here, with a progress bar on the terminal, rather than silently inside the first kernel.
+    os.environ["NLSUP_DATA"] = str(ensure_data(DEMO_DATA, data_dir))  # the kernels inherit it
     results_dir = out_dir / "notebooks"
     timings = {}
-    for notebook in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")):
+    sequence = notebooks()
+    for number, notebook in enumerate(sequence, start=1):
+        print(f"[{sum(timings.values()):5.0f}s] {number}/{len(sequence)} {notebook.name} ...", flush=True)
         executed, seconds = execute_notebook(notebook, results_dir, {"RESULTS_DIR": str(results_dir)})
         timings[notebook.stem] = seconds
-        print(f"[{sum(timings.values()):5.0f}s] {notebook.name}: {seconds:.0f}s -> {executed.with_suffix('.html')}")
+        print(f"[{sum(timings.values()):5.0f}s] {notebook.name}: {seconds:.0f}s -> {executed.with_suffix('.html')}",
+              flush=True)
     rows = {f"{nb[:2]} {name}": values for nb, table in read_results(results_dir).items()
             for name, values in table.items()}
     table = results_table(rows)

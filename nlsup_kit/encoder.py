@@ -6,8 +6,6 @@ Transformer layers through :meth:`SentenceEncoder.encode_tokens`, as in the refe
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from torch import nn
 
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.layers import run_layers, supports_fast_layers
+from nlsup_kit.net import hub_reachable
 from nlsup_kit.progress import progress_bar
 
 POOLERS = ("cls", "cls_before_pooler", "avg", "avg_first_last", "avg_top2")
@@ -38,17 +37,6 @@ def resolve_model(name: str) -> str:
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
     return HUB_MODELS.get(name, name)
-
-
-def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
-    """A quick probe, so an offline user gets the answer in a second instead of after the hub's retries."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def load_pretrained(loader, name: str, **kwargs):

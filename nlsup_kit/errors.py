@@ -8,6 +8,10 @@ single line that names the file and line or the setting. The CLI prints it as ``
 class NlsupError(Exception):
     """A problem the user can fix; the message is one line and says where to look."""
 
+    def _render_traceback_(self) -> list[str]:
+        """In Jupyter (IPython asks for this hook) the error shows as its one line, not a traceback."""
+        return [f"NlsupError: {self}"]
+
 
 def at_line(path: object, line_number: int, problem: str) -> NlsupError:
     """Build the standard ``FILE:LINE: problem`` error."""

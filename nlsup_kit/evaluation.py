@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from nlsup_kit.data.paths import resolve_data_dir
+from nlsup_kit.data.sources import ensure_data
 from nlsup_kit.data.senteval import STS_TASKS, StsPairs, load_sts_task
 from nlsup_kit.errors import NlsupError
 
@@ -104,7 +104,7 @@ def evaluate_sts(
     unknown = [t for t in tasks if t not in STS_TASKS]
     if unknown:
         raise NlsupError(f"unknown STS task {unknown[0]!r}; choose from {', '.join(STS_TASKS)}")
-    root = resolve_data_dir(data_dir)
+    root = ensure_data(["senteval"], data_dir)
     task_pairs = {task: load_sts_task(task, root, split) for task in tasks}
     sentences = list(dict.fromkeys(s for p in task_pairs.values() for s in (*p.sentences1, *p.sentences2)))
     embeddings = encode(sentences)

@@ -28,7 +28,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from nlsup_kit import distributed
 
-from nlsup_kit.data.paths import resolve_data_dir
+from nlsup_kit.data.sources import ensure_data, text_data_needs
 from nlsup_kit.data.text import load_text_data
 from nlsup_kit.embeddings import AudioPatchEmbedding, ImagePatchEmbedding, ModalityBranch
 from nlsup_kit.encoder import SentenceEncoder, autocast_for, pick_device
@@ -226,7 +226,7 @@ class Trainer:
                  progress: bool | None = None, encoder: SentenceEncoder | None = None):
         self.recipe = recipe.validate()
         self.output_dir = Path(output_dir)
-        self.data_dir = resolve_data_dir(data_dir)
+        self.data_dir = ensure_data(text_data_needs(recipe.text_data), data_dir, progress=progress)
         self.progress = progress
         self.device = pick_device(recipe.device)
         self.workers = distributed.init_from_env(self.device.type)

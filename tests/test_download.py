@@ -1,67 +1,21 @@
 """Downloads and extraction against a local HTTP server on 127.0.0.1."""
 
 import hashlib
-import http.server
 import io
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
+from httpmirror import Handler, serving, simcse_release, tarball
 
 from nlsup_kit.data.download import download_senteval, download_text, fetch, safe_extract
 from nlsup_kit.errors import NlsupError
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    truncate: set[str] = set()
-
-    def do_GET(self):  # noqa: N802
-        body = self.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        start = 0
-        if self.headers.get("Range"):
-            start = int(self.headers["Range"].split("=")[1].split("-")[0])
-            if start >= len(body):
-                self.send_response(416)
-                self.end_headers()
-                return
-            self.send_response(206)
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        payload = body[start:]
-        if self.path in self.truncate:
-            payload = payload[: len(payload) // 2]
-            self.truncate.discard(self.path)
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    Handler.files, Handler.truncate = {}, set()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
-def tarball(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    with serving() as address:
+        yield address
 
 
 def test_fetch_checks_sha_and_writes_atomically(server, tmp_path):
@@ -119,11 +73,7 @@ def test_absolute_member_lands_inside_the_target(tmp_path):
 
 def test_senteval_download_unpacks_and_verifies_layout(server, tmp_path, data_dir):
     """SimCSE's senteval.tar keeps the tasks under downstream/; build one from the real files."""
-    members = {}
-    for path in (data_dir / "senteval").rglob("*"):
-        if path.is_file() and path.suffix in (".txt", ".csv"):
-            members[f"downstream/{path.relative_to(data_dir / 'senteval')}"] = path.read_bytes()
-    Handler.files["/senteval.tar"] = tarball(members)
+    Handler.files["/senteval.tar"] = simcse_release(data_dir)["/senteval.tar"]
     target = download_senteval(tmp_path, f"{server}/senteval.tar", progress=False)
     assert target == tmp_path / "senteval"
     assert (target / "STS" / "STS12-en-test" / "STS.input.MSRpar.txt").is_file()
@@ -160,3 +110,83 @@ def test_served_truncated_archive_is_one_line_error_and_leaves_no_folder(server,
         download_senteval(tmp_path, f"{server}/senteval.tar", progress=False)
     assert "senteval.tar" in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "senteval").exists()
+
+
+# ensure_data: the one call the notebooks, the trainer and the CLI use to find or fetch their data.
+
+def test_ensure_data_fetches_missing_data_from_the_mirror_once(server, tmp_path, data_dir, monkeypatch):
+    from nlsup_kit.data import ensure_data
+    from nlsup_kit.data.senteval import load_sts_task
+
+    Handler.files = simcse_release(data_dir)
+    monkeypatch.setenv("NLSUP_MIRROR", server)
+    (tmp_path / "mine").mkdir()
+    assert ensure_data(["senteval", "wiki"], tmp_path / "mine", progress=False) == tmp_path / "mine"
+    assert sorted(Handler.requests) == ["/senteval.tar", "/wiki1m_for_simcse.txt"]
+    assert (tmp_path / "mine/wiki/wiki_sentences.txt").read_bytes() == (data_dir / "wiki/wiki_sentences.txt").read_bytes()
+    assert len(load_sts_task("STS12", tmp_path / "mine")) == 3108  # the shared data's README: 3108 scored pairs
+    ensure_data(["senteval", "wiki"], tmp_path / "mine", progress=False)
+    assert len(Handler.requests) == 2  # the second call finds everything and downloads nothing
+
+
+def test_ensure_data_downloads_into_the_home_cache_when_no_folder_is_named(server, tmp_path, monkeypatch):
+    from nlsup_kit.data import ensure_data
+
+    Handler.files["/nli_for_simcse.csv"] = b"sent0,sent1,hard_neg\na,b,c\n"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("NLSUP_DATA", raising=False)
+    monkeypatch.setenv("NLSUP_MIRROR", server + "/")  # a trailing slash is fine
+    folder = ensure_data(["nli"], progress=False)  # ../shared/data has no NLI file: the cache gets it
+    assert folder == tmp_path / ".cache" / "nlsup-kit" / "data"
+    assert (folder / "nli" / "nli_for_simcse.csv").read_bytes() == Handler.files["/nli_for_simcse.csv"]
+    assert Handler.requests == ["/nli_for_simcse.csv"]
+
+
+def test_ensure_data_in_a_checkout_reads_the_shared_folder_without_downloading(server, data_dir, monkeypatch,
+                                                                                 tmp_path):
+    from nlsup_kit.data import ensure_data
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("NLSUP_DATA", raising=False)
+    monkeypatch.setenv("NLSUP_MIRROR", server)
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    assert ensure_data(["senteval", "wiki", "digits", "spoken-words"]) == shared
+    assert Handler.requests == [] and not (tmp_path / ".cache").exists()
+
+
+def test_ensure_data_offline_is_one_line_in_about_a_second(tmp_path, monkeypatch):
+    import socket
+    import time
+
+    from nlsup_kit.data import ensure_data
+
+    with socket.socket() as probe:  # a port that was free a moment ago: connections to it are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("NLSUP_MIRROR", f"http://127.0.0.1:{port}")
+    (tmp_path / "empty").mkdir()
+    started = time.perf_counter()
+    with pytest.raises(NlsupError) as err:
+        ensure_data(["senteval", "wiki"], tmp_path / "empty")
+    assert time.perf_counter() - started < 2
+    message = str(err.value)
+    assert "\n" not in message and "NLSUP_MIRROR" in message and "senteval, wiki not in" in message
+    assert list((tmp_path / "empty").iterdir()) == []  # nothing written
+
+
+def test_ensure_data_names_an_unknown_item():
+    from nlsup_kit.data import ensure_data
+
+    with pytest.raises(NlsupError, match="unknown data 'wikipedia'; choose from senteval, wiki"):
+        ensure_data(["wikipedia"])
+
+
+def test_error_shows_as_one_line_in_jupyter(capsys):
+    """IPython asks an exception for _render_traceback_: a learner sees the kit's line, not a traceback."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    InteractiveShell.instance().run_cell("from nlsup_kit.errors import NlsupError\n"
+                                         "raise NlsupError('data.txt:3: gold score is not a number')")
+    shown = capsys.readouterr()
+    assert "NlsupError: data.txt:3: gold score is not a number" in shown.out + shown.err
+    assert "Traceback" not in shown.out + shown.err

@@ -1,4 +1,5 @@
-"""The notebook sequence: committed clean, and every notebook runs in QUICK mode under papermill."""
+"""The notebook sequence, committed clean. Every notebook runs in QUICK mode under papermill as a learner would
+run it, from an installed wheel: tests/test_installed.py."""
 
 import json
 from pathlib import Path
@@ -22,26 +23,3 @@ def test_committed_without_outputs_with_one_parameters_cell(path):
     first = "".join(notebook["cells"][0]["source"])
     assert "colab.research.google.com" in first and path.name in first
     assert "google.colab" in "".join(code[0]["source"])  # the install cell is a no-op elsewhere
-
-
-@pytest.fixture(scope="session")
-def shared_results(tmp_path_factory):
-    """One results folder for the whole sequence, as in `make demo`: later notebooks reuse earlier runs."""
-    return tmp_path_factory.mktemp("notebook-results")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_quick_mode(path, data_dir, tmp_path, shared_results, monkeypatch):
-    """Each notebook ends with assertions on its own results, so a broken lesson fails here."""
-    pytest.importorskip("papermill")
-    from nlsup_kit.demo import execute_notebook
-
-    monkeypatch.setenv("NLSUP_DATA", str(data_dir))
-    monkeypatch.setenv("NLSUP_MODE", "quick")
-    executed, _ = execute_notebook(path, tmp_path, {"RESULTS_DIR": str(shared_results)})
-    outputs = [o for c in json.loads(executed.read_text())["cells"] for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o["output_type"] == "error"]
-    assert any("checks passed" in "".join(o.get("text", "")) for o in outputs)
-    html = executed.with_suffix(".html").read_text()
-    assert "Plotly.newPlot" in html  # interactive figures made it into the exported HTML

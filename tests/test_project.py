@@ -80,3 +80,30 @@ def test_spoken_word_generator_makes_readable_clips(tmp_path):
     assert generate_spoken_words(tmp_path, words=("seven",)) == 24
     waveform = read_audio(next((tmp_path / "seven").iterdir()))
     assert 0.3 < len(waveform) / 16000 < 2.0 and waveform.abs().max() > 0.05
+
+
+PROJECT_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+INSTALL_CELL = ('# Colab only: install the kit with everything these notebooks import (elsewhere this cell does nothing).\n'
+                'import sys\n'
+                'if "google.colab" in sys.modules:\n'
+                '    %pip install -q "nlsup-kit[notebooks] @ git+{url}"')
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem)
+def test_colab_badge_and_install_cell_use_the_one_project_address(path):
+    import json
+
+    cells = json.loads(path.read_text())["cells"]
+    repository = PROJECT_URL.removeprefix("https://github.com/")
+    badge = f"https://colab.research.google.com/github/{repository}/blob/main/notebooks/{path.name}"
+    assert f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({badge})" in "".join(cells[0]["source"])
+    assert "".join(cells[1]["source"]) == INSTALL_CELL.format(url=PROJECT_URL)
+
+
+def test_no_other_project_address_anywhere():
+    """Every GitHub address of this project in the repository is the one in pyproject.toml."""
+    pattern = re.compile(r"(?:github\.com|colab\.research\.google\.com/github)/([\w.-]+/[\w.-]+)")
+    files = [p for p in ROOT.rglob("*") if p.suffix in (".md", ".ipynb", ".py", ".toml", ".yml", ".sh")
+             and not {".venv", "build", ".git"} & set(p.relative_to(ROOT).parts)]
+    found = {m.group(1).removesuffix(".git") for p in files for m in pattern.finditer(p.read_text(errors="ignore"))}
+    assert found == {PROJECT_URL.removeprefix("https://github.com/")}

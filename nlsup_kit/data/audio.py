@@ -1,6 +1,7 @@
 """Audio data for the non-linguistic task: labelled clips turned into fbank "images".
 
-Offline: a spoken-digit set the project makes with ``espeak-ng`` (``data/spoken_words``). Online:
+Offline: a spoken-digit set the project made with ``espeak-ng`` (``data/spoken_words`` in the repository,
+shipped inside the package). Online:
 LibriSpeech train-clean-100 through ``torchaudio.datasets``, labelled by speaker, the 50 most frequent.
 Audio is read with ``soundfile``, mixed to mono and resampled to 16 kHz.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from nlsup_kit.data.paths import REPO_DATA_DIR
+from nlsup_kit.data.paths import shipped_dir
 from nlsup_kit.embeddings.audio import SAMPLE_RATE, kaldi_fbank
 from nlsup_kit.errors import NlsupError
 
@@ -106,14 +107,10 @@ class AudioClips(Dataset):
 
 
 def spoken_words_dir(data_dir: Path | None = None) -> Path:
-    """``data_dir/spoken_words`` when present, else the copy committed with the kit."""
-    for candidate in ([data_dir / "spoken_words"] if data_dir else []) + [REPO_DATA_DIR / "spoken_words"]:
-        if candidate.is_dir():
-            return candidate
-    raise NlsupError(
-        f"spoken_words not found under {data_dir} or {REPO_DATA_DIR}; make it with "
-        "`python data/make_spoken_words.py` (needs espeak-ng)"
-    )
+    """``data_dir/spoken_words`` when present (a set of your own), else the clips shipped inside the kit."""
+    if data_dir is not None and (Path(data_dir) / "spoken_words").is_dir():
+        return Path(data_dir) / "spoken_words"
+    return shipped_dir("data/spoken_words")
 
 
 def clips_by_folder(root: Path) -> list[tuple[Path, int]]:

@@ -20,13 +20,17 @@ from pathlib import Path
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.progress import progress_bar
 
-HUB = "https://huggingface.co/datasets/princeton-nlp/datasets-for-simcse/resolve/main"
-SOURCES = {
-    "senteval": f"{HUB}/senteval.tar",
-    "wiki1m": f"{HUB}/wiki1m_for_simcse.txt",
-    "nli": f"{HUB}/nli_for_simcse.csv",
-}
+# SimCSE's dataset release; NLSUP_MIRROR replaces the base, so a course can serve the same file names itself.
+OFFICIAL_BASE = "https://huggingface.co/datasets/princeton-nlp/datasets-for-simcse/resolve/main"
+MIRROR_VARIABLE = "NLSUP_MIRROR"
+FILE_NAMES = {"senteval": "senteval.tar", "wiki1m": "wiki1m_for_simcse.txt", "nli": "nli_for_simcse.csv"}
 CHUNK = 1 << 20
+
+
+def source_url(what: str) -> str:
+    """Where ``what`` (senteval, wiki1m, nli) is downloaded from: ``$NLSUP_MIRROR/<file>`` or the official copy."""
+    base = os.environ.get(MIRROR_VARIABLE) or OFFICIAL_BASE
+    return f"{base.rstrip('/')}/{FILE_NAMES[what]}"
 
 
 def fetch(url: str, dest: Path, sha256: str | None = None, progress: bool | None = None, timeout: float = 60) -> Path:
@@ -90,7 +94,7 @@ def safe_extract(archive: Path, target: Path) -> None:
         raise NlsupError(f"{archive}: not a complete tar archive ({err}); delete it and download again") from None
 
 
-def download_senteval(data_dir: Path, url: str = SOURCES["senteval"], progress: bool | None = None) -> Path:
+def download_senteval(data_dir: Path, url: str | None = None, progress: bool | None = None) -> Path:
     """SimCSE's ``senteval.tar`` unpacked to ``data_dir/senteval`` (its ``downstream/`` folder), then checked
     by reading every STS task; an existing, readable copy is left alone."""
     from nlsup_kit.data.senteval import STS_TASKS, load_sts_task
@@ -98,7 +102,7 @@ def download_senteval(data_dir: Path, url: str = SOURCES["senteval"], progress: 
     target = data_dir / "senteval"
     if target.is_dir():
         return target
-    archive = fetch(url, data_dir / "downloads" / "senteval.tar", progress=progress)
+    archive = fetch(url or source_url("senteval"), data_dir / "downloads" / "senteval.tar", progress=progress)
     staging = Path(tempfile.mkdtemp(prefix=".senteval-", dir=data_dir))
     try:
         safe_extract(archive, staging / "archive")
@@ -126,7 +130,7 @@ def download_text(what: str, data_dir: Path, url: str | None = None, max_lines: 
         dest = dest.with_name(f"{dest.stem}.first{max_lines}{dest.suffix}")
     if dest.is_file():
         return dest
-    url = url or SOURCES[what]
+    url = url or source_url(what)
     if max_lines is None:
         return fetch(url, dest, progress=progress)
     return fetch_head(url, dest, max_lines, progress)

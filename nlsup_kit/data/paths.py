@@ -1,4 +1,12 @@
-"""Where the kit looks for data: ``--data-dir``, else ``NLSUP_DATA``, else a per-user cache folder."""
+"""Where the kit looks for data, and for the folders it ships.
+
+Data: ``--data-dir`` / the ``data_dir`` argument, else ``NLSUP_DATA``, else (in a checkout of the repository
+only) ``../shared/data`` beside it, else the per-user cache folder ``~/.cache/nlsup-kit/data``, which
+:func:`nlsup_kit.data.sources.ensure_data` fills from the internet on first use.
+
+Shipped folders (the notebooks, the spoken-word clips) sit inside the installed package; in a checkout
+(an editable install) they are read from the repository, where they are kept and regenerated.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +15,60 @@ from pathlib import Path
 
 from nlsup_kit.errors import NlsupError
 
-DEFAULT_DATA_DIR = Path.home() / ".cache" / "nlsup-kit" / "data"
-REPO_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# A checkout of the repository (editable install), not an installed wheel: the package's parent holds the
+# project file. An installed kit has site-packages there instead.
+CHECKOUT_DIR = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file() else None
 
 
-def resolve_data_dir(data_dir: str | os.PathLike | None = None, *, must_exist: bool = True) -> Path:
-    """The data directory the user asked for, checked to exist when we are about to read from it."""
+def cache_data_dir() -> Path:
+    """The per-user download folder (read at call time, so a changed ``HOME`` is honoured)."""
+    return Path.home() / ".cache" / "nlsup-kit" / "data"
+
+
+def checkout_data_dir() -> Path | None:
+    """``../shared/data`` beside a checkout: the development machines' stand-in for the internet."""
+    if CHECKOUT_DIR is None:
+        return None
+    shared = CHECKOUT_DIR.parent / "shared" / "data"
+    return shared if shared.is_dir() else None
+
+
+def chosen_data_dir(data_dir: str | os.PathLike | None = None) -> tuple[Path, str] | None:
+    """The folder the user named (argument, else ``NLSUP_DATA``) and where the name came from; None if neither."""
     if data_dir is not None:
-        chosen, source = Path(data_dir), "--data-dir"
-    elif os.environ.get("NLSUP_DATA"):
-        chosen, source = Path(os.environ["NLSUP_DATA"]), "NLSUP_DATA"
-    else:
-        chosen, source = DEFAULT_DATA_DIR, "the default data directory"
-    chosen = chosen.expanduser()
-    if must_exist and not chosen.is_dir():
+        return Path(data_dir).expanduser(), "--data-dir"
+    if os.environ.get("NLSUP_DATA"):
+        return Path(os.environ["NLSUP_DATA"]).expanduser(), "NLSUP_DATA"
+    return None
+
+
+def require_dir(folder: Path, source: str) -> Path:
+    """A folder the user named must exist: a typo should not silently become a fresh download elsewhere."""
+    if not folder.is_dir():
         raise NlsupError(
-            f"data directory {chosen} ({source}) does not exist: point --data-dir or NLSUP_DATA at it, "
-            f"or run `nlsup download senteval` to fetch the evaluation data"
+            f"data directory {folder} ({source}) does not exist: point --data-dir or NLSUP_DATA at it, "
+            f"or leave both unset to use {cache_data_dir()}, filled on first use"
         )
-    return chosen
+    return folder
+
+
+def download_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """Where ``nlsup download`` writes: the folder the user named (created if need be), else the cache folder."""
+    chosen = chosen_data_dir(data_dir)
+    folder = chosen[0] if chosen else cache_data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def shipped_dir(relative: str) -> Path:
+    """A folder that ships with the kit, e.g. ``notebooks`` or ``data/spoken_words``: inside the installed
+    package, or at the same place in the repository of a checkout."""
+    roots = [PACKAGE_DIR] + ([CHECKOUT_DIR] if CHECKOUT_DIR else [])
+    for root in roots:
+        if (root / relative).is_dir():
+            return root / relative
+    raise NlsupError(f"{PACKAGE_DIR / relative}: missing from the installed kit; reinstall nlsup-kit")
 
 
 def require_file(path: Path, hint: str) -> Path:

@@ -1,0 +1,102 @@
+"""Data on first use: one call finds what a notebook or a recipe needs, or downloads it once.
+
+``ensure_data(["senteval", "wiki"])`` returns the data directory to read from:
+the folder the user named (``data_dir`` / ``NLSUP_DATA``; what it lacks is downloaded into it), else a
+checkout's ``../shared/data`` when it holds everything, else the cache folder ``~/.cache/nlsup-kit/data``,
+filled from SimCSE's dataset release (or ``$NLSUP_MIRROR``) with a progress bar, through ``.part`` files
+that a later call resumes, checked before they are moved into place. The spoken-word clips and the digits
+ship with the kit and scikit-learn, so for them the call only checks that they are there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nlsup_kit.data.download import (MIRROR_VARIABLE, download_senteval, download_text, fetch_head,
+                                     source_url)
+from nlsup_kit.data.paths import cache_data_dir, checkout_data_dir, chosen_data_dir, require_dir, shipped_dir
+from nlsup_kit.data.text import NLI_CSV, WIKI1M, WIKI_SMALL
+from nlsup_kit.errors import NlsupError
+from nlsup_kit.net import unreachable_reason
+
+WIKI_SLICE_LINES = 20_000  # the head of wiki1m that QUICK runs train on (the paper: all 1,000,000 lines)
+
+
+@dataclass(frozen=True)
+class Download:
+    """A piece of data that lives in the data directory."""
+
+    relative_path: Path  # what must exist there
+    source: str  # the file name in SimCSE's release (see download.FILE_NAMES)
+    fetch: Callable[[Path, bool | None], object]
+
+    def present(self, folder: Path) -> bool:
+        return (folder / self.relative_path).exists()
+
+
+DOWNLOADS = {
+    "senteval": Download(Path("senteval"), "senteval",
+                         lambda folder, progress: download_senteval(folder, progress=progress)),
+    "wiki": Download(WIKI_SMALL, "wiki1m", lambda folder, progress: fetch_head(
+        source_url("wiki1m"), folder / WIKI_SMALL, WIKI_SLICE_LINES, progress)),
+    "wiki1m": Download(WIKI1M, "wiki1m", lambda folder, progress: download_text("wiki1m", folder, progress=progress)),
+    "nli": Download(NLI_CSV, "nli", lambda folder, progress: download_text("nli", folder, progress=progress)),
+}
+
+
+def spoken_words_present() -> None:
+    shipped_dir("data/spoken_words")
+
+
+def digits_present() -> None:
+    from sklearn.datasets import load_digits
+
+    load_digits()  # bundled with scikit-learn: reads a file inside the package, no network
+
+
+SHIPPED = {"spoken-words": spoken_words_present, "digits": digits_present}
+# A recipe's text_data names the download it reads (sick-nli is SICK's train split, inside SentEval).
+TEXT_DATA_NEEDS = {"wiki": "wiki", "wiki1m": "wiki1m", "nli": "nli", "sick-nli": "senteval"}
+
+
+def ensure_data(needs: Iterable[str] = ("senteval",), data_dir: str | os.PathLike | None = None, *,
+                progress: bool | None = None) -> Path:
+    """The data directory that holds every item of ``needs`` (senteval, wiki, wiki1m, nli, spoken-words,
+    digits), downloading what is missing; offline, one line that says what to do, in about a second."""
+    needs = list(dict.fromkeys(needs))
+    unknown = [n for n in needs if n not in DOWNLOADS and n not in SHIPPED]
+    if unknown:
+        raise NlsupError(f"unknown data {unknown[0]!r}; choose from {', '.join([*DOWNLOADS, *SHIPPED])}")
+    for name in needs:
+        if name in SHIPPED:
+            SHIPPED[name]()
+    wanted = [DOWNLOADS[n] for n in needs if n in DOWNLOADS]
+    chosen = chosen_data_dir(data_dir)
+    if chosen is not None:
+        folder = require_dir(*chosen)
+    else:
+        shared = checkout_data_dir()
+        if shared is not None and all(item.present(shared) for item in wanted):
+            return shared
+        folder = cache_data_dir()
+    missing = [name for name in needs if name in DOWNLOADS and not DOWNLOADS[name].present(folder)]
+    if missing:
+        url = source_url(DOWNLOADS[missing[0]].source)
+        reason = unreachable_reason(url)
+        if reason is not None:
+            raise NlsupError(
+                f"{', '.join(missing)} not in {folder} and {url} cannot be reached ({reason}): connect and run "
+                f"this again, set {MIRROR_VARIABLE} to a copy of SimCSE's data, or point NLSUP_DATA at a folder "
+                f"that has it (`nlsup download {DOWNLOADS[missing[0]].source} --data-dir DIR`)")
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in missing:
+            DOWNLOADS[name].fetch(folder, progress)
+    return folder
+
+
+def text_data_needs(text_data: str) -> list[str]:
+    """What a recipe's ``text_data`` reads besides SentEval (STS-B dev selects the best checkpoint)."""
+    return ["senteval"] + ([TEXT_DATA_NEEDS[text_data]] if text_data in TEXT_DATA_NEEDS else [])
