@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from nlsup_kit.data.paths import shipped_dir
+from nlsup_kit.errors import NlsupError
 from nlsup_kit.notebook import read_results
 
 CELL_TIMEOUT = 600
@@ -20,7 +21,11 @@ DEMO_DATA = ("senteval", "wiki", "digits", "spoken-words")  # what the five note
 
 def notebooks() -> list[Path]:
     """The lesson sequence, from the installed kit (or the checkout's ``notebooks/``)."""
-    return sorted(shipped_dir("notebooks").glob(NOTEBOOK_PATTERN))
+    folder = shipped_dir("notebooks")
+    found = sorted(folder.glob(NOTEBOOK_PATTERN))
+    if not found:
+        raise NlsupError(f"{folder}: no notebooks in the installed kit; reinstall nlsup-kit")
+    return found
 
 
 def copy_notebooks(target: str | Path) -> list[Path]:
