@@ -65,21 +65,27 @@ def numeric_grad(loop_fn, inputs, which, eps=1e-6):
 
 
 def check(module_fn, loop_fn, *tensors):
+    """The real module against the loop: in float32 (what training uses) at a float32 tolerance, then in float64
+    (the module keeps float64 inputs in float64) for value and gradients to central differences."""
+    single = [t.float() for t in tensors]
+    assert module_fn(*single).dtype == torch.float32
+    assert module_fn(*single).item() == pytest.approx(loop_fn(*single), rel=2e-6, abs=1e-6)
     tensors = [t.clone().double().requires_grad_(True) for t in tensors]
     value = module_fn(*tensors)
+    assert value.dtype == torch.float64
     value.backward()
     assert value.item() == pytest.approx(loop_fn(*[t.detach() for t in tensors]), rel=1e-9, abs=1e-9)
     for which, t in enumerate(tensors):
         torch.testing.assert_close(t.grad, numeric_grad(loop_fn, tensors, which), rtol=1e-5, atol=1e-6)
 
 
-@pytest.fixture(autouse=True)
-def float64_losses(monkeypatch):
-    """The kit computes similarities in float32; compare in float64 for a tight check."""
-    import nlsup_kit.losses as losses
-
-    monkeypatch.setattr(losses, "cosine_matrix", lambda a, b: torch.nn.functional.normalize(a, dim=-1)
-                        @ torch.nn.functional.normalize(b, dim=-1).T)
+def test_half_precision_embeddings_are_compared_in_float32():
+    torch.manual_seed(6)
+    a, b = torch.randn(4, 8), torch.randn(4, 8)
+    got = InfoNCELoss(0.05)(a.bfloat16(), b.bfloat16())
+    assert got.dtype == torch.float32
+    # the loop on the same bf16-rounded numbers, computed in float64
+    assert got.item() == pytest.approx(loop_infonce(a.bfloat16().double(), b.bfloat16().double(), 0.05), rel=1e-5)
 
 
 def test_infonce_matches_loop():
