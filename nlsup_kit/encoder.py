@@ -14,7 +14,7 @@ from torch import nn
 
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.layers import run_layers, supports_fast_layers
-from nlsup_kit.net import hub_reachable
+from nlsup_kit.net import hub_unreachable_reason
 from nlsup_kit.progress import progress_bar
 
 POOLERS = ("cls", "cls_before_pooler", "avg", "avg_first_last", "avg_top2")
@@ -51,10 +51,11 @@ def load_pretrained(loader, name: str, **kwargs):
         return loader.from_pretrained(source, local_files_only=True, **kwargs)
     except OSError:
         pass  # not cached yet
-    if not hub_reachable():
+    reason = hub_unreachable_reason()
+    if reason is not None:
         raise NlsupError(
             f"model {name!r} is not on this machine and the Hugging Face hub cannot be reached "
-            f"(offline?); use --model {OFFLINE_MODEL} (bundled, works offline) or a local folder"
+            f"({reason}); use --model {OFFLINE_MODEL} (bundled, works offline) or a local folder"
         )
     try:
         return loader.from_pretrained(source, **kwargs)

@@ -1,5 +1,9 @@
 """Poolers, head, registry and encode() against plain computations with the HF model."""
 
+import contextlib
+import socket
+import time
+
 import pytest
 import torch
 
@@ -62,22 +66,32 @@ def test_save_and_load_round_trip(tiny_model, tmp_path):
         torch.testing.assert_close(encoder.encode(SENTENCES, pooling), again.encode(SENTENCES, pooling))
 
 
-@pytest.mark.parametrize("offline_flag", ["1", ""])
-def test_hub_model_offline_fails_fast_with_one_clear_line(monkeypatch, offline_flag):
-    """With HF_HUB_OFFLINE set, or with no route to the hub (this machine), the answer comes at once."""
-    import time
+@contextlib.contextmanager
+def hub_stand_in(kind: str):
+    """An HF_ENDPOINT that refuses connections, or one that accepts them and never says a word."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        if kind == "silent":
+            listener.listen(8)  # the kernel completes the handshake; nobody ever answers
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"  # not listening: refused
 
-    import nlsup_kit.encoder as encoder_module
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", offline_flag)
-    if not offline_flag:
-        monkeypatch.setattr(encoder_module, "hub_reachable", lambda: False)
-    started = time.perf_counter()
-    with pytest.raises(NlsupError) as err:
-        SentenceEncoder.from_pretrained("bert-base-uncased")
+@pytest.mark.parametrize("hub", ["HF_HUB_OFFLINE", "refusing", "silent"])
+def test_hub_model_offline_fails_fast_with_one_clear_line(monkeypatch, hub):
+    """The real probe, against a hub address that refuses or stays silent: one line within the probe's 3 s."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1" if hub == "HF_HUB_OFFLINE" else "")
+    with hub_stand_in(hub) as endpoint:
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        started = time.perf_counter()
+        with pytest.raises(NlsupError) as err:
+            SentenceEncoder.from_pretrained("bert-base-uncased")
+        seconds = time.perf_counter() - started
     message = str(err.value)
     assert "\n" not in message and "minilm-l6" in message and "bert-base-uncased" in message
-    assert time.perf_counter() - started < 10
+    expected = {"HF_HUB_OFFLINE": "HF_HUB_OFFLINE is set", "refusing": "Connection refused",
+                "silent": "no answer from 127.0.0.1 within 3 s"}[hub]
+    assert expected in message
+    assert seconds < (4.5 if hub == "silent" else 1.5)
 
 
 def test_unknown_pooler_is_a_clear_error(tiny_model):
