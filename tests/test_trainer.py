@@ -33,26 +33,56 @@ def test_simcse_loss_falls_and_best_checkpoint_loads(data_dir, tmp_path):
     assert reloaded.encode(["a test sentence"], "cls_before_pooler").shape == (1, 384)
 
 
+def optimizer_touched(optimizer, parameter) -> bool:
+    """The optimizer holds ``parameter`` and has taken a step with a non-zero gradient for it (AdamW's first
+    moment is the gradient's running mean, so it is non-zero exactly when a gradient reached the weight)."""
+    held = any(p is parameter for group in optimizer.param_groups for p in group["params"])
+    moment = optimizer.state.get(parameter, {}).get("exp_avg")
+    return held and moment is not None and bool(moment.abs().sum() > 0)
+
+
 @pytest.mark.parametrize("base", ["quick-visualcse", "quick-audiocse"])
-@pytest.mark.parametrize("joint", [False, True])
-def test_modality_step_updates_shared_layers(tiny_model, data_dir, tmp_path, base, joint):
-    recipe = tiny_recipe(base, tiny_model, "max_steps=2", f"joint_loss={joint}")
-    trainer = Trainer(recipe, tmp_path / "run", data_dir, progress=False)
+def test_modality_update_itself_moves_the_shared_layers(tiny_model, data_dir, tmp_path, base):
+    """The paper's iteration: the image/audio optimizer updates the shared Transformer layers, not only the
+    branch; the text optimizer never sees the branch."""
+    trainer = Trainer(tiny_recipe(base, tiny_model, "max_steps=2"), tmp_path / "run", data_dir, progress=False)
     shared = trainer.encoder.backbone.encoder.layer[0].output.dense.weight
-    before = shared.detach().clone()
-    patch_before = next(trainer.branch.embedding.parameters()).detach().clone()
+    patch = next(trainer.branch.embedding.parameters())
     losses = trainer.step(next(trainer.text.epoch()))
-    assert set(losses) == {"text_loss", "modality_loss"}
-    assert all(torch.isfinite(v) for v in losses.values())
-    assert not torch.equal(before, shared)
-    assert not torch.equal(patch_before, next(trainer.branch.embedding.parameters()))
+    assert set(losses) == {"text_loss", "modality_loss"} and all(torch.isfinite(v) for v in losses.values())
+    assert optimizer_touched(trainer.modality_optimizer, shared)
+    assert optimizer_touched(trainer.modality_optimizer, patch)
+    assert optimizer_touched(trainer.text_optimizer, shared)
+    assert not any(p is patch for g in trainer.text_optimizer.param_groups for p in g["params"])
 
 
-def test_supervised_recipe_trains_on_sick_triples(tiny_model, data_dir, tmp_path):
+@pytest.mark.parametrize("base", ["quick-visualcse", "quick-audiocse"])
+def test_joint_loss_is_one_update_of_everything_by_the_summed_loss(tiny_model, data_dir, tmp_path, base):
+    trainer = Trainer(tiny_recipe(base, tiny_model, "max_steps=2", "joint_loss=true"), tmp_path / "run", data_dir,
+                      progress=False)
+    assert not hasattr(trainer, "modality_optimizer")
+    shared = trainer.encoder.backbone.encoder.layer[0].output.dense.weight
+    patch = next(trainer.branch.embedding.parameters())
+    losses = trainer.step(next(trainer.text.epoch()))
+    assert set(losses) == {"text_loss", "modality_loss"} and all(torch.isfinite(v) for v in losses.values())
+    assert optimizer_touched(trainer.text_optimizer, shared)
+    assert optimizer_touched(trainer.text_optimizer, patch)  # the modality loss reached the text optimizer
+
+
+def test_supervised_recipe_trains_on_sick_triples_and_the_hard_negative_enters_the_loss(tiny_model, data_dir,
+                                                                                          tmp_path):
     recipe = tiny_recipe("quick-simcse", tiny_model, "supervised=true", "text_data=sick-nli", "max_steps=3",
                          "eval_pooling=cls")
-    result = train(recipe, tmp_path / "run", data_dir, progress=False)
-    assert result.steps == 3
+    assert train(recipe, tmp_path / "run", data_dir, progress=False).steps == 3
+    losses = []
+    for weight in (0.0, 2.0):
+        trainer = Trainer(apply_overrides(recipe, [f"hard_negative_weight={weight}"]), tmp_path / f"w{weight}",
+                          data_dir, progress=False)
+        batch = next(trainer.text.epoch())
+        trainer.encoder.eval()  # no dropout: the same embeddings for both weights
+        losses.append(trainer.compute_text_loss(batch).item())
+    # a larger weight on each anchor's own contradiction makes its positive less likely: the loss grows
+    assert losses[1] > losses[0] + 0.05
 
 
 def test_same_seed_twice_gives_identical_weights_and_sts_scores(tiny_model, data_dir, tmp_path):
