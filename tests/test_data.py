@@ -28,7 +28,10 @@ def test_sick_triples_follow_the_rule(data_dir):
     expected = sum(1 for r in rows if r[4].strip() == "ENTAILMENT" and r[1] in in_contradiction)
     triples = sick_triples(data_dir / "senteval/SICK/SICK_train.txt")
     assert len(triples) == expected > 200
-    assert all(a != b and a != c for a, b, c in triples)
+    entails = {(r[1], r[2]) for r in rows if r[4].strip() == "ENTAILMENT"}
+    contradicts = {frozenset((r[1], r[2])) for r in rows if r[4].strip() == "CONTRADICTION"}
+    for premise, positive, negative in triples:  # each triple: one premise, its entailment, its contradiction
+        assert (premise, positive) in entails and frozenset((premise, negative)) in contradicts
 
 
 def test_text_sources(data_dir):
@@ -78,13 +81,65 @@ def test_read_audio_mixes_stereo_and_resamples(tmp_path):
 
 
 def test_spoken_words_dataset_gives_fbank_views(data_dir):
+    from nlsup_kit.data.audio import load_audio
+
+    dataset = load_audio("spoken-words", data_dir, num_mel_bins=64, target_frames=128, augment=None)
+    fbank1, fbank2, label = dataset[5]
+    assert len(dataset) == 240 and fbank1.shape == (128, 64) and torch.equal(fbank1, fbank2)  # views: dropout
+    assert sorted(set(dataset.labels)) == list(range(10))
+
+
+def tone_clips(folder):
+    """Two one-second clips in two classes: a 440 Hz tone and a 3 kHz tone."""
+    import soundfile
+
+    t = np.arange(16000) / 16000
+    for name, hz in (("low", 440), ("high", 3000)):
+        (folder / name).mkdir()
+        soundfile.write(str(folder / name / f"{name}.wav"), (0.5 * np.sin(2 * np.pi * hz * t)).astype("float32"), 16000)
+    return str(folder)
+
+
+def test_spec_augment_masks_whole_mel_bands_and_time_spans_with_zeros(tmp_path):
     from nlsup_kit.data.audio import AudioAugment, load_audio
 
-    dataset = load_audio("spoken-words", data_dir, num_mel_bins=64, target_frames=128,
-                         augment=AudioAugment(8, 16, mixup=1.0))
-    fbank1, fbank2, label = dataset[5]
-    assert len(dataset) == 240 and fbank1.shape == (128, 64) and torch.equal(fbank1, fbank2)
-    assert 0 <= label < 10
+    source = tone_clips(tmp_path)
+    plain = load_audio(source, None, num_mel_bins=64, target_frames=96, augment=None)[1][0]
+    masked = load_audio(source, None, num_mel_bins=64, target_frames=96,
+                        augment=AudioAugment(freq_mask=16, time_mask=32, mixup=0.0))
+    rows_seen = columns_seen = 0
+    for _ in range(20):
+        view = masked[1][0]
+        changed = view != plain
+        assert torch.all(view[changed] == 0)  # masked cells are set to zero
+        rows = changed.all(dim=1)  # whole frames (time mask)
+        columns = changed.all(dim=0)  # whole mel bins (frequency mask)
+        assert torch.equal(changed, rows[:, None] | columns[None, :])  # nothing else changed
+        assert int(rows.sum()) < 32 and int(columns.sum()) < 16
+        rows_seen += bool(rows.any())
+        columns_seen += bool(columns.any())
+    assert rows_seen > 10 and columns_seen > 10
+
+
+def test_mixup_blends_in_another_clip(tmp_path):
+    """With mixup on every draw, the 440 Hz clip picks up the 3 kHz clip's band whenever its partner is the
+    other clip (half the draws), and then takes the label of whichever clip weighs more."""
+    from nlsup_kit.data.audio import AudioAugment, load_audio
+
+    source = tone_clips(tmp_path)
+    plain = load_audio(source, None, num_mel_bins=64, target_frames=96, augment=None)
+    index = [p.parent.name for p, _ in plain.clips].index("low")
+    low = plain.labels[index]
+    band = slice(38, 46)  # mel bins around 3 kHz: mel(3000) is 66% of the way from mel(20) to mel(8000)
+    quiet = plain[index][0][:, band].mean()
+    mixed = load_audio(source, None, num_mel_bins=64, target_frames=96,
+                       augment=AudioAugment(freq_mask=0, time_mask=0, mixup=1.0))
+    draws = [mixed[index] for _ in range(40)]
+    blended = [label for view, _, label in draws if view[:, band].mean() > quiet + 5]
+    alone = [label for view, _, label in draws if view[:, band].mean() <= quiet + 5]
+    assert 8 <= len(blended) <= 32  # about half the partners are the other clip
+    assert set(blended) == {0, 1}  # Beta(10, 10) weights: either clip may weigh more
+    assert set(alone) == {low}
 
 
 def test_librispeech_keeps_most_frequent_speakers(tmp_path):

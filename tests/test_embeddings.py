@@ -33,23 +33,63 @@ def test_image_embedding_rejects_width_mismatch(tmp_path):
         ImagePatchEmbedding.from_vit(str(tmp_path), hidden_size=384)
 
 
-def test_kaldi_fbank_matches_torchaudio_and_pads():
-    from torchaudio.compliance.kaldi import fbank
+def reference_fbank(wave: np.ndarray, num_mel_bins: int) -> np.ndarray:
+    """Kaldi's log-mel filterbank written out from its documentation, in float64 (what SSAST/AST and the
+    reference code ask torchaudio for: 16 kHz, 25 ms Hanning frames every 10 ms, no dither, pre-emphasis 0.97,
+    DC removed per frame, power spectrum on 512 points, triangular mel bins from 20 Hz to Nyquist on
+    mel = 1127 ln(1 + f/700), natural log floored at float32's epsilon). The clip's mean is removed first."""
+    rate, length, shift, fft = 16000, 400, 160, 512
+    wave = wave - wave.mean()
+    frames = np.stack([wave[i * shift: i * shift + length] for i in range(1 + (len(wave) - length) // shift)])
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    frames = np.concatenate([frames[:, :1] * (1 - 0.97), frames[:, 1:] - 0.97 * frames[:, :-1]], axis=1)
+    frames = frames * (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(length) / (length - 1)))
+    power = np.abs(np.fft.rfft(frames, n=fft)) ** 2  # 257 bins, the last (Nyquist) gets no mel weight
+    mel = lambda f: 1127 * np.log(1 + f / 700)  # noqa: E731
+    edges = np.linspace(mel(20), mel(rate / 2), num_mel_bins + 2)
+    bin_mel = mel(np.arange(fft // 2) * rate / fft)
+    weights = np.zeros((num_mel_bins, fft // 2 + 1))
+    for b in range(num_mel_bins):
+        left, centre, right = edges[b], edges[b + 1], edges[b + 2]
+        weights[b, : fft // 2] = np.maximum(0, np.minimum((bin_mel - left) / (centre - left),
+                                                          (right - bin_mel) / (right - centre)))
+    return np.log(np.maximum(power @ weights.T, np.finfo(np.float32).eps))
 
-    wave = torch.sin(torch.linspace(0, 2000, 8000)) * 0.3
-    ours = kaldi_fbank(wave, 16000, num_mel_bins=64, target_frames=100)
-    direct = fbank((wave - wave.mean()).unsqueeze(0), htk_compat=True, sample_frequency=16000, use_energy=False,
-                   window_type="hanning", num_mel_bins=64, dither=0.0, frame_shift=10)
-    assert ours.shape == (100, 64)
-    torch.testing.assert_close(ours[: len(direct)], direct)
-    assert torch.all(ours[len(direct):] == 0)
+
+def test_kaldi_fbank_matches_the_documented_computation_and_pads():
+    rng = np.random.default_rng(0)
+    t = np.arange(8000) / 16000
+    wave = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 3000 * t) + 0.01 * rng.standard_normal(8000)
+    ours = kaldi_fbank(torch.tensor(wave, dtype=torch.float32), 16000, num_mel_bins=64, target_frames=100)
+    expected = reference_fbank(wave, 64)
+    assert ours.shape == (100, 64) and expected.shape == (48, 64)  # 1 + (8000 - 400) // 160 frames
+    np.testing.assert_allclose(ours[:48].numpy(), expected, atol=2e-3, rtol=1e-4)
+    assert torch.all(ours[48:] == 0)
     assert kaldi_fbank(torch.zeros(50), 16000, 64, 10).shape == (10, 64)  # shorter than one window
 
 
-def test_audio_patches_count():
+def test_audio_patches_match_an_independent_patching():
+    """Patch (m, t) covers mel bins m*p.. and frames t*p..; tokens run over mel rows first, then time, after
+    [CLS]. Frames and mel bins differ in number, so a lost (frames, mel) transpose cannot pass."""
+    torch.manual_seed(0)
+    p, frames, mel = 4, 12, 8
+    embedding = AudioPatchEmbedding(hidden_size=5, num_mel_bins=mel, target_frames=frames, patch_size=p)
+    fbank = torch.randn(2, frames, mel)
+    tokens = embedding(fbank).detach()
+    assert tokens.shape == (2, 1 + (mel // p) * (frames // p), 5)
+    weight, bias = embedding.projection.weight[:, 0].detach(), embedding.projection.bias.detach()
+    for b in range(2):
+        torch.testing.assert_close(tokens[b, 0], embedding.cls_token[0, 0].detach())
+        for m in range(mel // p):
+            for t in range(frames // p):
+                patch = fbank[b, t * p:(t + 1) * p, m * p:(m + 1) * p].T  # (mel, time)
+                expected = (weight * patch).sum(dim=(1, 2)) + bias
+                torch.testing.assert_close(tokens[b, 1 + m * (frames // p) + t], expected)
+
+
+def test_audio_patch_count_at_the_paper_size():
     embedding = AudioPatchEmbedding(hidden_size=16, num_mel_bins=128, target_frames=1024, patch_size=24)
-    tokens = embedding(torch.randn(2, 1024, 128))
-    assert tokens.shape == (2, 1 + (128 // 24) * (1024 // 24), 16) == (2, 211, 16)
+    assert embedding(torch.randn(1, 1024, 128)).shape == (1, 1 + 5 * 42, 16)  # 210 patches + [CLS]
 
 
 @pytest.mark.parametrize("family", ["tiny_model", "tiny_roberta"])
