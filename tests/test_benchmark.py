@@ -21,9 +21,8 @@ def test_gpu_check_runs_on_cpu_in_tiny_mode(data_dir, tmp_path):
     rows = {(r["step"], r["path"]): r for r in main["rows"]}
     assert set(rows) == {("text", "kit"), ("image", "kit"), ("text", "kit compiled"), ("image", "kit compiled"),
                          ("text", "sentence-transformers loop")}
-    st_ms = rows["text", "sentence-transformers loop"]["ms"]
-    for path in ("kit", "kit compiled"):
-        assert abs(rows["text", path]["speedup_vs_st"] - st_ms / rows["text", path]["ms"]) < 1e-9
+    assert all(rows["text", path]["speedup_vs_st"] > 0 for path in ("kit", "kit compiled"))
+    assert rows["image", "kit"]["speedup_vs_st"] is None  # the ST loop has no image step to compare with
     assert main["agreement"] and max(main["agreement"].values()) < 1e-3  # fp32 on the CPU
     assert main["epoch_steps"] == 1_000_000 // 8  # the paper's wiki1m at the tiny batch of 8
     assert main["eval_seconds"] > 0 and main["projected_epoch_minutes"] > 0
@@ -32,3 +31,17 @@ def test_gpu_check_runs_on_cpu_in_tiny_mode(data_dir, tmp_path):
     memory = json.loads((tmp_path / "out" / "memory.json").read_text())
     assert [m["recipe"] for m in memory] == ["sup-visualcse-bert-base", "audiocse-bert-base"]
     assert "| text | kit |" in (tmp_path / "out" / "bench.md").read_text()
+
+
+def test_speedup_is_the_loop_time_over_the_kit_time_in_the_table():
+    """Written-out rows: the loop takes 30 ms, the kit 12 ms (2.5 times faster) and 40 ms (0.75)."""
+    from nlsup_kit.benchmark import BenchReport, StepRow, add_speedups
+
+    rows = [StepRow("text", "kit", 12.0, 5333.0), StepRow("text", "kit compiled", 40.0, 1600.0),
+            StepRow("image", "kit", 20.0, 2400.0), StepRow("text", "sentence-transformers loop", 30.0, 2133.0)]
+    add_speedups(rows)
+    table = BenchReport("quick-simcse", "minilm-l6", "cpu", rows).table()
+    assert "| text | kit | 12.0 | 5333 | 2.50 | - |" in table
+    assert "| text | kit compiled | 40.0 | 1600 | 0.75 | - |" in table
+    assert "| image | kit | 20.0 | 2400 | - | - |" in table
+    assert "| text | sentence-transformers loop | 30.0 | 2133 | - | - |" in table
