@@ -1,20 +1,20 @@
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-
-
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The real data (../shared/data or NLSUP_DATA); tests that need it are skipped without it."""
-    path = Path(os.environ.get("NLSUP_DATA") or SHARED / "data")
-    if not (path / "senteval").is_dir():
-        pytest.skip(f"no SentEval data under {path}")
-    return path
+    """The real data, found the way the kit finds it (NLSUP_DATA, ../shared/data beside this checkout, the cache
+    folder) or downloaded into the cache; without it every test that needs it fails with the kit's one line."""
+    from nlsup_kit.data import ensure_data
+    from nlsup_kit.errors import NlsupError
+
+    try:
+        return ensure_data(["senteval", "wiki"], progress=False)
+    except NlsupError as err:
+        problem = str(err)
+    pytest.fail(f"no test data: {problem}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +52,23 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_roberta(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-roberta"), "roberta")
+
+
+def _skip_reason(report) -> str:
+    return report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A skip is a failure here: a test that cannot run (missing data, tool or package) must not let the suite
+    pass quietly."""
+    report = (yield).get_result()
+    if report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome, report.longrepr = "failed", f"skipped, which this suite counts as failed: {_skip_reason(report)}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    report = (yield).get_result()
+    if report.skipped:
+        report.outcome, report.longrepr = "failed", f"skipped, which this suite counts as failed: {_skip_reason(report)}"

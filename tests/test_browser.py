@@ -106,7 +106,6 @@ class Lab:
 
 @pytest.fixture
 def jupyterlab(tmp_path, data_dir):
-    pytest.importorskip("jupyterlab")
     lab = Lab(tmp_path, data_dir)
     try:
         lab.wait_ready()
@@ -127,8 +126,8 @@ LIMIT_SECONDS = 2400  # slow machines may take long, as long as cells keep finis
 @pytest.mark.slow
 def test_notebook_one_runs_in_jupyterlab_and_draws_plotly(jupyterlab):
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
-    playwright = pytest.importorskip("playwright.sync_api")
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (.ci/run does)", pytrace=False)
+    import playwright.sync_api as playwright
     lab = jupyterlab
     screenshot = ROOT / "build" / "jupyterlab_01_text_simcse.png"
     screenshot.parent.mkdir(exist_ok=True)

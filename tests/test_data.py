@@ -35,7 +35,8 @@ def test_sick_triples_follow_the_rule(data_dir):
 
 
 def test_text_sources(data_dir):
-    assert len(load_text_data("wiki", data_dir)) == 16926
+    lines = (data_dir / "wiki" / "wiki_sentences.txt").read_text(encoding="utf-8").splitlines()
+    assert len(load_text_data("wiki", data_dir)) == sum(1 for line in lines if line.strip()) > 10_000
     assert len(load_text_data("wiki", data_dir, 50)) == 50
     with pytest.raises(NlsupError, match="wiki1m"):
         load_text_data("wiki1m", data_dir / "nowhere")
