@@ -1,5 +1,6 @@
 """Looking inside an embedding space: anisotropy, alignment and uniformity (Wang & Isola 2020, as the SimCSE
-paper reports them), similarity matrices and nearest neighbours."""
+paper reports them), similarity matrices, nearest neighbours, and how well the shared layers separate image or
+audio classes (k-nearest-neighbour accuracy)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,27 @@ def uniformity(x: torch.Tensor, t: float = 2.0) -> float:
 def similarity_matrix(embeddings: torch.Tensor) -> np.ndarray:
     unit = F.normalize(embeddings.float(), dim=-1)
     return (unit @ unit.T).numpy()
+
+
+def knn_accuracy(vectors: torch.Tensor, labels: torch.Tensor, k: int = 5) -> float:
+    """Leave-one-out k-nearest-neighbour accuracy by cosine similarity: the share of examples whose k closest
+    other examples vote for their own class (ties go to the smaller label). No classifier is trained, so it
+    measures the embedding itself."""
+    unit = F.normalize(vectors.float(), dim=-1)
+    similarity = (unit @ unit.T).fill_diagonal_(float("-inf"))
+    votes = labels[similarity.topk(k, dim=1).indices]
+    predicted = torch.mode(votes, dim=1).values
+    return float((predicted == labels).float().mean())
+
+
+@torch.inference_mode()
+def trunk_vectors(branch, encoder, inputs: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
+    """Image or audio inputs through the branch's patch embedding and the shared Transformer layers: the [CLS]
+    vectors before the branch's own projection head, i.e. what the shared trunk makes of them."""
+    branch.eval()
+    encoder.eval()
+    return torch.cat([encoder.encode_tokens(branch.embedding(inputs[i:i + batch_size]), cls_only=True).float()
+                      for i in range(0, len(inputs), batch_size)])
 
 
 def nearest_neighbours(query: torch.Tensor, corpus: torch.Tensor, k: int = 5) -> tuple[np.ndarray, np.ndarray]:

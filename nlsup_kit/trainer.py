@@ -28,6 +28,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from nlsup_kit import distributed
 
+from nlsup_kit.data.paths import require_file
 from nlsup_kit.data.sources import ensure_data, text_data_needs
 from nlsup_kit.data.text import load_text_data
 from nlsup_kit.embeddings import AudioPatchEmbedding, ImagePatchEmbedding, ModalityBranch
@@ -124,6 +125,18 @@ def build_branch(recipe: Recipe, hidden_size: int) -> ModalityBranch | None:
                                         recipe.audio_patch_size)
         return ModalityBranch(embedding, hidden_size)
     return None
+
+
+def load_branch(recipe: Recipe, directory: str | Path, hidden_size: int) -> ModalityBranch:
+    """The image/audio branch that a run of ``recipe`` saved in ``directory`` (its ``best/`` or ``checkpoint/``)."""
+    from safetensors.torch import load_file
+
+    branch = build_branch(recipe, hidden_size)
+    if branch is None:
+        raise NlsupError(f"recipe {recipe.name!r} trains no image or audio branch")
+    weights = require_file(Path(directory) / BRANCH_FILE, "not the folder of a VisualCSE or AudioCSE run")
+    branch.load_state_dict(load_file(str(weights)))
+    return branch
 
 
 class LocalBatches(BatchSampler):

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from nlsup_kit.errors import NlsupError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+DIGITS_MEAN, DIGITS_STD = (0.5,) * 3, (0.5,) * 3  # strokes in [0, 1]: centred on 0, spread to [-1, 1]
 IMAGE_SOURCES = ("digits", "imagenette")
 
 
@@ -78,6 +79,14 @@ def digits(image_size: int = 32) -> TensorImages:
     return TensorImages(images.expand(-1, 3, -1, -1).contiguous(), torch.tensor(bunch.target))
 
 
+def normalised_digits(image_size: int = 32) -> TensorImages:
+    """The digits exactly as training normalises them, without the random augmentation: for looking at what
+    the image branch makes of them (maps, nearest neighbours)."""
+    images = digits(image_size)
+    mean, std = torch.tensor(DIGITS_MEAN)[:, None, None], torch.tensor(DIGITS_STD)[:, None, None]
+    return TensorImages((images.images - mean) / std, images.labels)
+
+
 def image_folder(path: Path):
     """Any ``class/image`` folder tree, decoded to RGB; every file's header is checked up front, so a stray
     non-image fails now, by name, not an hour into training."""
@@ -139,6 +148,6 @@ def imagenette(data_dir: Path, download: bool = True):
 def load_images(source: str, data_dir: Path, image_size: int) -> Dataset:
     """Two-view image dataset by source name (digits, imagenette) or ImageFolder path."""
     if source == "digits":
-        return TwoViews(digits(image_size), simclr_augment(image_size, (0.5,) * 3, (0.5,) * 3))
+        return TwoViews(digits(image_size), simclr_augment(image_size, DIGITS_MEAN, DIGITS_STD))
     base = imagenette(data_dir) if source == "imagenette" else image_folder(Path(source).expanduser())
     return TwoViews(base, simclr_augment(image_size))
