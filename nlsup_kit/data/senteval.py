@@ -129,9 +129,9 @@ def read_sick_entailment(path: Path) -> list[tuple[str, str, str]]:
     return rows
 
 
-def load_sts_task(task: str, data_dir: Path, split: str = "test") -> StsPairs:
+def load_sts_task(task: str, data_dir: str | Path, split: str = "test") -> StsPairs:
     """Pairs of one task; STS12-16 only have a test split, STS-B and SICK also train/dev."""
-    root = data_dir / "senteval"
+    root = Path(data_dir) / "senteval"
     if task in STS_YEARS:
         if split != "test":
             raise NlsupError(f"{task} has only a test split (asked for {split!r})")
