@@ -216,9 +216,9 @@ def test_bad_settings(argv, message, capsys):
     assert message in one_error_line(capsys, argv)
 
 
-def test_hub_model_while_offline(monkeypatch, capsys):
+def test_hub_model_while_offline(monkeypatch, capsys, data_dir):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    err = one_error_line(capsys, ["eval-sts", "--model", "bert-base-uncased", "--data-dir", "/"])
+    err = one_error_line(capsys, ["eval-sts", "--model", "bert-base-uncased", "--data-dir", str(data_dir)])
     assert "cannot be reached" in err and "minilm-l6" in err
 
 
