@@ -33,7 +33,7 @@ def cmd_train(args) -> None:
 
     recipe = apply_overrides(get_recipe(args.recipe), args.set or [])
     output = Path(args.output_dir or Path("build") / "runs" / recipe.name)
-    result = train(recipe, output, args.data_dir, resume=args.resume)
+    result = train(recipe, output, args.data_dir, resume=args.resume, overwrite=args.overwrite)
     print(f"{recipe.name}: {result.steps} steps in {result.seconds:.0f}s, best STS-B dev {result.best_dev:.2f}, "
           f"checkpoint {result.best_dir}")
 
@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir")
     p.add_argument("--data-dir")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint, exactly")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run OUTPUT_DIR holds (kept as OUTPUT_DIR.replaced until the new one finishes)")
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("recipes", help="list the recipes, or show one in full")

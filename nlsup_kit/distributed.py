@@ -40,6 +40,11 @@ class Workers:
         return slice(self.rank * size, (self.rank + 1) * size)
 
 
+def rank_from_env() -> int:
+    """This process's rank as torchrun announces it (0 without torchrun), before any process group exists."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def init_from_env(device_type: str) -> Workers:
     """Join the process group ``torchrun`` describes (WORLD_SIZE, RANK, LOCAL_RANK); one process otherwise."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

@@ -571,11 +571,49 @@ def finished_run(recipe: Recipe, output_dir: str | Path) -> TrainResult | None:
                        stored["first_loss"], stored["last_loss"], stored.get("step_seconds", math.nan))
 
 
+RUN_FILES = (RECIPE_FILE, "metrics.jsonl", "result.json", "best", "checkpoint")
+
+
+def describe_run(output_dir: Path) -> str | None:
+    """What run ``output_dir`` holds, in a few words, or None when it holds none."""
+    if not any((output_dir / name).exists() for name in RUN_FILES):
+        return None
+    try:
+        name = json.loads((output_dir / RECIPE_FILE).read_text()).get("name", "a recipe")
+    except (OSError, ValueError):
+        name = "a recipe"
+    try:
+        result = json.loads((output_dir / "result.json").read_text())
+        return f"a finished run of {name} ({result['steps']} steps, best STS-B dev {result['best_stsb_dev']:.2f})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"an unfinished run of {name}"
+
+
 def train(recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = None,
-          progress: bool | None = None, reuse: bool = False, resume: bool = False) -> TrainResult:
+          progress: bool | None = None, reuse: bool = False, resume: bool = False,
+          overwrite: bool = False) -> TrainResult:
     """Train ``recipe`` into ``output_dir``; with ``reuse``, a finished run of the same recipe there is returned
     instead of trained again (the notebooks share their baselines this way); with ``resume``, an interrupted
-    run there continues from its last checkpoint."""
+    run there continues from its last checkpoint. A folder that holds another run is never replaced by
+    accident: that takes ``overwrite``, which moves the old run to ``<output_dir>.replaced`` and deletes it
+    only once the new run has finished, so a crash on the way leaves one of the two whole."""
+    output_dir = Path(output_dir)
     if reuse and (previous := finished_run(recipe.validate(), output_dir)) is not None:
         return previous
-    return Trainer(recipe, output_dir, data_dir, progress).train(resume)
+    aside = output_dir.with_name(output_dir.name + ".replaced")
+    existing = None if resume else describe_run(output_dir)
+    if existing is not None and not overwrite:
+        raise NlsupError(f"{output_dir}: already holds {existing}; continue it with --resume, train into a new "
+                         f"--output-dir, or replace it with --overwrite")
+    trainer = Trainer(recipe, output_dir, data_dir, progress)  # reads and checks the text and the model
+    if trainer.branch is not None:
+        trainer.modality_batches  # and the image/audio data, all before the old run is touched
+    if existing is not None and distributed.rank_from_env() == 0:
+        if aside.exists():  # an earlier replacement crashed: the whole old run is the one aside, keep it
+            shutil.rmtree(output_dir)
+        else:
+            output_dir.rename(aside)
+    result = trainer.train(resume)
+    if aside.exists() and distributed.rank_from_env() == 0:
+        shutil.rmtree(aside)
+    return result

@@ -87,7 +87,8 @@ def test_corpus_problems_fail_and_leave_the_previous_run_intact(tiny_model, data
     bad = tmp_path / "corpus.txt"
     bad.write_bytes(content)
     capsys.readouterr()
-    err = one_error_line(capsys, train_argv(tiny_model, data_dir, out, f"text_data={bad}"))
+    # even with --overwrite, bad data is found before the earlier run is touched
+    err = one_error_line(capsys, [*train_argv(tiny_model, data_dir, out, f"text_data={bad}"), "--overwrite"])
     assert message in err
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
@@ -128,27 +129,28 @@ def image_argv(model, data_dir, out, folder) -> list:
 
 def test_image_folder_problems(tiny_model, data_dir, tmp_path, capsys):
     folder = image_tree(tmp_path / "images", per_class=2)  # one batch of 4: every image is decoded
+    runs = (tmp_path / f"run{i}" for i in range(10))  # a fresh folder each: a failed run's folder is kept
     (folder / "cat" / "notes.png").write_text("this is not an image")
-    err = one_error_line(capsys, image_argv(tiny_model, data_dir, tmp_path / "run", folder))
+    err = one_error_line(capsys, image_argv(tiny_model, data_dir, next(runs), folder))
     assert "notes.png: not a readable image" in err
 
     (folder / "cat" / "notes.png").unlink()
     good = (folder / "dog" / "0.png").read_bytes()
     (folder / "dog" / "0.png").write_bytes(good[: len(good) // 2])  # truncated: the header still reads
-    err = one_error_line(capsys, image_argv(tiny_model, data_dir, tmp_path / "run", folder))
+    err = one_error_line(capsys, image_argv(tiny_model, data_dir, next(runs), folder))
     assert "0.png: not a readable image" in err
 
-    err = one_error_line(capsys, [*image_argv(tiny_model, data_dir, tmp_path / "run", folder),
+    err = one_error_line(capsys, [*image_argv(tiny_model, data_dir, next(runs), folder),
                                   "--set", "num_workers=1"])  # raised in a loader worker: still one line
     assert err.startswith("error: ") and "0.png: not a readable image" in err
 
     (folder / "dog" / "0.png").write_bytes(good)
     (folder / "owl").mkdir()
-    err = one_error_line(capsys, image_argv(tiny_model, data_dir, tmp_path / "run", folder))
+    err = one_error_line(capsys, image_argv(tiny_model, data_dir, next(runs), folder))
     assert "class folder 'owl' has no images" in err
 
     single = image_tree(tmp_path / "single", classes=("cat",), per_class=4)
-    err = one_error_line(capsys, image_argv(tiny_model, data_dir, tmp_path / "run", single))
+    err = one_error_line(capsys, image_argv(tiny_model, data_dir, next(runs), single))
     assert "1 class; modality_loss=supcon clusters by class and needs at least 2" in err
 
 

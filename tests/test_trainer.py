@@ -110,5 +110,6 @@ def test_reuse_returns_a_finished_run_of_the_same_recipe_only(tiny_model, data_d
     stamp = (tmp_path / "run" / "metrics.jsonl").stat().st_mtime_ns
     again = train(recipe, tmp_path / "run", data_dir, progress=False, reuse=True)
     assert again == first and (tmp_path / "run" / "metrics.jsonl").stat().st_mtime_ns == stamp
-    changed = train(apply_overrides(recipe, ["max_steps=3"]), tmp_path / "run", data_dir, progress=False, reuse=True)
+    changed = train(apply_overrides(recipe, ["max_steps=3"]), tmp_path / "run", data_dir, progress=False, reuse=True,
+                    overwrite=True)  # another recipe: trained, and only with overwrite (tests/test_runs.py)
     assert changed.steps == 3
