@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nlsup_kit.errors import NlsupError
+from nlsup_kit.errors import NlsupError, read_back
 from nlsup_kit.layers import run_layers, supports_fast_layers
 from nlsup_kit.net import hub_unreachable_reason
 from nlsup_kit.progress import progress_bar
@@ -26,6 +26,7 @@ HUB_MODELS = {
 }
 OFFLINE_MODEL = "minilm-l6"
 HEAD_FILE = "head.safetensors"
+RECIPE_FILE = "recipe.json"  # beside the weights in a training run's best/ and checkpoint/
 
 
 def resolve_model(name: str) -> str:
@@ -37,6 +38,21 @@ def resolve_model(name: str) -> str:
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
     return HUB_MODELS.get(name, name)
+
+
+CHECKPOINT_HINT = "the checkpoint is damaged: use the run's other folder (best/ or checkpoint/), or train again"
+
+
+def check_checkpoint_files(folder: Path) -> None:
+    """The files a kit checkpoint's encoder is read from, each opened once: one line naming a broken one."""
+    import json
+
+    from safetensors import safe_open
+
+    read_back(folder / "config.json", lambda p: json.loads(p.read_text()), "the model's configuration", CHECKPOINT_HINT)
+    read_back(folder / "model.safetensors", lambda p: safe_open(str(p), "pt").keys(), "the model's weights",
+              CHECKPOINT_HINT)
+    read_back(folder / "tokenizer.json", lambda p: json.loads(p.read_text()), "the tokenizer", CHECKPOINT_HINT)
 
 
 def load_pretrained(loader, name: str, **kwargs):
@@ -146,6 +162,10 @@ class SentenceEncoder(nn.Module):
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
+        folder = Path(resolve_model(name))
+        kit_checkpoint = (folder / HEAD_FILE).exists() or (folder / RECIPE_FILE).exists()
+        if kit_checkpoint:  # check what the kit wrote before HF reads it
+            check_checkpoint_files(folder)
         tokenizer = load_pretrained(AutoTokenizer, name)
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # a kit checkpoint has no pooler weights; that is expected
@@ -156,10 +176,10 @@ class SentenceEncoder(nn.Module):
             hf_logging.set_verbosity(verbosity)
             hf_logging.enable_progress_bar()
         head = MLPHead(backbone.config.hidden_size)
-        head_file = Path(resolve_model(name)) / HEAD_FILE
         pretrained_pooler = getattr(getattr(backbone, "pooler", None), "dense", None)
-        if head_file.is_file():
-            head.load_state_dict(load_file(str(head_file)))
+        if kit_checkpoint:
+            head.load_state_dict(read_back(folder / HEAD_FILE, lambda p: load_file(str(p)), "the MLP head's weights",
+                                           CHECKPOINT_HINT))
         elif isinstance(pretrained_pooler, nn.Linear):
             head.dense.load_state_dict(pretrained_pooler.state_dict())
         if hasattr(backbone, "pooler"):

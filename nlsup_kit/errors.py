@@ -18,6 +18,25 @@ def at_line(path: object, line_number: int, problem: str) -> NlsupError:
     return NlsupError(f"{path}:{line_number}: {problem}")
 
 
+def read_back(path, read, what: str, hint: str):
+    """``read(path)`` for a file the kit wrote earlier (weights, training state, recipe, log): missing, empty,
+    truncated or garbled, it becomes one line naming the file, what it should hold, and what to do."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise NlsupError(f"{path}: missing; it should hold {what} ({hint})")
+    if path.stat().st_size == 0:
+        raise NlsupError(f"{path}: empty; it should hold {what} ({hint})")
+    try:
+        return read(path)
+    except NlsupError:
+        raise
+    except Exception as err:  # noqa: BLE001 - every reader fails its own way; the file is what the user can fix
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise NlsupError(f"{path}: not readable as {what}, damaged or truncated ({reason}) ({hint})") from None
+
+
 def count(n: int, noun: str) -> str:
     """``1 class``, ``2 classes``: user-facing counts read as English (regular plurals only)."""
     if n == 1:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from nlsup_kit.encoder import HEAD_FILE, SentenceEncoder
-from nlsup_kit.errors import NlsupError
+from nlsup_kit.errors import NlsupError, read_back
 from nlsup_kit.recipes import Recipe
 from nlsup_kit.trainer import RECIPE_FILE
 
@@ -25,7 +25,8 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, pooling: str 
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     recipe_file = checkpoint / RECIPE_FILE
     if pooling is None:
-        pooling = Recipe.from_json(recipe_file).eval_pooling if recipe_file.is_file() else "cls_before_pooler"
+        pooling = (read_back(recipe_file, Recipe.from_json, "the run's recipe", "or pass --pooling").eval_pooling
+                   if recipe_file.exists() else "cls_before_pooler")
     if pooling not in ST_POOLING:
         raise NlsupError(f"pooling {pooling!r} has no stock sentence-transformers module; export with "
                          f"--pooling one of {', '.join(ST_POOLING)}")

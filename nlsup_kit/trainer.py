@@ -28,18 +28,16 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from nlsup_kit import distributed
 
-from nlsup_kit.data.paths import require_file
 from nlsup_kit.data.sources import ensure_data, text_data_needs
 from nlsup_kit.data.text import load_text_data
 from nlsup_kit.embeddings import AudioPatchEmbedding, ImagePatchEmbedding, ModalityBranch
-from nlsup_kit.encoder import SentenceEncoder, autocast_for, pick_device
-from nlsup_kit.errors import NlsupError, count
+from nlsup_kit.encoder import RECIPE_FILE, SentenceEncoder, autocast_for, pick_device
+from nlsup_kit.errors import NlsupError, count, read_back
 from nlsup_kit.evaluation import stsb_dev_spearman
 from nlsup_kit.progress import progress_bar
 from nlsup_kit.losses import InfoNCELoss, SupervisedSimCSELoss, nonlinguistic_loss
 from nlsup_kit.recipes import Recipe
 
-RECIPE_FILE = "recipe.json"
 BRANCH_FILE = "modality.safetensors"
 STATE_FILE = "training_state.pt"
 
@@ -134,8 +132,8 @@ def load_branch(recipe: Recipe, directory: str | Path, hidden_size: int) -> Moda
     branch = build_branch(recipe, hidden_size)
     if branch is None:
         raise NlsupError(f"recipe {recipe.name!r} trains no image or audio branch")
-    weights = require_file(Path(directory) / BRANCH_FILE, "not the folder of a VisualCSE or AudioCSE run")
-    branch.load_state_dict(load_file(str(weights)))
+    branch.load_state_dict(read_back(Path(directory) / BRANCH_FILE, lambda p: load_file(str(p)),
+                                     "the image/audio branch's weights", "is this a VisualCSE or AudioCSE run?"))
     return branch
 
 
@@ -420,14 +418,15 @@ class Trainer:
         from safetensors.torch import load_file
 
         state_file = checkpoint / STATE_FILE
-        if not state_file.is_file():
-            raise NlsupError(f"{checkpoint}: no resumable checkpoint ({STATE_FILE} missing)")
-        stored = Recipe.from_json(checkpoint / RECIPE_FILE)
+        hint = ("the checkpoint is damaged and cannot be resumed: train again with --overwrite, or keep its best/ "
+                "folder, which holds the best weights")
+        stored = read_back(checkpoint / RECIPE_FILE, Recipe.from_json, "the run's recipe", hint)
         if stored != self.recipe:
             changed = [k for k in dataclasses.asdict(stored) if getattr(stored, k) != getattr(self.recipe, k)]
             raise NlsupError(f"{checkpoint}: saved with different settings ({', '.join(changed)}); resume with "
                              f"the same recipe, or start a new output directory")
-        state = torch.load(state_file, weights_only=True, map_location="cpu")
+        state = read_back(state_file, lambda p: torch.load(p, weights_only=True, map_location="cpu"),
+                          "the training state (optimizers, schedules, random states)", hint)
         if len(state["ranks"]) != self.workers.world_size:
             raise NlsupError(f"{checkpoint}: written by {count(len(state['ranks']), 'process')}; resume with the same "
                              f"number (torchrun --nproc_per_node {len(state['ranks'])}), or start a new output "
@@ -436,7 +435,8 @@ class Trainer:
         loaded = SentenceEncoder.from_pretrained(str(checkpoint), self.recipe.max_length)
         self.encoder.load_state_dict(loaded.state_dict())
         if self.branch is not None:
-            self.branch.load_state_dict(load_file(str(checkpoint / BRANCH_FILE)))
+            self.branch.load_state_dict(read_back(checkpoint / BRANCH_FILE, lambda p: load_file(str(p)),
+                                                  "the image/audio branch's weights", hint))
         self.text_optimizer.load_state_dict(state["text_optimizer"])
         self.text_schedule.load_state_dict(state["text_schedule"])
         if "modality_optimizer" in state:
@@ -555,7 +555,9 @@ class Trainer:
 
 def read_metrics(output_dir: str | Path) -> list[dict]:
     """The JSONL log of a run: one record per logged step (losses, lr, and stsb_dev where evaluated)."""
-    return [json.loads(line) for line in (Path(output_dir) / "metrics.jsonl").read_text().splitlines() if line]
+    return read_back(Path(output_dir) / "metrics.jsonl",
+                     lambda p: [json.loads(line) for line in p.read_text().splitlines() if line],
+                     "the training log (one JSON record a line)", "the run's weights in best/ are unaffected")
 
 
 def finished_run(recipe: Recipe, output_dir: str | Path) -> TrainResult | None:
@@ -564,9 +566,10 @@ def finished_run(recipe: Recipe, output_dir: str | Path) -> TrainResult | None:
     result_file, recipe_file = output_dir / "result.json", output_dir / RECIPE_FILE
     if not (result_file.is_file() and recipe_file.is_file() and (output_dir / "best").is_dir()):
         return None
-    if Recipe.from_json(recipe_file) != recipe:
+    hint = "the run cannot be reused: train again with overwrite=True (--overwrite)"
+    if read_back(recipe_file, Recipe.from_json, "the run's recipe", hint) != recipe:
         return None
-    stored = json.loads(result_file.read_text())
+    stored = read_back(result_file, lambda p: json.loads(p.read_text()), "the run's result", hint)
     return TrainResult(output_dir, output_dir / "best", stored["best_stsb_dev"], stored["steps"], stored["seconds"],
                        stored["first_loss"], stored["last_loss"], stored.get("step_seconds", math.nan))
 

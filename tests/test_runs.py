@@ -96,3 +96,59 @@ def test_resume_continues_in_the_folder_without_a_refusal(tiny_model, data_dir, 
     run = tmp_path / "run"
     train(tiny(tiny_model, "checkpoint_steps=1"), run, data_dir, progress=False)
     assert train(tiny(tiny_model, "checkpoint_steps=1"), run, data_dir, progress=False, resume=True).steps == 2
+
+
+# ---- every file the kit reads back, damaged: one line naming it, nothing touched --------------------------------
+
+def damage(path, how):
+    if how == "missing":
+        path.unlink()
+    elif how == "empty":
+        path.write_bytes(b"")
+    else:  # truncated
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_model, data_dir, tmp_path_factory):
+    run = tmp_path_factory.mktemp("damaged") / "run"
+    recipe = apply_overrides(get_recipe("quick-visualcse"), [
+        f"model={tiny_model}", "max_text_examples=64", "batch_size=8", "max_steps=2", "eval_steps=2",
+        "modality_batch_size=8", "image_size=16", "patch_size=8"])
+    train(recipe, run, data_dir, progress=False)
+    return run
+
+
+EVAL = ["eval-sts", "--model", "{run}/best", "--tasks", "STS16"]
+EXPORT = ["export", "{run}/best", "--out", "{run}-exported"]
+RESUME = ["train", "--resume"]
+DAMAGE = [(file, argv, how) for file, argv in [
+    ("best/model.safetensors", EVAL), ("best/head.safetensors", EVAL), ("best/config.json", EVAL),
+    ("best/tokenizer.json", EXPORT), ("best/recipe.json", EXPORT), ("checkpoint/training_state.pt", RESUME),
+    ("checkpoint/modality.safetensors", RESUME), ("checkpoint/recipe.json", RESUME),
+    ("checkpoint/model.safetensors", RESUME)] for how in ("missing", "empty", "truncated")
+    if (file, how) != ("best/recipe.json", "missing")]  # export then takes the default pooler, or --pooling
+
+
+@pytest.mark.parametrize("file, argv, how", DAMAGE, ids=lambda v: v if isinstance(v, str) else v[0])
+def test_a_damaged_file_is_one_line_that_names_it(finished_run, tmp_path, data_dir, tiny_model, capsys, file, argv,
+                                                  how):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    if argv[:2] == ["train", "--resume"]:
+        recipe = json.loads((finished_run / "recipe.json").read_text())
+        argv = ["train", "--recipe", "quick-visualcse", "--output-dir", str(run), "--data-dir", str(data_dir),
+                "--resume"] + [arg for key in ("model", "max_text_examples", "batch_size", "max_steps", "eval_steps",
+                                               "modality_batch_size", "image_size", "patch_size")
+                               for arg in ("--set", f"{key}={recipe[key]}")]
+    else:
+        argv = [a.format(run=run) for a in argv] + (["--data-dir", str(data_dir)] if argv[0] == "eval-sts" else [])
+    damage(run / file, how)
+    before = snapshot(run)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"error: {run / file}: "), err
+    assert snapshot(run) == before
