@@ -15,8 +15,9 @@ PROBE_SECONDS = 3.0
 
 def unreachable_reason(url: str, timeout: float = PROBE_SECONDS) -> str | None:
     """Why ``url`` cannot be reached (a short phrase), or None when its server answers."""
-    host = urlsplit(url).hostname
-    if urlsplit(url).scheme not in ("http", "https") or not host:
+    parts = urlsplit(url)
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
         return None  # file:// and the like: nothing to probe, the download itself will say
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):

@@ -160,15 +160,14 @@ def test_ensure_data_offline_is_one_line_in_about_a_second(tmp_path, monkeypatch
 
     from nlsup_kit.data import ensure_data
 
-    with socket.socket() as probe:  # a port that was free a moment ago: connections to it are refused
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.setenv("NLSUP_MIRROR", f"http://127.0.0.1:{port}")
-    (tmp_path / "empty").mkdir()
-    started = time.perf_counter()
-    with pytest.raises(NlsupError) as err:
-        ensure_data(["senteval", "wiki"], tmp_path / "empty")
-    assert time.perf_counter() - started < 2
+    with socket.socket() as held:  # bound, never listening: connections are refused, and no one else takes it
+        held.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("NLSUP_MIRROR", f"http://127.0.0.1:{held.getsockname()[1]}")
+        (tmp_path / "empty").mkdir()
+        started = time.perf_counter()
+        with pytest.raises(NlsupError) as err:
+            ensure_data(["senteval", "wiki"], tmp_path / "empty")
+        assert time.perf_counter() - started < 2
     message = str(err.value)
     assert "\n" not in message and "NLSUP_MIRROR" in message and "senteval, wiki not in" in message
     assert list((tmp_path / "empty").iterdir()) == []  # nothing written
