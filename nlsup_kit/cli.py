@@ -142,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe setting (repeatable)")
     p.add_argument("--output-dir")
     p.add_argument("--data-dir")
-    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint, exactly")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUTPUT_DIR/checkpoint, exactly: same settings, except log_steps, eval_steps "
+                        "and checkpoint_steps")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run OUTPUT_DIR holds (kept as OUTPUT_DIR.replaced until the new one finishes)")
     p.set_defaults(run=cmd_train)

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nlsup_kit.checkpoint import HEAD_FILE, MANIFEST_FILE, RECIPE_FILE, verify
 from nlsup_kit.errors import NlsupError, read_back
 from nlsup_kit.layers import run_layers, supports_fast_layers
 from nlsup_kit.net import hub_unreachable_reason
@@ -25,8 +26,6 @@ HUB_MODELS = {
     "roberta-large": "FacebookAI/roberta-large",
 }
 OFFLINE_MODEL = "minilm-l6"
-HEAD_FILE = "head.safetensors"
-RECIPE_FILE = "recipe.json"  # beside the weights in a training run's best/ and checkpoint/
 
 
 def resolve_model(name: str) -> str:
@@ -163,8 +162,9 @@ class SentenceEncoder(nn.Module):
         from transformers.utils import logging as hf_logging
 
         folder = Path(resolve_model(name))
-        kit_checkpoint = (folder / HEAD_FILE).exists() or (folder / RECIPE_FILE).exists()
+        kit_checkpoint = any((folder / name).exists() for name in (HEAD_FILE, RECIPE_FILE, MANIFEST_FILE))
         if kit_checkpoint:  # check what the kit wrote before HF reads it
+            verify(folder, CHECKPOINT_HINT)
             check_checkpoint_files(folder)
         tokenizer = load_pretrained(AutoTokenizer, name)
         verbosity = hf_logging.get_verbosity()

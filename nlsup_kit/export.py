@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nlsup_kit.encoder import HEAD_FILE, SentenceEncoder
+from nlsup_kit.checkpoint import HEAD_FILE, RECIPE_FILE
+from nlsup_kit.encoder import SentenceEncoder
 from nlsup_kit.errors import NlsupError, read_back
 from nlsup_kit.recipes import Recipe
-from nlsup_kit.trainer import RECIPE_FILE
 
 ST_POOLING = {"cls": "cls", "cls_before_pooler": "cls", "avg": "mean"}
 

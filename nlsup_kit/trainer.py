@@ -18,7 +18,6 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,33 +30,21 @@ from nlsup_kit import distributed
 from nlsup_kit.data.sources import ensure_data, text_data_needs
 from nlsup_kit.data.text import load_text_data
 from nlsup_kit.embeddings import AudioPatchEmbedding, ImagePatchEmbedding, ModalityBranch
-from nlsup_kit.encoder import RECIPE_FILE, SentenceEncoder, autocast_for, pick_device
+from nlsup_kit.checkpoint import (BEST_DIR, BRANCH_FILE, CHECKPOINT_DIR, METRICS_FILE, RECIPE_FILE, RESULT_FILE,
+                                  STATE_FILE, TrainResult, describe_run, finished_run, read_metrics, read_result,
+                                  recover, save_atomically, verify)
+from nlsup_kit.encoder import SentenceEncoder, autocast_for, pick_device
 from nlsup_kit.errors import NlsupError, count, read_back
 from nlsup_kit.evaluation import stsb_dev_spearman
 from nlsup_kit.progress import progress_bar
 from nlsup_kit.losses import InfoNCELoss, SupervisedSimCSELoss, nonlinguistic_loss
-from nlsup_kit.recipes import Recipe
-
-BRANCH_FILE = "modality.safetensors"
-STATE_FILE = "training_state.pt"
+from nlsup_kit.recipes import RESUMABLE_SETTINGS, Recipe
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-@dataclass
-class TrainResult:
-    output_dir: Path
-    best_dir: Path
-    best_dev: float
-    steps: int
-    seconds: float  # wall time of the whole run, evaluations included
-    first_loss: float
-    last_loss: float
-    step_seconds: float = math.nan  # time spent in training iterations alone (throughput)
 
 
 class TextBatches:
@@ -132,8 +119,10 @@ def load_branch(recipe: Recipe, directory: str | Path, hidden_size: int) -> Moda
     branch = build_branch(recipe, hidden_size)
     if branch is None:
         raise NlsupError(f"recipe {recipe.name!r} trains no image or audio branch")
+    hint = "is this a VisualCSE or AudioCSE run?"
+    verify(directory, hint)
     branch.load_state_dict(read_back(Path(directory) / BRANCH_FILE, lambda p: load_file(str(p)),
-                                     "the image/audio branch's weights", "is this a VisualCSE or AudioCSE run?"))
+                                     "the image/audio branch's weights", hint))
     return branch
 
 
@@ -376,23 +365,19 @@ class Trainer:
 
     def save(self, directory: Path, extra: dict | None = None) -> None:
         """Encoder as a loadable HF folder + head, the modality branch, the recipe, and ``extra`` as
-        ``training_state.pt``; written to a temporary folder, then swapped in, so a kill never leaves half."""
+        ``training_state.pt``, swapped in whole (:func:`nlsup_kit.checkpoint.save_atomically`)."""
         from safetensors.torch import save_file
 
-        tmp, old = directory.with_name(directory.name + ".tmp"), directory.with_name(directory.name + ".old")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.encoder.save(tmp)
-        if self.branch is not None:
-            save_file({k: v.detach().contiguous().cpu() for k, v in self.branch.state_dict().items()},
-                      str(tmp / BRANCH_FILE))
-        (tmp / RECIPE_FILE).write_text(self.recipe.to_json())
-        if extra is not None:
-            torch.save(extra, tmp / STATE_FILE)
-        shutil.rmtree(old, ignore_errors=True)
-        if directory.exists():
-            directory.rename(old)
-        tmp.rename(directory)
-        shutil.rmtree(old, ignore_errors=True)
+        def write(folder: Path) -> None:
+            self.encoder.save(folder)
+            if self.branch is not None:
+                save_file({k: v.detach().contiguous().cpu() for k, v in self.branch.state_dict().items()},
+                          str(folder / BRANCH_FILE))
+            (folder / RECIPE_FILE).write_text(self.recipe.to_json())
+            if extra is not None:
+                torch.save(extra, folder / STATE_FILE)
+
+        save_atomically(directory, write)
 
     def training_state(self, progress: dict) -> dict:
         """Everything besides the weights that an exact resume needs. A collective call: the random states
@@ -417,15 +402,12 @@ class Trainer:
         """Weights, optimizers, schedules, data position and RNG from ``checkpoint``; returns the progress."""
         from safetensors.torch import load_file
 
-        state_file = checkpoint / STATE_FILE
         hint = ("the checkpoint is damaged and cannot be resumed: train again with --overwrite, or keep its best/ "
                 "folder, which holds the best weights")
+        verify(checkpoint, hint)
         stored = read_back(checkpoint / RECIPE_FILE, Recipe.from_json, "the run's recipe", hint)
-        if stored != self.recipe:
-            changed = [k for k in dataclasses.asdict(stored) if getattr(stored, k) != getattr(self.recipe, k)]
-            raise NlsupError(f"{checkpoint}: saved with different settings ({', '.join(changed)}); resume with "
-                             f"the same recipe, or start a new output directory")
-        state = read_back(state_file, lambda p: torch.load(p, weights_only=True, map_location="cpu"),
+        self.check_resumable(checkpoint, stored)
+        state = read_back(checkpoint / STATE_FILE, lambda p: torch.load(p, weights_only=True, map_location="cpu"),
                           "the training state (optimizers, schedules, random states)", hint)
         if len(state["ranks"]) != self.workers.world_size:
             raise NlsupError(f"{checkpoint}: written by {count(len(state['ranks']), 'process')}; resume with the same "
@@ -453,6 +435,26 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         return state["progress"]
 
+    def check_resumable(self, checkpoint: Path, stored: Recipe) -> None:
+        """Resuming continues the saved run exactly, so only the settings that cannot change its numbers may
+        differ (:data:`nlsup_kit.recipes.RESUMABLE_SETTINGS`)."""
+        changed = {k: (v, getattr(self.recipe, k)) for k, v in dataclasses.asdict(stored).items()
+                   if k not in RESUMABLE_SETTINGS and v != getattr(self.recipe, k)}
+        if not changed:
+            return
+        shown = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
+        if set(changed) <= {"max_steps", "epochs"}:
+            planned = len(self.text) * stored.epochs
+            planned = planned if stored.max_steps is None else min(planned, stored.max_steps)
+            raise NlsupError(
+                f"{checkpoint}: saved by a run planned for {planned} steps ({shown}); its learning rates fall to 0 "
+                f"at step {planned}, so a run of another length is not its continuation: train that length from "
+                f"the start into a new --output-dir, or go on from these weights as a new run with "
+                f"--set model={checkpoint} and a new --output-dir")
+        raise NlsupError(f"{checkpoint}: saved with different settings ({shown}); a resume may change only "
+                         f"{', '.join(RESUMABLE_SETTINGS)}: resume with the saved settings, or train into a new "
+                         f"--output-dir")
+
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -462,22 +464,31 @@ class Trainer:
         main = self.workers.is_main
         if self.branch is not None:
             self.modality_batches  # open (and check) the image/audio data before anything is written
-        best_dir, checkpoint_dir = self.output_dir / "best", self.output_dir / "checkpoint"
-        metrics_path = self.output_dir / "metrics.jsonl"
+        best_dir, checkpoint_dir = self.output_dir / BEST_DIR, self.output_dir / CHECKPOINT_DIR
+        metrics_path = self.output_dir / METRICS_FILE
         progress = {"step": 0, "epoch_batch": 0, "best": -math.inf, "first_loss": math.nan,
                     "last_loss": math.nan}
         epoch_generator = self.text.generator.get_state()
         if resume:
-            if not checkpoint_dir.is_dir() and checkpoint_dir.with_name("checkpoint.old").is_dir():
-                checkpoint_dir.with_name("checkpoint.old").rename(checkpoint_dir)  # killed mid-swap
+            if main:  # a kill between a save's two renames left the previous save aside
+                recover(checkpoint_dir)
+                recover(best_dir)
+            distributed.barrier()
             if not checkpoint_dir.is_dir():
                 raise NlsupError(f"{checkpoint_dir}: nothing to resume (no checkpoint written yet); "
                                  f"train without --resume")
             progress = self.restore(checkpoint_dir)
+            if progress["step"] >= self.total_steps and (self.output_dir / RESULT_FILE).exists():
+                done = read_result(self.output_dir, "the run's weights in best/ are unaffected")
+                if main:
+                    print(f"note: {self.output_dir}: already finished ({done.steps} steps, best STS-B dev "
+                          f"{done.best_dev:.2f}); nothing to resume", file=sys.stderr)
+                return done
             epoch_generator = self.text.generator.get_state()
             if main:  # the log continues from the checkpoint, as if never interrupted
                 kept = [r for r in read_metrics(self.output_dir) if r["step"] <= progress["step"]]
                 metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+                (self.output_dir / RECIPE_FILE).write_text(self.recipe.to_json())  # log/eval/save steps may change
         elif main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             (self.output_dir / RECIPE_FILE).write_text(self.recipe.to_json())
@@ -539,7 +550,7 @@ class Trainer:
         result = TrainResult(self.output_dir, best_dir, best, step, time.time() - started, first_loss, last_loss,
                              step_seconds)
         if main:
-            (self.output_dir / "result.json").write_text(json.dumps(
+            (self.output_dir / RESULT_FILE).write_text(json.dumps(
                 {"best_stsb_dev": best, "steps": step, "seconds": result.seconds, "step_seconds": step_seconds,
                  "first_loss": first_loss, "last_loss": last_loss,
                  "text_data": dataclasses.asdict(self.text_report) if self.text_report else None}, indent=2))
@@ -551,45 +562,6 @@ class Trainer:
             shown = ", ".join(f"{k}={v}" for k, v in losses.items())
             raise NlsupError(f"training stopped: {shown} at step {step}; the last good checkpoint is "
                              f"{checkpoint_dir} (lower the learning rate, then resume or start again)")
-
-
-def read_metrics(output_dir: str | Path) -> list[dict]:
-    """The JSONL log of a run: one record per logged step (losses, lr, and stsb_dev where evaluated)."""
-    return read_back(Path(output_dir) / "metrics.jsonl",
-                     lambda p: [json.loads(line) for line in p.read_text().splitlines() if line],
-                     "the training log (one JSON record a line)", "the run's weights in best/ are unaffected")
-
-
-def finished_run(recipe: Recipe, output_dir: str | Path) -> TrainResult | None:
-    """The result of a completed run of exactly this recipe in ``output_dir``, if there is one."""
-    output_dir = Path(output_dir)
-    result_file, recipe_file = output_dir / "result.json", output_dir / RECIPE_FILE
-    if not (result_file.is_file() and recipe_file.is_file() and (output_dir / "best").is_dir()):
-        return None
-    hint = "the run cannot be reused: train again with overwrite=True (--overwrite)"
-    if read_back(recipe_file, Recipe.from_json, "the run's recipe", hint) != recipe:
-        return None
-    stored = read_back(result_file, lambda p: json.loads(p.read_text()), "the run's result", hint)
-    return TrainResult(output_dir, output_dir / "best", stored["best_stsb_dev"], stored["steps"], stored["seconds"],
-                       stored["first_loss"], stored["last_loss"], stored.get("step_seconds", math.nan))
-
-
-RUN_FILES = (RECIPE_FILE, "metrics.jsonl", "result.json", "best", "checkpoint")
-
-
-def describe_run(output_dir: Path) -> str | None:
-    """What run ``output_dir`` holds, in a few words, or None when it holds none."""
-    if not any((output_dir / name).exists() for name in RUN_FILES):
-        return None
-    try:
-        name = json.loads((output_dir / RECIPE_FILE).read_text()).get("name", "a recipe")
-    except (OSError, ValueError):
-        name = "a recipe"
-    try:
-        result = json.loads((output_dir / "result.json").read_text())
-        return f"a finished run of {name} ({result['steps']} steps, best STS-B dev {result['best_stsb_dev']:.2f})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return f"an unfinished run of {name}"
 
 
 def train(recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = None,

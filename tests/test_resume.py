@@ -1,5 +1,6 @@
-"""Interruption: a CPU run killed with SIGKILL mid-run and resumed ends with the same weights and metrics as
-an uninterrupted run of the same seed; a NaN loss stops training and keeps the last good checkpoint."""
+"""Interruption: a CPU run killed with SIGKILL mid-run, or inside a save, and resumed ends with the same weights
+and metrics as an uninterrupted run of the same seed; a NaN loss stops training and keeps the last good
+checkpoint."""
 
 import json
 import os
@@ -15,7 +16,8 @@ from safetensors.torch import load_file
 
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.recipes import apply_overrides, get_recipe
-from nlsup_kit.trainer import STATE_FILE, Trainer, read_metrics
+from nlsup_kit.checkpoint import STATE_FILE, read_metrics
+from nlsup_kit.trainer import Trainer
 
 
 def settings(model) -> list[str]:
@@ -24,11 +26,41 @@ def settings(model) -> list[str]:
             "learning_rate=1e-4", "modality_learning_rate=1e-4", "device=cpu"]
 
 
-def command(model, data_dir, out, *extra) -> list[str]:
-    """``nlsup train`` as a module, to follow a launcher: ``python`` or ``torchrun``."""
-    sets = [arg for s in settings(model) for arg in ("--set", s)]
-    return ["-m", "nlsup_kit.cli", "train", "--recipe", "quick-visualcse", *sets,
-            "--data-dir", str(data_dir), "--output-dir", str(out), *extra]
+def command(model, data_dir, out, overrides=(), *flags) -> list[str]:
+    """``nlsup train`` arguments, after a launcher (python, torchrun or the kill point); ``overrides`` are
+    settings on top of :func:`settings`."""
+    sets = [arg for s in [*settings(model), *overrides] for arg in ("--set", s)]
+    return ["train", "--recipe", "quick-visualcse", *sets, "--data-dir", str(data_dir), "--output-dir", str(out),
+            *flags]
+
+
+PYTHON = [sys.executable, "-m", "nlsup_kit.cli"]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+            "nlsup_kit.cli"]
+KILL_AT = [sys.executable, str(Path(__file__).with_name("killpoint.py"))]
+
+
+def quiet_env() -> dict[str, str]:
+    env = dict(os.environ, TQDM_DISABLE="1", OMP_NUM_THREADS="1")
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        env.pop(key, None)
+    return env
+
+
+def run(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, env=quiet_env(), capture_output=True, text=True, timeout=600)
+
+
+def finish(launch, model, data_dir, out, overrides=(), *flags) -> Path:
+    done = run([*launch, *command(model, data_dir, out, overrides, *flags)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model, data_dir, tmp_path_factory) -> Path:
+    """One uninterrupted single-process run of :func:`settings`."""
+    return finish(PYTHON, tiny_model, data_dir, tmp_path_factory.mktemp("reference") / "run")
 
 
 def weights(run) -> dict[str, torch.Tensor]:
@@ -68,24 +100,16 @@ def alive(pid: int) -> bool:
         return False
 
 
-def kill_then_resume(launch: list[str], model, data_dir, tmp_path, kill_after_step: int, overrides=()):
-    """An uninterrupted run, and a run SIGKILLed (with every process it started) after ``kill_after_step`` then
-    resumed; returns both output folders. ``overrides`` are settings on top of :func:`settings`."""
-    sets = [arg for setting in overrides for arg in ("--set", setting)]
-    env = dict(os.environ, TQDM_DISABLE="1", OMP_NUM_THREADS="1")
-    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
-        env.pop(key, None)
-    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
-    done = subprocess.run([*launch, *command(model, data_dir, reference, *sets)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-    process = subprocess.Popen([*launch, *command(model, data_dir, resumed, *sets)], env=env,
+def kill_then_resume(launch: list[str], model, data_dir, out, kill_after_step: int, overrides=(),
+                     resume_overrides=()) -> Path:
+    """A run SIGKILLed (with every process it started) after ``kill_after_step``, then resumed, with
+    ``resume_overrides`` on top of its settings."""
+    process = subprocess.Popen([*launch, *command(model, data_dir, out, overrides)], env=quiet_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if (resumed / "checkpoint" / STATE_FILE).is_file() and any(
-                r["step"] >= kill_after_step for r in read_metrics(resumed)):
+        if (out / "checkpoint" / STATE_FILE).is_file() and any(
+                r["step"] >= kill_after_step for r in read_metrics(out)):
             break
         time.sleep(0.02)
     tree = process_tree(process.pid)
@@ -95,11 +119,8 @@ def kill_then_resume(launch: list[str], model, data_dir, tmp_path, kill_after_st
     deadline = time.time() + 60
     while any(alive(pid) for pid in tree) and time.time() < deadline:
         time.sleep(0.1)
-    assert not (resumed / "result.json").exists()
-    done = subprocess.run([*launch, *command(model, data_dir, resumed, *sets, "--resume")],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return reference, resumed
+    assert not (out / "result.json").exists()
+    return finish(launch, model, data_dir, out, [*overrides, *resume_overrides], "--resume")
 
 
 def assert_same_run(reference, resumed) -> None:
@@ -112,16 +133,57 @@ def assert_same_run(reference, resumed) -> None:
         json.loads((reference / "result.json").read_text())["best_stsb_dev"]
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_model, data_dir, tmp_path):
-    assert_same_run(*kill_then_resume([sys.executable], tiny_model, data_dir, tmp_path, 7))
+def test_sigkill_then_resume_equals_an_uninterrupted_run(reference, tiny_model, data_dir, tmp_path):
+    assert_same_run(reference, kill_then_resume(PYTHON, tiny_model, data_dir, tmp_path / "run", 7))
+
+
+def test_resume_may_change_when_it_logs_evaluates_and_saves_and_trains_the_same(reference, tiny_model, data_dir,
+                                                                                tmp_path):
+    """RESUMABLE_SETTINGS: evaluating and saving at other steps after the resume leaves the training itself,
+    and so the last weights and the final evaluation, exactly as in the uninterrupted run."""
+    resumed = kill_then_resume(PYTHON, tiny_model, data_dir, tmp_path / "run", 7,
+                               resume_overrides=["eval_steps=3", "log_steps=2", "checkpoint_steps=4"])
+    want, got = weights(reference), weights(resumed)
+    for key, tensor in want.items():
+        if key.startswith("checkpoint/"):
+            assert torch.equal(got[key], tensor), key
+    final = [r for r in read_metrics(resumed) if r["step"] == 40]
+    assert final == [r for r in read_metrics(reference) if r["step"] == 40]
+    assert any(r["step"] == 39 and "stsb_dev" in r for r in read_metrics(resumed))  # the new eval_steps is used
+    assert json.loads((resumed / "recipe.json").read_text())["eval_steps"] == 3
+
+
+# a kill inside the Nth save of checkpoint/ (step 5 N), and what it leaves on disk at that moment
+KILL_POINTS = {
+    "before its training state": ("torch/serialization.py:save", 2, lambda out: (
+        (out / "checkpoint.tmp" / "model.safetensors").is_file()
+        and not (out / "checkpoint.tmp" / STATE_FILE).exists())),
+    "before its manifest": ("nlsup_kit/checkpoint.py:write_manifest=checkpoint.tmp", 2, lambda out: (
+        (out / "checkpoint.tmp" / STATE_FILE).is_file()
+        and not (out / "checkpoint.tmp" / "manifest.json").exists())),
+    "between its two renames": ("pathlib.py:rename=checkpoint.tmp", 2, lambda out: (
+        not (out / "checkpoint").exists() and (out / "checkpoint.old" / STATE_FILE).is_file()
+        and (out / "checkpoint.tmp" / "manifest.json").is_file())),
+}
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_a_kill_inside_a_save_then_resume_equals_an_uninterrupted_run(point, reference, tiny_model, data_dir,
+                                                                      tmp_path):
+    target, nth, left_on_disk = KILL_POINTS[point]
+    out = tmp_path / "run"
+    killed = run([*KILL_AT, target, str(nth), *command(tiny_model, data_dir, out)])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert left_on_disk(out)  # the kill landed where it was aimed
+    assert_same_run(reference, finish(PYTHON, tiny_model, data_dir, out, (), "--resume"))
 
 
 def test_two_process_run_resumes_each_process_own_random_streams(tiny_model, data_dir, tmp_path):
     """torchrun with 2 gloo processes: dropout differs per process, so the weights after a resume equal the
     uninterrupted run's only if every process gets back its own random state."""
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     shorter = ["max_steps=16", "checkpoint_steps=4", "eval_steps=8"]
-    reference, resumed = kill_then_resume(launch, tiny_model, data_dir, tmp_path, 6, shorter)
+    reference = finish(TORCHRUN, tiny_model, data_dir, tmp_path / "reference", shorter)
+    resumed = kill_then_resume(TORCHRUN, tiny_model, data_dir, tmp_path / "resumed", 6, shorter)
     assert_same_run(reference, resumed)
     ranks = torch.load(resumed / "checkpoint" / STATE_FILE, weights_only=True)["ranks"]
     assert len(ranks) == 2 and not torch.equal(ranks[0]["rng"]["torch"], ranks[1]["rng"]["torch"])
@@ -155,5 +217,6 @@ def test_resume_refuses_changed_settings_and_missing_checkpoints(tiny_model, dat
         Trainer(recipe, tmp_path / "run", data_dir, progress=False).train(resume=True)
     Trainer(recipe, tmp_path / "run", data_dir, progress=False).train()
     changed = apply_overrides(recipe, ["learning_rate=2e-4"])
-    with pytest.raises(NlsupError, match=r"different settings \(learning_rate\)"):
+    with pytest.raises(NlsupError, match=r"different settings \(learning_rate 0.0001 -> 0.0002\); a resume may "
+                                         r"change only log_steps, eval_steps, checkpoint_steps: resume with"):
         Trainer(changed, tmp_path / "run", data_dir, progress=False).train(resume=True)

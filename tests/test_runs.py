@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from nlsup_kit.cli import main
 from nlsup_kit.errors import NlsupError
@@ -98,6 +99,36 @@ def test_resume_continues_in_the_folder_without_a_refusal(tiny_model, data_dir, 
     assert train(tiny(tiny_model, "checkpoint_steps=1"), run, data_dir, progress=False, resume=True).steps == 2
 
 
+def test_resuming_a_finished_run_changes_nothing_and_training_longer_is_explained(tiny_model, data_dir, tmp_path,
+                                                                                   capsys):
+    run = tmp_path / "run"
+    first = train(tiny(tiny_model), run, data_dir, progress=False)
+    before = snapshot(run)
+    again = train(tiny(tiny_model, "eval_steps=1"), run, data_dir, progress=False, resume=True)
+    assert (again.steps, again.best_dev, again.seconds) == (first.steps, first.best_dev, first.seconds)
+    assert capsys.readouterr().err.strip() == (f"note: {run}: already finished (2 steps, best STS-B dev "
+                                               f"{first.best_dev:.2f}); nothing to resume")
+    with pytest.raises(NlsupError) as longer:
+        train(tiny(tiny_model, "max_steps=5"), run, data_dir, progress=False, resume=True)
+    assert str(longer.value) == (
+        f"{run / 'checkpoint'}: saved by a run planned for 2 steps (max_steps 2 -> 5); its learning rates fall to 0 "
+        f"at step 2, so a run of another length is not its continuation: train that length from the start into a "
+        f"new --output-dir, or go on from these weights as a new run with --set model={run / 'checkpoint'} and a "
+        f"new --output-dir")
+    assert snapshot(run) == before
+    # the way on that the refusal offers: a new run that starts from the finished run's last weights
+    from safetensors.torch import load_file
+
+    from nlsup_kit.trainer import Trainer
+
+    onward = Trainer(tiny(tiny_model, f"model={run / 'checkpoint'}", "max_steps=3", "eval_steps=3"),
+                     tmp_path / "onward", data_dir, progress=False)
+    saved = load_file(str(run / "checkpoint" / "model.safetensors"))
+    start = onward.encoder.backbone.state_dict()
+    assert all(torch.equal(start[k], v) for k, v in saved.items())
+    assert onward.train().steps == 3
+
+
 # ---- every file the kit reads back, damaged: one line naming it, nothing touched --------------------------------
 
 def damage(path, how):
@@ -126,7 +157,8 @@ DAMAGE = [(file, argv, how) for file, argv in [
     ("best/model.safetensors", EVAL), ("best/head.safetensors", EVAL), ("best/config.json", EVAL),
     ("best/tokenizer.json", EXPORT), ("best/recipe.json", EXPORT), ("checkpoint/training_state.pt", RESUME),
     ("checkpoint/modality.safetensors", RESUME), ("checkpoint/recipe.json", RESUME),
-    ("checkpoint/model.safetensors", RESUME)] for how in ("missing", "empty", "truncated")
+    ("checkpoint/model.safetensors", RESUME), ("checkpoint/manifest.json", RESUME), ("best/manifest.json", EVAL),
+    ("best/manifest.json", EXPORT)] for how in ("missing", "empty", "truncated")
     if (file, how) != ("best/recipe.json", "missing")]  # export then takes the default pooler, or --pooling
 
 
@@ -151,4 +183,54 @@ def test_a_damaged_file_is_one_line_that_names_it(finished_run, tmp_path, data_d
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith(f"error: {run / file}: "), err
+    assert snapshot(run) == before
+
+
+# ---- files that do not belong together: caught by the save's manifest, never mixed silently ------------------
+
+@pytest.fixture(scope="module")
+def other_run(tiny_model, data_dir, tmp_path_factory):
+    """A SimCSE run of the same tiny model with another seed: same file sizes for the shared files, other bytes."""
+    run = tmp_path_factory.mktemp("other") / "run"
+    train(tiny(tiny_model, "seed=43"), run, data_dir, progress=False)
+    return run
+
+
+def resume_argv(run, data_dir):
+    """``nlsup train --resume`` with exactly the settings ``run`` was trained with."""
+    import dataclasses
+
+    saved = json.loads((run / "recipe.json").read_text())
+    defaults = dataclasses.asdict(get_recipe(saved["name"]))
+    sets = [arg for key, value in saved.items() if value != defaults[key] for arg in ("--set", f"{key}={value}")]
+    return ["train", "--recipe", saved["name"], "--output-dir", str(run), "--data-dir", str(data_dir), "--resume",
+            *sets]
+
+
+MIXES = {  # (file copied from the other save, into which run, the command that reads it, what the line says)
+    "weights from another run": ("checkpoint/model.safetensors", "visual", RESUME, "not the file this save wrote"),
+    "training state from another run": ("checkpoint/training_state.pt", "visual", RESUME, "bytes where the save"),
+    "head from another run": ("best/head.safetensors", "visual", EVAL, "not the file this save wrote"),
+    "a branch copied into a text-only run": ("checkpoint/modality.safetensors", "text", RESUME, "not part of this"),
+}
+
+
+@pytest.mark.parametrize("mix", MIXES)
+def test_a_file_from_another_save_is_one_line_that_names_it(finished_run, other_run, tmp_path, data_dir, capsys, mix):
+    import shutil
+
+    file, into, argv, says = MIXES[mix]
+    target, source = (finished_run, other_run) if into == "visual" else (other_run, finished_run)
+    run = tmp_path / "run"
+    shutil.copytree(target, run)
+    shutil.copyfile(source / file, run / file)
+    if argv == RESUME:
+        argv = resume_argv(run, data_dir)
+    else:
+        argv = [a.format(run=run) for a in argv] + ["--data-dir", str(data_dir)]
+    before = snapshot(run)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"error: {run / file}: ") and says in err, err
     assert snapshot(run) == before

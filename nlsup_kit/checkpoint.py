@@ -1,0 +1,158 @@
+"""A run folder on disk: every file name, how a save is written so a kill never leaves half of one, and how
+runs are read back.
+
+A run folder holds ``recipe.json``, ``metrics.jsonl``, ``result.json`` (once finished) and two saves, ``best/``
+and ``checkpoint/``. A save is written into ``<save>.tmp``, closed by ``manifest.json`` (every file's size and
+sha256, written last), then swapped in by two renames; a kill between them leaves ``<save>.old``, which
+:func:`recover` puts back. Reading a save checks it against its manifest first, so a truncated file or a file
+from another save (a crash between two writes, a hand copy) is one line naming it, never a silent mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nlsup_kit.errors import NlsupError, read_back
+
+if TYPE_CHECKING:
+    from nlsup_kit.recipes import Recipe
+
+HEAD_FILE = "head.safetensors"  # the MLP head, beside the HF backbone's files
+BRANCH_FILE = "modality.safetensors"  # the image/audio branch
+RECIPE_FILE = "recipe.json"
+STATE_FILE = "training_state.pt"  # optimizers, schedules, random states, data position: checkpoint/ only
+MANIFEST_FILE = "manifest.json"
+METRICS_FILE = "metrics.jsonl"
+RESULT_FILE = "result.json"
+BEST_DIR, CHECKPOINT_DIR = "best", "checkpoint"
+RUN_FILES = (RECIPE_FILE, METRICS_FILE, RESULT_FILE, BEST_DIR, CHECKPOINT_DIR)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def saved_files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_FILE)
+
+
+def write_manifest(folder: Path) -> None:
+    files = {name: {"bytes": (folder / name).stat().st_size, "sha256": sha256(folder / name)}
+             for name in saved_files(folder)}
+    partial = folder / (MANIFEST_FILE + ".part")
+    partial.write_text(json.dumps({"format": 1, "files": files}, indent=1))
+    partial.rename(folder / MANIFEST_FILE)
+
+
+def verify(folder: str | Path, hint: str) -> None:
+    """Check every file of a run's save against its manifest: one line naming the first that does not belong.
+    A folder saved by hand (``SentenceEncoder.save``: no recipe, no manifest) has nothing to check."""
+    folder = Path(folder)
+    manifest = folder / MANIFEST_FILE
+    if not manifest.exists() and not (folder / RECIPE_FILE).exists():
+        return
+    listed = read_back(manifest, lambda p: json.loads(p.read_text())["files"],
+                       "the list of this save's files, written last", hint)
+    for name, expected in listed.items():
+        path = folder / name
+        if not path.is_file():
+            raise NlsupError(f"{path}: missing; {MANIFEST_FILE} lists it as part of this save ({hint})")
+        size = path.stat().st_size
+        if size != expected["bytes"]:
+            raise NlsupError(f"{path}: {size:,} bytes where the save wrote {expected['bytes']:,} (truncated, or "
+                             f"from another save) ({hint})")
+        if sha256(path) != expected["sha256"]:
+            raise NlsupError(f"{path}: not the file this save wrote (its sha256 differs from {MANIFEST_FILE}: "
+                             f"from another save, or changed since) ({hint})")
+    for name in saved_files(folder):
+        if name not in listed:
+            raise NlsupError(f"{folder / name}: not part of this save ({MANIFEST_FILE} does not list it: copied in "
+                             f"from another save?) ({hint})")
+
+
+def sibling(folder: Path, suffix: str) -> Path:
+    return folder.with_name(folder.name + suffix)
+
+
+def save_atomically(folder: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` fills a fresh temporary folder; the manifest closes it; two renames swap it in."""
+    tmp, old = sibling(folder, ".tmp"), sibling(folder, ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    write_manifest(tmp)
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover(folder: Path) -> None:
+    """After a kill between the two renames of :func:`save_atomically`, the previous whole save is back."""
+    if not folder.exists() and sibling(folder, ".old").is_dir():
+        sibling(folder, ".old").rename(folder)
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    best_dir: Path
+    best_dev: float
+    steps: int
+    seconds: float  # wall time of the whole run, evaluations included
+    first_loss: float
+    last_loss: float
+    step_seconds: float = math.nan  # time spent in training iterations alone (throughput)
+
+
+def read_metrics(output_dir: str | Path) -> list[dict]:
+    """The JSONL log of a run: one record per logged step (losses, lr, and stsb_dev where evaluated)."""
+    return read_back(Path(output_dir) / METRICS_FILE,
+                     lambda p: [json.loads(line) for line in p.read_text().splitlines() if line],
+                     "the training log (one JSON record a line)", "the run's weights in best/ are unaffected")
+
+
+def read_result(output_dir: Path, hint: str) -> TrainResult:
+    stored = read_back(output_dir / RESULT_FILE, lambda p: json.loads(p.read_text()), "the run's result", hint)
+    return TrainResult(output_dir, output_dir / BEST_DIR, stored["best_stsb_dev"], stored["steps"],
+                       stored["seconds"], stored["first_loss"], stored["last_loss"],
+                       stored.get("step_seconds", math.nan))
+
+
+def finished_run(recipe: Recipe, output_dir: str | Path) -> TrainResult | None:
+    """The result of a completed run of exactly this recipe in ``output_dir``, if there is one."""
+    output_dir = Path(output_dir)
+    recipe_file = output_dir / RECIPE_FILE
+    if not ((output_dir / RESULT_FILE).is_file() and recipe_file.is_file() and (output_dir / BEST_DIR).is_dir()):
+        return None
+    hint = "the run cannot be reused: train again with overwrite=True (--overwrite)"
+    if read_back(recipe_file, type(recipe).from_json, "the run's recipe", hint) != recipe:
+        return None
+    return read_result(output_dir, hint)
+
+
+def describe_run(output_dir: Path) -> str | None:
+    """What run ``output_dir`` holds, in a few words, or None when it holds none."""
+    if not any((output_dir / name).exists() for name in RUN_FILES):
+        return None
+    try:
+        name = json.loads((output_dir / RECIPE_FILE).read_text()).get("name", "a recipe")
+    except (OSError, ValueError):
+        name = "a recipe"
+    try:
+        result = json.loads((output_dir / RESULT_FILE).read_text())
+        return f"a finished run of {name} ({result['steps']} steps, best STS-B dev {result['best_stsb_dev']:.2f})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"an unfinished run of {name}"
