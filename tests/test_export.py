@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from nlsup_kit.checkpoint import write_manifest
 from nlsup_kit.encoder import SentenceEncoder
 from nlsup_kit.export import export_checkpoint
 from nlsup_kit.recipes import Recipe
@@ -18,6 +19,7 @@ def test_sentence_transformers_loads_export_with_same_embeddings(tiny_model, tmp
     encoder.reset_head()
     checkpoint = encoder.save(tmp_path / "ckpt")
     (checkpoint / "recipe.json").write_text(Recipe(eval_pooling=pooling).to_json())
+    write_manifest(checkpoint)  # as a run's save closes it
     out = export_checkpoint(checkpoint, tmp_path / "st")
     assert not (out / "head.safetensors").exists()
     st = SentenceTransformer(str(out), device="cpu")
