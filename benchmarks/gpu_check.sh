@@ -24,7 +24,7 @@ if [ "$MODE" = --prepare ]; then
   "$PY" - "$ROOT" <<'PYTHON'
 import sys
 from transformers import AutoTokenizer, BertConfig
-from nlsup_kit.encoder import load_pretrained
+from nlsup_kit.models import load_pretrained
 root = sys.argv[1]
 load_pretrained(AutoTokenizer, "minilm-l6").save_pretrained(f"{root}/tokenizer")
 BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128).save_pretrained(f"{root}/tiny")

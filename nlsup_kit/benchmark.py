@@ -26,21 +26,13 @@ import torch
 
 from nlsup_kit.data.sources import ensure_data
 from nlsup_kit.data.text import load_text_data
-from nlsup_kit.encoder import OFFLINE_MODEL, SentenceEncoder, autocast_for, load_pretrained, pick_device
+from nlsup_kit.device import autocast_for, pick_device
+from nlsup_kit.encoder import SentenceEncoder
+from nlsup_kit.models import OFFLINE_MODEL, load_pretrained, random_backbone
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.recipes import Recipe
 from nlsup_kit.trainer import Trainer
 
-# Architectures of the paper's backbones, for random-init timing without downloads.
-ARCHITECTURES = {
-    "bert-base-uncased": {"model_type": "bert"},
-    "roberta-base": {"model_type": "roberta", "vocab_size": 50265, "max_position_embeddings": 514,
-                     "type_vocab_size": 1, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2},
-    "roberta-large": {"model_type": "roberta", "vocab_size": 50265, "max_position_embeddings": 514,
-                      "type_vocab_size": 1, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
-                      "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
-                      "intermediate_size": 4096},
-}
 # Training examples per epoch of the paper's corpora (PAPER.md), for projections on a machine without them.
 PAPER_CORPUS_SIZES = {"wiki1m": 1_000_000, "nli": 275_601}
 
@@ -122,21 +114,13 @@ def build_encoder(recipe: Recipe, random_init: bool, tokenizer: str | None) -> S
     """The recipe's encoder, or its architecture with random weights and ``tokenizer``'s vocabulary."""
     if not random_init:
         return SentenceEncoder.from_pretrained(recipe.model, recipe.max_length)
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    if recipe.model in ARCHITECTURES:
-        spec = dict(ARCHITECTURES[recipe.model])
-        config = AutoConfig.for_model(spec.pop("model_type"), **spec)
-    else:
-        from nlsup_kit.encoder import resolve_model
-
-        config = AutoConfig.from_pretrained(resolve_model(recipe.model))
-    torch.manual_seed(recipe.seed)
-    backbone = AutoModel.from_config(config, attn_implementation="sdpa", add_pooling_layer=False)
+    backbone = random_backbone(recipe.model, recipe.seed)
     vocab = load_pretrained(AutoTokenizer, tokenizer or OFFLINE_MODEL)
-    if len(vocab) > config.vocab_size:
+    if len(vocab) > backbone.config.vocab_size:
         raise NlsupError(f"tokenizer {tokenizer or OFFLINE_MODEL} has {len(vocab)} tokens, more than "
-                         f"{recipe.model}'s {config.vocab_size}")
+                         f"{recipe.model}'s {backbone.config.vocab_size}")
     return SentenceEncoder(backbone, vocab, max_length=recipe.max_length).train()
 
 

