@@ -264,20 +264,19 @@ def fast_path_agreement(encoder: SentenceEncoder, batch: dict[str, torch.Tensor]
     attention = [layer.attention.self.dropout for layer in encoder.backbone.encoder.layer]
     for m in dropouts + attention:
         m.p = 0.0
-    fast_layers, pack_tokens = encoder.fast_layers, encoder.pack_tokens
+    fast_path = encoder.fast_path
     batch = {k: v.to(device) for k, v in batch.items()}
     results = {}
-    paths = (("hf", False, None), ("fast fixed-shape", True, False), ("fast packed", True, True))
-    for name, fast, packed in paths:
+    for name, mode in (("hf", "off"), ("fast fixed-shape", "fixed"), ("fast packed", "packed")):
         encoder.zero_grad(set_to_none=True)
-        encoder.fast_layers, encoder.pack_tokens = fast, packed
+        encoder.fast_path = mode
         with autocast_for(device):
             z = encoder(batch, pooling="cls")
         loss = InfoNCELoss(temperature)(*z.chunk(2))
         loss.backward()
         grads = torch.cat([p.grad.float().reshape(-1) for p in encoder.parameters() if p.grad is not None])
         results[name] = (loss.detach().float(), grads)
-    encoder.fast_layers, encoder.pack_tokens = fast_layers, pack_tokens
+    encoder.fast_path = fast_path
     for m, p in zip(dropouts, saved):
         m.p = p
     encoder.zero_grad(set_to_none=True)
@@ -315,7 +314,7 @@ def run_benchmark(recipe: Recipe, data_dir=None, steps: int = 20, warmup: int = 
     initial = {k: v.detach().clone() for k, v in encoder.state_dict().items()}
     rows, trainer = kit_rows(dataclasses.replace(recipe, compile=False), encoder, data_dir, warmup, steps, "kit")
     report.rows += rows
-    if trainer.encoder.fast_layers:
+    if trainer.encoder.fast_path != "off":
         report.agreement = fast_path_agreement(trainer.encoder, next(trainer.text.epoch()), recipe.temperature,
                                                device)
     if evaluate:

@@ -20,6 +20,7 @@ from nlsup_kit.models import load_pretrained, resolve_model
 from nlsup_kit.progress import progress_bar
 
 POOLERS = ("cls", "cls_before_pooler", "avg", "avg_first_last", "avg_top2")
+FAST_PATHS = ("auto", "packed", "fixed", "off")
 
 CHECKPOINT_HINT = "the checkpoint is damaged: use the run's other folder (best/ or checkpoint/), or train again"
 
@@ -87,9 +88,22 @@ class SentenceEncoder(nn.Module):
         self.tokenizer = tokenizer
         self.head = head if head is not None else MLPHead(backbone.config.hidden_size)
         self.max_length = max_length
-        self.fast_layers = supports_fast_layers(backbone)  # else HF's forward (any other architecture)
-        # packed tokens save padding arithmetic but cost a host sync and dynamic shapes: a CPU win; None = auto
-        self.pack_tokens: bool | None = None
+        self._fast_path = "auto" if supports_fast_layers(backbone) else "off"  # off: HF's forward
+
+    @property
+    def fast_path(self) -> str:
+        """How text runs through the layers (:mod:`nlsup_kit.layers`): ``packed`` (real tokens only: a CPU win,
+        but data-dependent shapes and a host sync), ``fixed`` (padded, fixed shapes: what compiled CUDA-graph
+        steps need), ``auto`` (packed on a CPU, fixed elsewhere), or ``off`` (the backbone's own forward)."""
+        return self._fast_path
+
+    @fast_path.setter
+    def fast_path(self, mode: str) -> None:
+        if mode not in FAST_PATHS:
+            raise NlsupError(f"fast_path {mode!r} is not one of {', '.join(FAST_PATHS)}")
+        if mode != "off" and not supports_fast_layers(self.backbone):
+            raise NlsupError(f"{type(self.backbone).__name__} has no BERT-style layers for the fast path; use 'off'")
+        self._fast_path = mode
 
     @classmethod
     def from_pretrained(cls, name: str, max_length: int = 32) -> SentenceEncoder:
@@ -167,11 +181,11 @@ class SentenceEncoder(nn.Module):
 
     def forward(self, features: dict[str, torch.Tensor], pooling: str = "cls") -> torch.Tensor:
         needs_all_layers = pooling in ("avg_first_last", "avg_top2")
-        if self.fast_layers and pooling in POOLERS and not needs_all_layers:
+        if self.fast_path != "off" and pooling in POOLERS and not needs_all_layers:
             input_ids, mask = features["input_ids"], features["attention_mask"]
             embedded = self.backbone.embeddings(input_ids=input_ids, token_type_ids=features.get("token_type_ids"))
             cls_only = pooling in ("cls", "cls_before_pooler")
-            packed = self.pack_tokens if self.pack_tokens is not None else input_ids.device.type == "cpu"
+            packed = self.fast_path == "packed" or (self.fast_path == "auto" and input_ids.device.type == "cpu")
             out = run_layers(self.backbone.encoder.layer, embedded, mask, cls_only, packed)
             pooled = out if cls_only else masked_mean(out, mask)
         else:
@@ -183,7 +197,7 @@ class SentenceEncoder(nn.Module):
     def encode_tokens(self, tokens: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
         """Run already-embedded tokens (image or audio patches) through the shared layers, no mask;
         ``cls_only`` returns just the [CLS] vectors, skipping most of the last layer."""
-        if self.fast_layers:
+        if self.fast_path != "off":
             return run_layers(self.backbone.encoder.layer, tokens, None, cls_only)
         out = transformer_layers(self.backbone)(tokens).last_hidden_state
         return out[:, 0] if cls_only else out

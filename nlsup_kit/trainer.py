@@ -238,7 +238,8 @@ class Trainer:
         self.encoder = encoder if encoder is not None else SentenceEncoder.from_pretrained(recipe.model,
                                                                                            recipe.max_length)
         self.encoder.reset_head()  # SimCSE trains a freshly initialised MLP
-        self.encoder.pack_tokens = False if recipe.compile else None  # compiled steps need fixed shapes
+        if recipe.compile and self.encoder.fast_path != "off":
+            self.encoder.fast_path = "fixed"  # compiled steps need fixed shapes
         self.branch = build_branch(recipe, self.encoder.hidden_size)
         self.encoder.to(self.device)
         if self.branch is not None:

@@ -98,3 +98,12 @@ def test_unknown_pooler_is_a_clear_error(tiny_model):
     encoder = SentenceEncoder.from_pretrained(str(tiny_model))
     with pytest.raises(NlsupError, match="unknown pooling 'mean'"):
         encoder.encode(["x"], "mean")
+
+
+def test_the_fast_path_switch_takes_only_its_modes(tiny_model):
+    from nlsup_kit.errors import NlsupError
+
+    encoder = SentenceEncoder.from_pretrained(str(tiny_model))
+    with pytest.raises(NlsupError, match="fast_path 'packd' is not one of auto, packed, fixed, off"):
+        encoder.fast_path = "packd"
+    assert encoder.fast_path == "auto"
