@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from nlsup_kit.recipes import Recipe
 
 HEAD_FILE = "head.safetensors"  # the MLP head, beside the HF backbone's files
-BRANCH_FILE = "modality.safetensors"  # the image/audio branch
+BRANCH_FILE = "modality.safetensors"  # the image/audio branch's weights
+BRANCH_CONFIG_FILE = "modality.json"  # and its shape
 RECIPE_FILE = "recipe.json"
 STATE_FILE = "training_state.pt"  # optimizers, schedules, random states, data position: checkpoint/ only
 MANIFEST_FILE = "manifest.json"

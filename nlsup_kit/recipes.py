@@ -14,6 +14,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlsup_kit.embeddings.branch import BranchConfig
 from nlsup_kit.encoder import POOLERS
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.losses import NONLINGUISTIC_LOSSES
@@ -90,6 +91,13 @@ class Recipe:
             if getattr(self, key) not in allowed:
                 raise NlsupError(f"setting {key}={getattr(self, key)!r} is not one of {', '.join(allowed)}")
         return self
+
+    def branch_config(self, hidden_size: int) -> BranchConfig:
+        """The shape of the modality branch this recipe trains on a backbone ``hidden_size`` wide."""
+        if self.modality == "image":
+            return BranchConfig("image", hidden_size, self.patch_size, image_size=self.image_size)
+        return BranchConfig(self.modality, hidden_size, self.audio_patch_size, mel_bins=self.audio_mel_bins,
+                            frames=self.audio_frames)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)

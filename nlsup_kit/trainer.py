@@ -29,7 +29,7 @@ from nlsup_kit import distributed
 
 from nlsup_kit.data.sources import ensure_data, text_data_needs
 from nlsup_kit.data.text import load_text_data
-from nlsup_kit.embeddings import AudioPatchEmbedding, ImagePatchEmbedding, ModalityBranch
+from nlsup_kit.embeddings import ModalityBranch
 from nlsup_kit.checkpoint import (BEST_DIR, BRANCH_FILE, CHECKPOINT_DIR, METRICS_FILE, RECIPE_FILE, RESULT_FILE,
                                   STATE_FILE, TrainResult, describe_run, finished_run, read_metrics, read_result,
                                   recover, save_atomically, verify)
@@ -100,31 +100,11 @@ class TextBatches:
 
 
 def build_branch(recipe: Recipe, hidden_size: int) -> ModalityBranch | None:
-    if recipe.modality == "image":
-        if recipe.vit_embeddings:
-            embedding = ImagePatchEmbedding.from_vit(recipe.vit_embeddings, hidden_size)
-        else:
-            embedding = ImagePatchEmbedding(hidden_size, recipe.image_size, recipe.patch_size)
-        return ModalityBranch(embedding, hidden_size)
-    if recipe.modality == "audio":
-        embedding = AudioPatchEmbedding(hidden_size, recipe.audio_mel_bins, recipe.audio_frames,
-                                        recipe.audio_patch_size)
-        return ModalityBranch(embedding, hidden_size)
-    return None
-
-
-def load_branch(recipe: Recipe, directory: str | Path, hidden_size: int) -> ModalityBranch:
-    """The image/audio branch that a run of ``recipe`` saved in ``directory`` (its ``best/`` or ``checkpoint/``)."""
-    from safetensors.torch import load_file
-
-    branch = build_branch(recipe, hidden_size)
-    if branch is None:
-        raise NlsupError(f"recipe {recipe.name!r} trains no image or audio branch")
-    hint = "is this a VisualCSE or AudioCSE run?"
-    verify(directory, hint)
-    branch.load_state_dict(read_back(Path(directory) / BRANCH_FILE, lambda p: load_file(str(p)),
-                                     "the image/audio branch's weights", hint))
-    return branch
+    if recipe.modality == "none":
+        return None
+    if recipe.vit_embeddings:
+        return ModalityBranch.with_vit_embeddings(recipe.vit_embeddings, hidden_size)
+    return ModalityBranch(recipe.branch_config(hidden_size))
 
 
 class LocalBatches(BatchSampler):
@@ -368,13 +348,10 @@ class Trainer:
     def save(self, directory: Path, extra: dict | None = None) -> None:
         """Encoder as a loadable HF folder + head, the modality branch, the recipe, and ``extra`` as
         ``training_state.pt``, swapped in whole (:func:`nlsup_kit.checkpoint.save_atomically`)."""
-        from safetensors.torch import save_file
-
         def write(folder: Path) -> None:
             self.encoder.save(folder)
             if self.branch is not None:
-                save_file({k: v.detach().contiguous().cpu() for k, v in self.branch.state_dict().items()},
-                          str(folder / BRANCH_FILE))
+                self.branch.save(folder)
             (folder / RECIPE_FILE).write_text(self.recipe.to_json())
             if extra is not None:
                 torch.save(extra, folder / STATE_FILE)

@@ -17,10 +17,10 @@ def test_knn_accuracy_on_points_worked_out_by_hand():
 
 
 def test_trunk_vectors_are_the_shared_layers_cls_before_the_branch_head(minilm):
-    from nlsup_kit.embeddings import ImagePatchEmbedding, ModalityBranch
+    from nlsup_kit.embeddings import BranchConfig, ModalityBranch
 
     torch.manual_seed(0)
-    branch = ModalityBranch(ImagePatchEmbedding(384, 16, 8), 384)
+    branch = ModalityBranch(BranchConfig("image", minilm.hidden_size, patch_size=8, image_size=16))
     images = torch.randn(5, 3, 16, 16)
     got = trunk_vectors(branch, minilm, images, batch_size=2)
     with torch.no_grad():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nlsup_kit.data.audio import kaldi_fbank
-from nlsup_kit.embeddings import AudioPatchEmbedding, ImagePatchEmbedding, ModalityBranch
+from nlsup_kit.embeddings import AudioPatchEmbedding, BranchConfig, ImagePatchEmbedding, ModalityBranch
 
 
 def test_image_embedding_loads_hf_vit_and_matches_its_output(tmp_path):
@@ -21,6 +21,31 @@ def test_image_embedding_loads_hf_vit_and_matches_its_output(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(ours(pixels), vit.embeddings(pixels))
     assert ours(pixels).shape == (3, 1 + 16, 32)
+
+
+def test_a_saved_branch_loads_back_by_itself_without_the_vit_it_started_from(tiny_model, tmp_path):
+    """The saved config records the shape the ViT gave (image 48, patches 16), so loading needs no hub."""
+    import shutil
+
+    from transformers import ViTConfig, ViTModel
+
+    from nlsup_kit.checkpoint import write_manifest
+    from nlsup_kit.encoder import SentenceEncoder
+
+    encoder = SentenceEncoder.from_pretrained(str(tiny_model)).eval()
+    ViTModel(ViTConfig(hidden_size=encoder.hidden_size, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=64, image_size=48, patch_size=16)).save_pretrained(tmp_path / "vit")
+    branch = ModalityBranch.with_vit_embeddings(str(tmp_path / "vit"), encoder.hidden_size).eval()
+    assert (branch.config.image_size, branch.config.patch_size) == (48, 16)
+    (tmp_path / "save").mkdir()
+    branch.save(tmp_path / "save")
+    write_manifest(tmp_path / "save")
+    shutil.rmtree(tmp_path / "vit")
+    loaded = ModalityBranch.load(tmp_path / "save")
+    assert loaded.config == branch.config
+    pixels = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(encoder, pixels), branch(encoder, pixels), rtol=0, atol=0)
 
 
 def test_image_embedding_rejects_width_mismatch(tmp_path):
@@ -100,9 +125,9 @@ def test_branch_runs_through_shared_layers_and_trains_them(request, family, moda
 
     encoder = SentenceEncoder.from_pretrained(str(request.getfixturevalue(family)))
     if modality == "image":
-        branch, inputs = ModalityBranch(ImagePatchEmbedding(32, 16, 8), 32), torch.randn(4, 3, 16, 16)
+        branch, inputs = ModalityBranch(BranchConfig("image", 32, 8, image_size=16)), torch.randn(4, 3, 16, 16)
     else:
-        branch, inputs = ModalityBranch(AudioPatchEmbedding(32, 32, 64, 16), 32), torch.randn(4, 64, 32)
+        branch, inputs = ModalityBranch(BranchConfig("audio", 32, 16, mel_bins=32, frames=64)), torch.randn(4, 64, 32)
     z = branch(encoder, inputs)
     assert z.shape == (4, 32)
     z.sum().backward()
@@ -112,8 +137,8 @@ def test_branch_runs_through_shared_layers_and_trains_them(request, family, moda
 
 
 def test_real_backbone_takes_image_and_audio_tokens(minilm):
-    image = ModalityBranch(ImagePatchEmbedding(384, 32, 8), 384)
-    audio = ModalityBranch(AudioPatchEmbedding(384, 128, 128, 16), 384)
+    image = ModalityBranch(BranchConfig("image", 384, 8, image_size=32))
+    audio = ModalityBranch(BranchConfig("audio", 384, 16, mel_bins=128, frames=128))
     assert image(minilm, torch.randn(2, 3, 32, 32)).shape == (2, 384)
     assert audio(minilm, torch.randn(2, 128, 128)).shape == (2, 384)
     out = minilm.encode_tokens(ImagePatchEmbedding(384, 32, 8)(torch.randn(1, 3, 32, 32)))

@@ -4,7 +4,7 @@ gradients, for BERT and RoBERTa, every fast pooler, packed and fixed-shape, text
 import pytest
 import torch
 
-from nlsup_kit.embeddings import ImagePatchEmbedding, ModalityBranch
+from nlsup_kit.embeddings import BranchConfig, ModalityBranch
 from nlsup_kit.encoder import SentenceEncoder
 from nlsup_kit.losses import InfoNCELoss
 
@@ -52,7 +52,7 @@ def test_fast_layers_give_hf_loss_and_gradients(request, family, pooling, fast_p
 
 def test_image_tokens_cls_only_equals_hf_layers(tiny_model):
     encoder = no_dropout(SentenceEncoder.from_pretrained(str(tiny_model)))
-    branch = ModalityBranch(ImagePatchEmbedding(encoder.hidden_size, 32, 8), encoder.hidden_size)
+    branch = ModalityBranch(BranchConfig("image", encoder.hidden_size, patch_size=8, image_size=32))
     images = torch.randn(4, 3, 32, 32)
     outputs = {}
     for fast in (False, True):
