@@ -55,7 +55,7 @@ def cmd_recipes(args) -> None:
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
     for row in [headers, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    print("\nm_ = the non-linguistic (image/audio) side; `nlsup recipes NAME` shows every setting")
+    print("\nm_ = modality_, the image/audio side; `nlsup recipes NAME` shows every setting")
 
 
 def cmd_download(args) -> None:

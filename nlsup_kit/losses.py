@@ -116,14 +116,27 @@ class ReleasedSupConLoss(nn.Module):
         return F.cross_entropy(logits, targets)
 
 
-NONLINGUISTIC_LOSSES = ("supcon", "simclr", "released-supcon")
+class TwoViews(nn.Module):
+    """A multi-view loss (SupCon, NT-Xent: features of shape (B, V, d)) called as the modality step calls every
+    loss, ``(z1, z2, labels)``."""
+
+    def __init__(self, loss: nn.Module):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.loss(torch.stack([z1, z2], dim=1), labels)
 
 
-def nonlinguistic_loss(name: str, temperature: float):
-    """A callable ``(z1, z2, labels) -> loss`` for the image/audio side, by name."""
+MODALITY_LOSSES = ("supcon", "simclr", "released-supcon")
+
+
+def modality_loss(name: str, temperature: float) -> nn.Module:
+    """The image/audio side's loss by name, a module called as ``(z1, z2, labels)``."""
     if name == "released-supcon":
         return ReleasedSupConLoss(temperature)
-    if name in ("supcon", "simclr"):
-        module = SupConLoss(temperature) if name == "supcon" else NTXentLoss(temperature)
-        return lambda z1, z2, labels: module(torch.stack([z1, z2], dim=1), labels)
-    raise NlsupError(f"unknown non-linguistic loss {name!r}; choose from {', '.join(NONLINGUISTIC_LOSSES)}")
+    if name == "supcon":
+        return TwoViews(SupConLoss(temperature))
+    if name == "simclr":
+        return TwoViews(NTXentLoss(temperature))
+    raise NlsupError(f"unknown modality_loss {name!r}; choose from {', '.join(MODALITY_LOSSES)}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from nlsup_kit.embeddings.branch import BranchConfig
 from nlsup_kit.encoder import POOLERS
 from nlsup_kit.errors import NlsupError
-from nlsup_kit.losses import NONLINGUISTIC_LOSSES
+from nlsup_kit.losses import MODALITY_LOSSES
 
 MODALITIES = ("none", "image", "audio")
 # What a resumed run may change: these decide only when the kit logs, evaluates and saves. Evaluation runs the
@@ -85,7 +85,7 @@ class Recipe:
             if bad:
                 hint = "must be at least 2 for a contrastive loss" if "batch" in key else "is out of range"
                 raise NlsupError(f"setting {key}={getattr(self, key)} {hint}")
-        choices = {"modality": MODALITIES, "modality_loss": NONLINGUISTIC_LOSSES, "eval_pooling": POOLERS,
+        choices = {"modality": MODALITIES, "modality_loss": MODALITY_LOSSES, "eval_pooling": POOLERS,
                    "bad_text": ("fail", "skip")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:

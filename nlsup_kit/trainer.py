@@ -38,7 +38,7 @@ from nlsup_kit.encoder import SentenceEncoder
 from nlsup_kit.errors import NlsupError, count, read_back
 from nlsup_kit.evaluation import stsb_dev_spearman
 from nlsup_kit.progress import progress_bar
-from nlsup_kit.losses import InfoNCELoss, SupervisedSimCSELoss, nonlinguistic_loss
+from nlsup_kit.losses import InfoNCELoss, SupervisedSimCSELoss, modality_loss
 from nlsup_kit.recipes import RESUMABLE_SETTINGS, Recipe
 
 
@@ -263,7 +263,7 @@ class Trainer:
         self._modality_batches = None  # the loader starts on first use (benchmarks feed their own batches)
         if self.branch is not None:
             self.embed_modality = self.compiled(self._embed_modality)
-            self.modality_loss = nonlinguistic_loss(recipe.modality_loss, recipe.modality_temperature)
+            self.modality_loss = modality_loss(recipe.modality_loss, recipe.modality_temperature)
             if not recipe.joint_loss:
                 self.modality_optimizer = torch.optim.AdamW(self.all_parameters, lr=recipe.modality_learning_rate,
                                                             weight_decay=0.0, fused=fused)

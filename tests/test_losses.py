@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from nlsup_kit.losses import (InfoNCELoss, NTXentLoss, ReleasedSupConLoss, SupConLoss, SupervisedSimCSELoss,
-                              nonlinguistic_loss)
+from nlsup_kit.errors import NlsupError
+from nlsup_kit.losses import (MODALITY_LOSSES, InfoNCELoss, NTXentLoss, ReleasedSupConLoss, SupConLoss,
+                              SupervisedSimCSELoss, modality_loss)
 
 
 def cos(a, b):
@@ -120,7 +121,7 @@ def test_released_supcon_matches_loop_and_is_not_supcon():
     check(lambda a, b: ReleasedSupConLoss(0.07)(a, b, labels), lambda a, b: loop_released(a, b, labels, 0.07),
           torch.randn(6, 4), torch.randn(6, 4))
     z = torch.randn(6, 4)
-    real = nonlinguistic_loss("supcon", 0.07)(z, z, labels)
+    real = modality_loss("supcon", 0.07)(z, z, labels)
     assert abs(ReleasedSupConLoss(0.07)(z, z, labels).item() - real.item()) > 1e-3
 
 
@@ -132,3 +133,17 @@ def test_infonce_equals_sentence_transformers_mnrl():
     mnrl = MultipleNegativesRankingLoss(model=None, scale=20.0)
     expected = mnrl.compute_loss_from_embeddings([anchors, positives], labels=None)
     torch.testing.assert_close(InfoNCELoss(0.05)(anchors, positives), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_every_modality_loss_is_a_module_called_with_two_views_and_labels():
+    torch.manual_seed(6)
+    z1, z2, labels = torch.randn(6, 4), torch.randn(6, 4), torch.tensor([0, 1, 0, 2, 1, 2])
+    stacked = torch.stack([z1, z2], dim=1)
+    expected = {"supcon": SupConLoss(0.1)(stacked, labels), "simclr": NTXentLoss(0.1)(stacked),
+                "released-supcon": ReleasedSupConLoss(0.1)(z1, z2, labels)}
+    for name in MODALITY_LOSSES:
+        loss = modality_loss(name, 0.1)
+        assert isinstance(loss, torch.nn.Module), name
+        torch.testing.assert_close(loss(z1, z2, labels), expected[name], rtol=0, atol=0)
+    with pytest.raises(NlsupError, match="unknown modality_loss 'supcom'"):
+        modality_loss("supcom", 0.1)
