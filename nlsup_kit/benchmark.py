@@ -24,14 +24,18 @@ from pathlib import Path
 
 import torch
 
+from nlsup_kit.data.batches import TextBatches
 from nlsup_kit.data.sources import ensure_data
 from nlsup_kit.data.text import load_text_data
 from nlsup_kit.device import autocast_for, pick_device
 from nlsup_kit.encoder import SentenceEncoder
 from nlsup_kit.models import OFFLINE_MODEL, load_pretrained, random_backbone
+from nlsup_kit.embeddings import build_branch
 from nlsup_kit.errors import NlsupError
+from nlsup_kit.evaluation import stsb_dev_spearman
 from nlsup_kit.recipes import Recipe
-from nlsup_kit.trainer import Trainer
+from nlsup_kit.layers import fast_path_differences
+from nlsup_kit.step import AlternatingStep
 
 # Training examples per epoch of the paper's corpora (PAPER.md), for projections on a machine without them.
 PAPER_CORPUS_SIZES = {"wiki1m": 1_000_000, "nli": 275_601}
@@ -168,36 +172,47 @@ def modality_inputs(recipe: Recipe, count: int) -> list[tuple[torch.Tensor, torc
     return batches
 
 
-def kit_rows(recipe: Recipe, encoder: SentenceEncoder, data_dir, warmup: int, steps: int,
-             label: str) -> tuple[list[StepRow], Trainer]:
+def first_batches(recipe: Recipe, encoder: SentenceEncoder, examples: list, count: int) -> list[dict]:
+    """The first ``count`` text batches a run of ``recipe`` trains on."""
+    text = TextBatches(encoder.tokenizer, examples, recipe.batch_size, recipe.max_length, recipe.seed,
+                       static_shapes=recipe.compile, pin_memory=torch.cuda.is_available())
+    return [batch for batch, _ in zip(text.epoch(), range(count))]
+
+
+def kit_rows(recipe: Recipe, encoder: SentenceEncoder, text_batches: list[dict], warmup: int, steps: int,
+             label: str) -> list[StepRow]:
+    """Each side's update of :class:`AlternatingStep` timed on its own: the text update on ``text_batches``,
+    the image/audio update (when the recipe has one) on random batches of its shape."""
     device = pick_device(recipe.device)
     _reset_memory(device)
-    trainer = Trainer(recipe, Path(tempfile.gettempdir()) / "nlsup-bench", data_dir, progress=False,
-                      encoder=encoder)  # only its step functions run: nothing is written there
-    trainer.encoder.train()
-    text_batches = [batch for batch, _ in zip(trainer.text.epoch(), range(max(2, min(steps, 8))))]
-
-    def text_step(batch):
-        trainer.update(trainer.compute_text_loss(batch), trainer.text_optimizer, trainer.text_schedule)
-
+    branch = build_branch(recipe, encoder.hidden_size)
+    encoder.to(device)
+    if branch is not None:
+        branch.to(device)
+    # the schedules' length only scales learning rates, never the time a step takes
+    iteration = AlternatingStep(recipe, encoder, branch, total_steps=10_000, device=device)
+    encoder.train()
     rows = []
-    if trainer.branch is not None:
-        trainer.branch.train()
-        batches = modality_inputs(recipe, 2)
-        optimizer = getattr(trainer, "modality_optimizer", trainer.text_optimizer)
-        schedule = getattr(trainer, "modality_schedule", trainer.text_schedule)
+    if branch is not None:
+        branch.train()
+        optimizer = iteration.modality_optimizer or iteration.text_optimizer  # joint_loss: one optimizer
+        schedule = iteration.modality_schedule or iteration.text_schedule
 
         def modality_step(batch):
-            trainer.update(trainer.compute_modality_loss(batch), optimizer, schedule)
+            iteration.update(iteration.modality_loss_of(batch), optimizer, schedule)
 
-        seconds = time_steps(modality_step, batches, warmup, steps, device)
+        seconds = time_steps(modality_step, modality_inputs(recipe, 2), warmup, steps, device)
         rows.append(StepRow(recipe.modality, label, seconds * 1e3, recipe.modality_batch_size / seconds))
+
+    def text_step(batch):
+        iteration.update(iteration.text_loss_of(batch), iteration.text_optimizer, iteration.text_schedule)
+
     seconds = time_steps(text_step, text_batches, warmup, steps, device)
     rows.insert(0, StepRow("text", label, seconds * 1e3, recipe.batch_size / seconds))
     peak = _peak_memory_mb(device)
     for row in rows:
         row.peak_memory_mb = peak
-    return rows, trainer
+    return rows
 
 
 def st_loop_row(recipe: Recipe, encoder: SentenceEncoder, examples: list, warmup: int, steps: int) -> StepRow:
@@ -252,42 +267,6 @@ def st_loop_row(recipe: Recipe, encoder: SentenceEncoder, examples: list, warmup
     return StepRow("text", ST_PATH, seconds * 1e3, size / seconds, _peak_memory_mb(device))
 
 
-def fast_path_agreement(encoder: SentenceEncoder, batch: dict[str, torch.Tensor], temperature: float,
-                        device: torch.device) -> dict[str, float]:
-    """Loss and gradients of the kit's fast layers against HF's forward on one batch, dropout off, under the
-    device's autocast: relative differences of the loss and of the whole gradient vector (its norm), in bf16
-    on a GPU and fp32 on a CPU."""
-    from nlsup_kit.losses import InfoNCELoss
-
-    dropouts = [m for m in encoder.modules() if isinstance(m, torch.nn.Dropout)]
-    saved = [m.p for m in dropouts]
-    attention = [layer.attention.self.dropout for layer in encoder.backbone.encoder.layer]
-    for m in dropouts + attention:
-        m.p = 0.0
-    fast_path = encoder.fast_path
-    batch = {k: v.to(device) for k, v in batch.items()}
-    results = {}
-    for name, mode in (("hf", "off"), ("fast fixed-shape", "fixed"), ("fast packed", "packed")):
-        encoder.zero_grad(set_to_none=True)
-        encoder.fast_path = mode
-        with autocast_for(device):
-            z = encoder(batch, pooling="cls")
-        loss = InfoNCELoss(temperature)(*z.chunk(2))
-        loss.backward()
-        grads = torch.cat([p.grad.float().reshape(-1) for p in encoder.parameters() if p.grad is not None])
-        results[name] = (loss.detach().float(), grads)
-    encoder.fast_path = fast_path
-    for m, p in zip(dropouts, saved):
-        m.p = p
-    encoder.zero_grad(set_to_none=True)
-    want_loss, want_grads = results.pop("hf")
-    agreement = {}
-    for name, (loss, grads) in results.items():
-        agreement[f"{name} loss"] = float((loss - want_loss).abs() / want_loss.abs())
-        agreement[f"{name} gradients"] = float((grads - want_grads).norm() / want_grads.norm())
-    return agreement
-
-
 def run_benchmark(recipe: Recipe, data_dir=None, steps: int = 20, warmup: int = 5, random_init: bool = False,
                   tokenizer: str | None = None, compare_st: bool = True, compiled: bool = False,
                   evaluate: bool = True) -> BenchReport:
@@ -312,23 +291,22 @@ def run_benchmark(recipe: Recipe, data_dir=None, steps: int = 20, warmup: int = 
         recipe = dataclasses.replace(recipe, vit_embeddings=None)
     encoder = build_encoder(recipe, random_init, tokenizer)
     initial = {k: v.detach().clone() for k, v in encoder.state_dict().items()}
-    rows, trainer = kit_rows(dataclasses.replace(recipe, compile=False), encoder, data_dir, warmup, steps, "kit")
-    report.rows += rows
-    if trainer.encoder.fast_path != "off":
-        report.agreement = fast_path_agreement(trainer.encoder, next(trainer.text.epoch()), recipe.temperature,
-                                               device)
+    batches = max(2, min(steps, 8))
+    eager = dataclasses.replace(recipe, compile=False)
+    text_batches = first_batches(eager, encoder, examples, batches)
+    report.rows += kit_rows(eager, encoder, text_batches, warmup, steps, "kit")
+    if encoder.fast_path != "off":
+        report.agreement = fast_path_differences(encoder, text_batches[0], recipe.temperature, device)
     if evaluate:
         _synchronize(device)
         start = time.perf_counter()
-        trainer.evaluate()
+        stsb_dev_spearman(encoder, recipe.eval_pooling, device, data_dir)
         report.eval_seconds = time.perf_counter() - start
-    del trainer
     if compiled:
         encoder.load_state_dict(initial)
-        rows, trainer = kit_rows(dataclasses.replace(recipe, compile=True), encoder, data_dir, warmup, steps,
-                                 "kit compiled")
-        report.rows += rows
-        del trainer
+        fixed = dataclasses.replace(recipe, compile=True)
+        report.rows += kit_rows(fixed, encoder, first_batches(fixed, encoder, examples, batches), warmup, steps,
+                                "kit compiled")
     if compare_st:
         encoder.load_state_dict(initial)
         # the kit's first batches exactly: TextBatches' first epoch order comes from this seeded permutation

@@ -13,15 +13,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+import torch
+
 from nlsup_kit.errors import NlsupError, read_back
 
 if TYPE_CHECKING:
+    from nlsup_kit.embeddings import ModalityBranch
+    from nlsup_kit.encoder import SentenceEncoder
     from nlsup_kit.recipes import Recipe
 
 HEAD_FILE = "head.safetensors"  # the MLP head, beside the HF backbone's files
@@ -104,6 +110,42 @@ def recover(folder: Path) -> None:
     """After a kill between the two renames of :func:`save_atomically`, the previous whole save is back."""
     if not folder.exists() and sibling(folder, ".old").is_dir():
         sibling(folder, ".old").rename(folder)
+
+
+def write_save(folder: Path, encoder: SentenceEncoder, branch: ModalityBranch | None, recipe: Recipe,
+               training_state: dict | None = None) -> None:
+    """A run's save: the encoder as a loadable HF folder + head, the branch, the recipe and, in checkpoint/,
+    the training state; swapped in whole."""
+    def write(tmp: Path) -> None:
+        encoder.save(tmp)
+        if branch is not None:
+            branch.save(tmp)
+        (tmp / RECIPE_FILE).write_text(recipe.to_json())
+        if training_state is not None:
+            torch.save(training_state, tmp / STATE_FILE)
+
+    save_atomically(folder, write)
+
+
+def read_training_state(folder: Path, hint: str) -> dict:
+    return read_back(folder / STATE_FILE, lambda p: torch.load(p, weights_only=True, map_location="cpu"),
+                     "the training state (optimizers, schedules, random states)", hint)
+
+
+def process_random_state() -> dict:
+    """This process's random generators (torch, Python, NumPy, CUDA): dropout and augmentation draw from them."""
+    numpy_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": torch.from_numpy(numpy_state[1].astype(np.int64)), "numpy_pos": int(numpy_state[2]),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def restore_process_random_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"]))
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 @dataclass

@@ -126,8 +126,9 @@ def evaluate_model(model, pooling: str = "cls_before_pooler", tasks: Sequence[st
     return evaluate_sts(lambda s: encoder.encode(s, pooling, device=device), tasks, data_dir)
 
 
-def stsb_dev_spearman(encode: EncodeFn, data_dir: str | Path | None = None) -> float:
+def stsb_dev_spearman(encoder, pooling: str, device: torch.device, data_dir: str | Path | None = None) -> float:
     """The checkpoint-selection metric: Spearman x 100 on STS-B dev."""
+    encode = lambda s: encoder.encode(s, pooling, device=device, progress=False)  # noqa: E731
     return evaluate_sts(encode, ["STSBenchmark"], data_dir, split="dev").scores["STSBenchmark"].spearman
 
 

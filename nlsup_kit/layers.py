@@ -89,3 +89,40 @@ def run_layers(layers: nn.ModuleList, embedded: torch.Tensor, attention_mask: to
     if index is not None:
         rows = rows.new_zeros(batch * length, width).index_copy(0, index, rows)
     return rows.view(batch, length, width)
+
+
+def fast_path_differences(encoder, batch: dict[str, torch.Tensor], temperature: float,
+                          device: torch.device) -> dict[str, float]:
+    """Loss and gradients of the kit's fast layers against HF's forward on one batch, dropout off, under the
+    device's autocast: relative differences of the loss and of the whole gradient vector (its norm), in bf16
+    on a GPU and fp32 on a CPU."""
+    from nlsup_kit.device import autocast_for
+    from nlsup_kit.losses import InfoNCELoss
+
+    dropouts = [m for m in encoder.modules() if isinstance(m, torch.nn.Dropout)]
+    saved = [m.p for m in dropouts]
+    attention = [layer.attention.self.dropout for layer in encoder.backbone.encoder.layer]
+    for m in dropouts + attention:
+        m.p = 0.0
+    fast_path = encoder.fast_path
+    batch = {k: v.to(device) for k, v in batch.items()}
+    results = {}
+    for name, mode in (("hf", "off"), ("fast fixed-shape", "fixed"), ("fast packed", "packed")):
+        encoder.zero_grad(set_to_none=True)
+        encoder.fast_path = mode
+        with autocast_for(device):
+            z = encoder(batch, pooling="cls")
+        loss = InfoNCELoss(temperature)(*z.chunk(2))
+        loss.backward()
+        grads = torch.cat([p.grad.float().reshape(-1) for p in encoder.parameters() if p.grad is not None])
+        results[name] = (loss.detach().float(), grads)
+    encoder.fast_path = fast_path
+    for m, p in zip(dropouts, saved):
+        m.p = p
+    encoder.zero_grad(set_to_none=True)
+    want_loss, want_grads = results.pop("hf")
+    agreement = {}
+    for name, (loss, grads) in results.items():
+        agreement[f"{name} loss"] = float((loss - want_loss).abs() / want_loss.abs())
+        agreement[f"{name} gradients"] = float((grads - want_grads).norm() / want_grads.norm())
+    return agreement

@@ -12,12 +12,12 @@ from nlsup_kit.trainer import Trainer
 
 
 def gradients(trainer: Trainer, loss: torch.Tensor) -> dict[str, torch.Tensor]:
-    for p in trainer.all_parameters:
+    for p in trainer.iteration.parameters:
         p.grad = None
     loss.backward()
     from nlsup_kit import distributed
 
-    distributed.average_gradients(trainer.all_parameters)
+    distributed.average_gradients(trainer.iteration.parameters)
     named = {**{f"encoder.{n}": p for n, p in trainer.encoder.named_parameters()},
              **{f"branch.{n}": p for n, p in trainer.branch.named_parameters()}}
     return {n: p.grad.clone() for n, p in named.items() if p.grad is not None}
@@ -35,12 +35,12 @@ def main(model: str, data_dir: str, out: str, modality_loss: str) -> None:
         layer.attention.self.dropout.p = 0.0
     trainer.encoder.train()
     trainer.branch.train()
-    text_loss = trainer.compute_text_loss(next(trainer.text.epoch()))
+    text_loss = trainer.iteration.text_loss_of(next(trainer.text.epoch()))
     generator = torch.Generator().manual_seed(0)
     views = torch.randn(2, 8, 3, 16, 16, generator=generator)
     labels = torch.tensor([0, 1, 2, 0, 1, 2, 3, 3])
     local = trainer.workers.local_slice(8, "modality_batch_size")
-    image_loss = trainer.compute_modality_loss((views[0][local], views[1][local], labels[local]))
+    image_loss = trainer.iteration.modality_loss_of((views[0][local], views[1][local], labels[local]))
     result = {"text_loss": text_loss.detach(), "image_loss": image_loss.detach(),
               "world_size": torch.tensor(trainer.workers.world_size)}
     result.update({f"text/{n}": g for n, g in gradients(trainer, text_loss).items()})

@@ -195,18 +195,18 @@ def test_two_process_run_resumes_each_process_own_random_streams(tiny_model, dat
 def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(tiny_model, data_dir, tmp_path):
     recipe = apply_overrides(get_recipe("quick-simcse"), settings(tiny_model))
     trainer = Trainer(recipe, tmp_path / "run", data_dir, progress=False)
-    loss, calls = trainer.text_loss, []
+    loss, calls = trainer.iteration.text_loss, []
 
     def poisoned(*views):
         calls.append(1)
         value = loss(*views)
         return value * float("nan") if len(calls) > 7 else value
 
-    trainer.text_loss = poisoned
+    trainer.iteration.text_loss = poisoned
     with pytest.raises(NlsupError, match=r"text_loss=nan at step 8; the last good checkpoint is .*checkpoint"):
         trainer.train()
     state = torch.load(tmp_path / "run" / "checkpoint" / STATE_FILE, weights_only=True)
-    assert state["progress"]["step"] == 5
+    assert state["position"]["step"] == 5
     assert torch.isfinite(load_file(str(tmp_path / "run" / "checkpoint" / "model.safetensors"))[
         "embeddings.word_embeddings.weight"]).all()
 

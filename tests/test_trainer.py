@@ -48,25 +48,25 @@ def test_modality_update_itself_moves_the_shared_layers(tiny_model, data_dir, tm
     trainer = Trainer(tiny_recipe(base, tiny_model, "max_steps=2"), tmp_path / "run", data_dir, progress=False)
     shared = trainer.encoder.backbone.encoder.layer[0].output.dense.weight
     patch = next(trainer.branch.embedding.parameters())
-    losses = trainer.step(next(trainer.text.epoch()))
+    losses = trainer.iteration.step(next(trainer.text.epoch()), next(trainer.modality_batches))
     assert set(losses) == {"text_loss", "modality_loss"} and all(torch.isfinite(v) for v in losses.values())
-    assert optimizer_touched(trainer.modality_optimizer, shared)
-    assert optimizer_touched(trainer.modality_optimizer, patch)
-    assert optimizer_touched(trainer.text_optimizer, shared)
-    assert not any(p is patch for g in trainer.text_optimizer.param_groups for p in g["params"])
+    assert optimizer_touched(trainer.iteration.modality_optimizer, shared)
+    assert optimizer_touched(trainer.iteration.modality_optimizer, patch)
+    assert optimizer_touched(trainer.iteration.text_optimizer, shared)
+    assert not any(p is patch for g in trainer.iteration.text_optimizer.param_groups for p in g["params"])
 
 
 @pytest.mark.parametrize("base", ["quick-visualcse", "quick-audiocse"])
 def test_joint_loss_is_one_update_of_everything_by_the_summed_loss(tiny_model, data_dir, tmp_path, base):
     trainer = Trainer(tiny_recipe(base, tiny_model, "max_steps=2", "joint_loss=true"), tmp_path / "run", data_dir,
                       progress=False)
-    assert not hasattr(trainer, "modality_optimizer")
+    assert trainer.iteration.modality_optimizer is None
     shared = trainer.encoder.backbone.encoder.layer[0].output.dense.weight
     patch = next(trainer.branch.embedding.parameters())
-    losses = trainer.step(next(trainer.text.epoch()))
+    losses = trainer.iteration.step(next(trainer.text.epoch()), next(trainer.modality_batches))
     assert set(losses) == {"text_loss", "modality_loss"} and all(torch.isfinite(v) for v in losses.values())
-    assert optimizer_touched(trainer.text_optimizer, shared)
-    assert optimizer_touched(trainer.text_optimizer, patch)  # the modality loss reached the text optimizer
+    assert optimizer_touched(trainer.iteration.text_optimizer, shared)
+    assert optimizer_touched(trainer.iteration.text_optimizer, patch)  # the modality loss reached the text optimizer
 
 
 def test_supervised_recipe_trains_on_sick_triples_and_the_hard_negative_enters_the_loss(tiny_model, data_dir,
@@ -80,7 +80,7 @@ def test_supervised_recipe_trains_on_sick_triples_and_the_hard_negative_enters_t
                           data_dir, progress=False)
         batch = next(trainer.text.epoch())
         trainer.encoder.eval()  # no dropout: the same embeddings for both weights
-        losses.append(trainer.compute_text_loss(batch).item())
+        losses.append(trainer.iteration.text_loss_of(batch).item())
     # a larger weight on each anchor's own contradiction makes its positive less likely: the loss grows
     assert losses[1] > losses[0] + 0.05
 

@@ -7,6 +7,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -16,6 +17,9 @@ from nlsup_kit.embeddings.audio import AudioPatchEmbedding
 from nlsup_kit.embeddings.image import ImagePatchEmbedding
 from nlsup_kit.encoder import MLPHead, SentenceEncoder
 from nlsup_kit.errors import NlsupError, read_back
+
+if TYPE_CHECKING:
+    from nlsup_kit.recipes import Recipe
 
 MODALITIES = ("image", "audio")
 
@@ -86,3 +90,12 @@ class ModalityBranch(nn.Module):
         branch.load_state_dict(read_back(directory / BRANCH_FILE, lambda p: load_file(str(p)),
                                          "the image/audio branch's weights", hint))
         return branch.eval()
+
+
+def build_branch(recipe: Recipe, hidden_size: int) -> ModalityBranch | None:
+    """The recipe's modality branch for a backbone ``hidden_size`` wide (None for text-only SimCSE)."""
+    if recipe.modality == "none":
+        return None
+    if recipe.vit_embeddings:
+        return ModalityBranch.with_vit_embeddings(recipe.vit_embeddings, hidden_size)
+    return ModalityBranch(recipe.branch_config(hidden_size))

@@ -1,0 +1,149 @@
+"""The paper's training iteration, on one screen.
+
+One iteration (Algorithm 1 of the paper, PAPER.md): an image/audio batch through the shared layers, its
+loss times lambda, a step of the modality optimizer (its own AdamW, learning rate and cosine schedule,
+clip 1.0); then a text batch, the SimCSE loss, a step of the text optimizer (AdamW, linear decay, clip 1.0).
+Neither has warmup or weight decay. ``joint_loss`` instead sums text loss and lambda x modality loss in one
+update. Without a modality branch it is SimCSE's own step. bf16 autocast on a GPU (no grad scaler needed), fp32
+on a CPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from nlsup_kit import distributed
+from nlsup_kit.device import autocast_for
+from nlsup_kit.embeddings import ModalityBranch
+from nlsup_kit.encoder import SentenceEncoder
+from nlsup_kit.losses import InfoNCELoss, SupervisedSimCSELoss, modality_loss
+from nlsup_kit.recipes import Recipe
+
+Batch = dict[str, torch.Tensor]  # input_ids and attention_mask, views stacked: [anchors; positives(; negatives)]
+ModalityBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # view 1, view 2, labels
+
+
+def linear_decay(step: int, total: int) -> float:
+    return max(0.0, (total - step) / total)
+
+
+def cosine_decay(step: int, total: int) -> float:
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+
+class AlternatingStep:
+    """The encoder, the modality branch (or None), both losses, both optimizers and their schedules, set up
+    from a recipe for a run of ``total_steps``; :meth:`step` is one iteration.
+
+    The modality optimizer updates every parameter (the branch and the shared encoder), as in the reference
+    code; the text optimizer updates the encoder (and the branch too under ``joint_loss``).
+    """
+
+    def __init__(self, recipe: Recipe, encoder: SentenceEncoder, branch: ModalityBranch | None, total_steps: int,
+                 device: torch.device = torch.device("cpu"), workers: distributed.Workers = distributed.Workers()):
+        self.recipe, self.encoder, self.branch = recipe, encoder, branch
+        self.device, self.workers = device, workers
+        if recipe.compile and encoder.fast_path != "off":
+            encoder.fast_path = "fixed"  # compiled steps need fixed shapes
+        self.text_views = 3 if recipe.supervised else 2
+        self.text_loss = (SupervisedSimCSELoss(recipe.temperature, recipe.hard_negative_weight)
+                          if recipe.supervised else InfoNCELoss(recipe.temperature))
+        self.modality_loss = (modality_loss(recipe.modality_loss, recipe.modality_temperature)
+                              if branch is not None else None)
+        self.parameters = list(encoder.parameters()) + (list(branch.parameters()) if branch is not None else [])
+        fused = device.type in ("cuda", "cpu")  # one kernel per update: 6x faster than foreach on a CPU
+        text_parameters = self.parameters if recipe.joint_loss else list(encoder.parameters())
+        self.text_optimizer = torch.optim.AdamW(text_parameters, lr=recipe.learning_rate, weight_decay=0.0,
+                                                fused=fused)
+        self.text_schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.text_optimizer, lambda s: linear_decay(s, total_steps))
+        self.modality_optimizer = self.modality_schedule = None
+        if branch is not None and not recipe.joint_loss:
+            self.modality_optimizer = torch.optim.AdamW(self.parameters, lr=recipe.modality_learning_rate,
+                                                        weight_decay=0.0, fused=fused)
+            self.modality_schedule = torch.optim.lr_scheduler.LambdaLR(
+                self.modality_optimizer, lambda s: cosine_decay(s, total_steps))
+        self.embed_text = self._compiled(self._embed_text)
+        self.embed_modality = self._compiled(self._embed_modality) if branch is not None else None
+
+    def step(self, text_batch: Batch, modality_batch: ModalityBatch | None = None) -> dict[str, torch.Tensor]:
+        """One iteration; returns the losses as tensors (read them only when logging: no host sync)."""
+        if self.recipe.compile and self.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()
+        self.encoder.train()
+        losses = {}
+        if self.branch is not None:
+            self.branch.train()
+            losses["modality_loss"] = self.modality_loss_of(modality_batch)
+            if not self.recipe.joint_loss:
+                self.update(losses["modality_loss"], self.modality_optimizer, self.modality_schedule)
+        losses["text_loss"] = self.text_loss_of(text_batch)
+        total = losses["text_loss"]
+        if self.branch is not None and self.recipe.joint_loss:
+            total = total + losses["modality_loss"]
+        self.update(total, self.text_optimizer, self.text_schedule)
+        return {k: v.detach().clone() for k, v in losses.items()}  # a copy survives the next graph replay
+
+    def text_loss_of(self, batch: Batch) -> torch.Tensor:
+        z = self.embed_text(batch["input_ids"].to(self.device, non_blocking=True),
+                            batch["attention_mask"].to(self.device, non_blocking=True))
+        return self.text_loss(*self.global_views(z, self.text_views))
+
+    def modality_loss_of(self, batch: ModalityBatch) -> torch.Tensor:
+        """lambda x the modality loss of two augmented views of each example."""
+        view1, view2, labels = batch
+        inputs = torch.cat([view1, view2]).to(self.device, non_blocking=True)
+        z1, z2 = self.global_views(self.embed_modality(inputs), 2)
+        labels = labels.to(self.device, non_blocking=True)
+        if self.recipe.gather_negatives:
+            labels = distributed.gather(labels)
+        return self.recipe.modality_loss_weight * self.modality_loss(z1, z2, labels)
+
+    def update(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, schedule) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        distributed.average_gradients(self.parameters)
+        nn.utils.clip_grad_norm_(self.parameters, 1.0)
+        optimizer.step()
+        schedule.step()
+
+    def global_views(self, z: torch.Tensor, views: int) -> list[torch.Tensor]:
+        """Split local embeddings into views and gather each across processes (the global batch's negatives)."""
+        chunks = z.chunk(views)
+        if not self.recipe.gather_negatives:
+            return list(chunks)
+        return [distributed.gather_with_grad(chunk) for chunk in chunks]
+
+    def state_dict(self) -> dict:
+        """Optimizers and schedules: with the weights, what the next step depends on besides random state."""
+        state = {"text_optimizer": self.text_optimizer.state_dict(),
+                 "text_schedule": self.text_schedule.state_dict()}
+        if self.modality_optimizer is not None:
+            state["modality_optimizer"] = self.modality_optimizer.state_dict()
+            state["modality_schedule"] = self.modality_schedule.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.text_optimizer.load_state_dict(state["text_optimizer"])
+        self.text_schedule.load_state_dict(state["text_schedule"])
+        if self.modality_optimizer is not None:
+            self.modality_optimizer.load_state_dict(state["modality_optimizer"])
+            self.modality_schedule.load_state_dict(state["modality_schedule"])
+
+    def _embed_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        with autocast_for(self.device):
+            return self.encoder({"input_ids": input_ids, "attention_mask": attention_mask}, pooling="cls")
+
+    def _embed_modality(self, inputs: torch.Tensor) -> torch.Tensor:
+        with autocast_for(self.device):
+            return self.branch(self.encoder, inputs)
+
+    def _compiled(self, forward):
+        """``torch.compile`` of a fixed-shape forward when the recipe asks: CUDA graphs on a GPU (the step is
+        launch-bound there), inductor's fused kernels on a CPU."""
+        if not self.recipe.compile:
+            return forward
+        return torch.compile(forward, mode="reduce-overhead" if self.device.type == "cuda" else None, dynamic=False)
