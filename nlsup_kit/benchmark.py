@@ -300,7 +300,7 @@ def run_benchmark(recipe: Recipe, data_dir=None, steps: int = 20, warmup: int = 
     if evaluate:
         _synchronize(device)
         start = time.perf_counter()
-        stsb_dev_spearman(encoder, recipe.eval_pooling, device, data_dir)
+        stsb_dev_spearman(encoder, recipe.pooling_for_evaluation(), device, data_dir)
         report.eval_seconds = time.perf_counter() - start
     if compiled:
         encoder.load_state_dict(initial)

@@ -41,14 +41,17 @@ def cmd_train(args) -> None:
 def cmd_recipes(args) -> None:
     import dataclasses
 
-    from nlsup_kit.recipes import RECIPES, get_recipe
+    from nlsup_kit.recipes import RECIPES, SECTIONS, get_recipe
 
     columns = ("model", "text_data", "batch_size", "learning_rate", "modality", "modality_data",
                "modality_batch_size", "modality_learning_rate", "modality_loss_weight", "modality_temperature",
                "modality_loss", "epochs")
     if args.name:
-        for key, value in dataclasses.asdict(get_recipe(args.name)).items():
-            print(f"{key:24} {value}")
+        settings = dataclasses.asdict(get_recipe(args.name))
+        for section, keys in SECTIONS.items():
+            print(f"# {section}")
+            for key in keys:
+                print(f"{key:24} {settings[key]}")
         return
     headers = ["recipe", *(c.replace("modality_", "m_") for c in columns)]
     rows = [[name, *(str(getattr(recipe, c)) for c in columns)] for name, recipe in RECIPES.items()]

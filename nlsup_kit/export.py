@@ -24,9 +24,10 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, pooling: str 
 
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     recipe_file = checkpoint / RECIPE_FILE
-    if pooling is None:
-        pooling = (read_back(recipe_file, Recipe.from_json, "the run's recipe", "or pass --pooling").eval_pooling
-                   if recipe_file.exists() else "cls_before_pooler")
+    if pooling is None and recipe_file.exists():
+        pooling = read_back(recipe_file, Recipe.from_json, "the run's recipe",
+                            "or pass --pooling").pooling_for_evaluation()
+    pooling = pooling or "cls_before_pooler"
     if pooling not in ST_POOLING:
         raise NlsupError(f"pooling {pooling!r} has no stock sentence-transformers module; export with "
                          f"--pooling one of {', '.join(ST_POOLING)}")

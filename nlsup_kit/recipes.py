@@ -27,24 +27,23 @@ RESUMABLE_SETTINGS = ("log_steps", "eval_steps", "checkpoint_steps")
 
 @dataclass
 class Recipe:
-    """Every setting of a training run; field comments say what the paper used."""
+    """Every setting of a training run, in five sections (:data:`SECTIONS`); comments say what the paper used."""
 
     name: str = "custom"
     model: str = "minilm-l6"
-    # text side
+    # ---- text: the SimCSE side, every recipe ----
     text_data: str = "wiki"  # wiki (the 16,926-sentence stand-in), wiki1m, nli, sick-nli, or a file
     max_text_examples: int | None = None  # None: the whole corpus
     bad_text: str = "fail"  # a corpus line that is not UTF-8: fail naming it, or skip (counted)
     supervised: bool = False  # triples (anchor, positive, hard negative) instead of dropout views
     batch_size: int = 64
     learning_rate: float = 3e-5
-    epochs: int = 1
-    max_steps: int | None = None  # stop early (None: epochs x steps per epoch)
     max_length: int = 32
     temperature: float = 0.05
     hard_negative_weight: float = 0.0
-    eval_pooling: str = "cls_before_pooler"  # unsupervised: cls_before_pooler; supervised: cls
-    # non-linguistic side
+    pooler: str = "cls"  # SimCSE's --pooler_type: cls (through the MLP head), or one of the others (no head)
+    eval_pooling: str | None = None  # None: SimCSE's convention (pooling_for_evaluation)
+    # ---- modality: the image or audio side, shared by both ----
     modality: str = "none"  # none, image, audio
     modality_data: str = "digits"  # image: digits, imagenette, folder; audio: spoken-words, librispeech, folder
     modality_batch_size: int = 48
@@ -53,16 +52,20 @@ class Recipe:
     modality_temperature: float = 0.07
     modality_loss: str = "released-supcon"  # supcon, simclr, released-supcon
     joint_loss: bool = False  # one summed-loss step instead of the paper's two separate updates
+    # ---- image only ----
     vit_embeddings: str | None = None  # pretrained HF ViT whose embeddings start the image side
     image_size: int = 224
     patch_size: int = 16
+    # ---- audio only ----
     audio_frames: int = 1024
     audio_mel_bins: int = 128
     audio_patch_size: int = 24
     spec_freq_mask: int = 48
     spec_time_mask: int = 192
     audio_mixup: float = 0.5
-    # run
+    # ---- run: how long, when to log, evaluate and save, where and how to compute ----
+    epochs: int = 1
+    max_steps: int | None = None  # stop early (None: epochs x steps per epoch)
     eval_steps: int = 125
     checkpoint_steps: int = 250  # a resumable checkpoint (optimizers, schedules, RNG, data position) this often
     log_steps: int = 25
@@ -71,6 +74,13 @@ class Recipe:
     num_workers: int = 0
     compile: bool = False  # torch.compile the fixed-shape steps (CUDA graphs on a GPU); ~1 min to compile
     gather_negatives: bool = True  # under torchrun: negatives from the global batch, not each GPU's slice
+
+    def pooling_for_evaluation(self) -> str:
+        """``eval_pooling`` when set, else SimCSE's convention: a run trained through the MLP head (``cls``) is
+        evaluated on the [CLS] vector before it (``cls_before_pooler``), any other run with its own pooler."""
+        if self.eval_pooling is not None:
+            return self.eval_pooling
+        return "cls_before_pooler" if self.pooler == "cls" else self.pooler
 
     def validate(self) -> Recipe:
         problems = {
@@ -85,11 +95,12 @@ class Recipe:
             if bad:
                 hint = "must be at least 2 for a contrastive loss" if "batch" in key else "is out of range"
                 raise NlsupError(f"setting {key}={getattr(self, key)} {hint}")
-        choices = {"modality": MODALITIES, "modality_loss": MODALITY_LOSSES, "eval_pooling": POOLERS,
-                   "bad_text": ("fail", "skip")}
+        choices = {"modality": MODALITIES, "modality_loss": MODALITY_LOSSES, "pooler": POOLERS,
+                   "eval_pooling": (None, *POOLERS), "bad_text": ("fail", "skip")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
-                raise NlsupError(f"setting {key}={getattr(self, key)!r} is not one of {', '.join(allowed)}")
+                raise NlsupError(f"setting {key}={getattr(self, key)!r} is not one of "
+                                 f"{', '.join(str(a) for a in allowed)}")
         return self
 
     def branch_config(self, hidden_size: int) -> BranchConfig:
@@ -107,6 +118,20 @@ class Recipe:
         values = json.loads(Path(path).read_text())
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# Which settings belong together: text for every recipe, the modality side, image-only, audio-only, the run.
+SECTIONS = {
+    "text": ("name", "model", "text_data", "max_text_examples", "bad_text", "supervised", "batch_size",
+             "learning_rate", "max_length", "temperature", "hard_negative_weight", "pooler", "eval_pooling"),
+    "modality": ("modality", "modality_data", "modality_batch_size", "modality_learning_rate",
+                 "modality_loss_weight", "modality_temperature", "modality_loss", "joint_loss"),
+    "image": ("vit_embeddings", "image_size", "patch_size"),
+    "audio": ("audio_frames", "audio_mel_bins", "audio_patch_size", "spec_freq_mask", "spec_time_mask",
+              "audio_mixup"),
+    "run": ("epochs", "max_steps", "eval_steps", "checkpoint_steps", "log_steps", "seed", "device", "num_workers",
+            "compile", "gather_negatives"),
+}
 
 
 def _paper(name: str, **settings) -> Recipe:

@@ -135,7 +135,7 @@ class AlternatingStep:
 
     def _embed_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         with autocast_for(self.device):
-            return self.encoder({"input_ids": input_ids, "attention_mask": attention_mask}, pooling="cls")
+            return self.encoder({"input_ids": input_ids, "attention_mask": attention_mask}, self.recipe.pooler)
 
     def _embed_modality(self, inputs: torch.Tensor) -> torch.Tensor:
         with autocast_for(self.device):

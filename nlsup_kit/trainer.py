@@ -127,7 +127,7 @@ class Trainer:
         return self._modality_batches
 
     def evaluate(self) -> float:
-        return stsb_dev_spearman(self.encoder, self.recipe.eval_pooling, self.device, self.data_dir)
+        return stsb_dev_spearman(self.encoder, self.recipe.pooling_for_evaluation(), self.device, self.data_dir)
 
     def save(self, directory: Path, training_state: dict | None = None) -> None:
         write_save(directory, self.encoder, self.branch, self.recipe, training_state)

@@ -113,3 +113,29 @@ def test_reuse_returns_a_finished_run_of_the_same_recipe_only(tiny_model, data_d
     changed = train(apply_overrides(recipe, ["max_steps=3"]), tmp_path / "run", data_dir, progress=False, reuse=True,
                     overwrite=True)  # another recipe: trained, and only with overwrite (tests/test_runs.py)
     assert changed.steps == 3
+
+
+def test_a_mean_pooled_run_trains_without_the_head_and_exports_with_mean_pooling(tiny_model, data_dir, tmp_path):
+    """SimCSE's --pooler_type avg: the MLP head is never used, the run is evaluated (and exported) with avg."""
+    from sentence_transformers import SentenceTransformer
+
+    from nlsup_kit.encoder import SentenceEncoder
+    from nlsup_kit.evaluation import stsb_dev_spearman
+    from nlsup_kit.export import export_checkpoint
+
+    recipe = tiny_recipe("quick-simcse", tiny_model, "pooler=avg", "max_steps=3", "eval_steps=3")
+    assert recipe.pooling_for_evaluation() == "avg"
+    start = Trainer(recipe, tmp_path / "start", data_dir, progress=False).encoder  # the state training starts from
+    result = train(recipe, tmp_path / "run", data_dir, progress=False)
+    saved = SentenceEncoder.from_pretrained(str(result.best_dir))
+    for key, value in start.head.state_dict().items():
+        assert torch.equal(saved.head.state_dict()[key], value), key  # no gradient ever reached the head
+    layer = "encoder.layer.0.output.dense.weight"
+    assert not torch.equal(saved.backbone.state_dict()[layer], start.backbone.state_dict()[layer])
+    cpu = torch.device("cpu")
+    assert result.best_dev == stsb_dev_spearman(saved, "avg", cpu, data_dir)  # selected by its own pooler
+    assert result.best_dev != stsb_dev_spearman(saved, "cls_before_pooler", cpu, data_dir)
+    exported = SentenceTransformer(str(export_checkpoint(result.best_dir, tmp_path / "st")), device="cpu")
+    sentences = ["A man is playing a guitar.", "Two dogs run in the park."]
+    torch.testing.assert_close(torch.tensor(exported.encode(sentences)), saved.encode(sentences, "avg"),
+                               rtol=1e-4, atol=1e-5)
