@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import json
 import math
-import platform
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -34,84 +31,12 @@ from nlsup_kit.embeddings import build_branch
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.evaluation import stsb_dev_spearman
 from nlsup_kit.recipes import Recipe
+from nlsup_kit.benchmark_report import ST_PATH, BenchReport, StepRow, add_speedups, environment
 from nlsup_kit.layers import fast_path_differences
 from nlsup_kit.step import AlternatingStep
 
 # Training examples per epoch of the paper's corpora (PAPER.md), for projections on a machine without them.
 PAPER_CORPUS_SIZES = {"wiki1m": 1_000_000, "nli": 275_601}
-
-
-@dataclass
-class StepRow:
-    step: str  # text, image, audio
-    path: str  # kit, kit compiled, sentence-transformers loop
-    ms: float
-    items_per_second: float
-    peak_memory_mb: float | None = None
-    speedup_vs_st: float | None = None
-
-
-ST_PATH = "sentence-transformers loop"
-
-
-def add_speedups(rows: list[StepRow]) -> None:
-    """How many times faster each kit text step is than the sentence-transformers loop (its ms over theirs)."""
-    reference = next((r for r in rows if r.path == ST_PATH), None)
-    if reference is None:
-        return
-    for row in rows:
-        if row.step == "text" and row is not reference:
-            row.speedup_vs_st = reference.ms / row.ms
-
-
-@dataclass
-class BenchReport:
-    recipe: str
-    model: str
-    device: str
-    rows: list[StepRow] = field(default_factory=list)
-    eval_seconds: float | None = None  # one STS-B dev evaluation
-    agreement: dict = field(default_factory=dict)  # fast path vs HF forward: relative differences
-    epoch_steps: int | None = None
-    projected_epoch_minutes: float | None = None
-    environment: dict = field(default_factory=dict)
-
-    def table(self) -> str:
-        lines = [f"{self.recipe} ({self.model}) on {self.device}",
-                 "| step | path | ms/step | items/s | x ST loop | peak MB |", "|---|---|---|---|---|---|"]
-        for r in self.rows:
-            ratio = f"{r.speedup_vs_st:.2f}" if r.speedup_vs_st else "-"
-            memory = f"{r.peak_memory_mb:.0f}" if r.peak_memory_mb is not None else "-"
-            lines.append(f"| {r.step} | {r.path} | {r.ms:.1f} | {r.items_per_second:.0f} | {ratio} | {memory} |")
-        if self.agreement:
-            lines.append("fast path vs HF forward (relative difference): "
-                         + ", ".join(f"{k} {v:.1e}" for k, v in self.agreement.items()))
-        if self.projected_epoch_minutes is not None:
-            lines.append(f"projected epoch: {self.epoch_steps} iterations + STS-B dev every "
-                         f"{self.environment.get('eval_steps')} steps ({self.eval_seconds:.1f} s each) = "
-                         f"{self.projected_epoch_minutes:.1f} min (a projection from the timed steps)")
-        return "\n".join(lines)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-
-def environment() -> dict:
-    import transformers
-
-    info = {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine()}
-    try:
-        import sentence_transformers
-
-        info["sentence_transformers"] = sentence_transformers.__version__
-    except ImportError:
-        pass
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-        info["cuda"] = torch.version.cuda
-    return info
 
 
 def build_encoder(recipe: Recipe, random_init: bool, tokenizer: str | None) -> SentenceEncoder:

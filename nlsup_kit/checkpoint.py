@@ -10,6 +10,7 @@ from another save (a crash between two writes, a hand copy) is one line naming i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -40,6 +41,9 @@ METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
 BEST_DIR, CHECKPOINT_DIR = "best", "checkpoint"
 RUN_FILES = (RECIPE_FILE, METRICS_FILE, RESULT_FILE, BEST_DIR, CHECKPOINT_DIR)
+# What a resumed run may change: these decide only when the kit logs, evaluates and saves. Evaluation runs the
+# encoder without dropout and draws no random numbers, so the weights come out as if never interrupted.
+RESUMABLE_SETTINGS = ("log_steps", "eval_steps", "checkpoint_steps")
 
 
 def sha256(path: Path) -> str:
@@ -146,6 +150,27 @@ def restore_process_random_state(state: dict) -> None:
     np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"]))
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def check_resumable(checkpoint: Path, stored: Recipe, wanted: Recipe, steps_per_epoch: int) -> None:
+    """Resuming continues the saved run exactly, so only :data:`RESUMABLE_SETTINGS` may differ; a run of
+    another length is refused with the ways on."""
+    changed = {k: (v, getattr(wanted, k)) for k, v in dataclasses.asdict(stored).items()
+               if k not in RESUMABLE_SETTINGS and v != getattr(wanted, k)}
+    if not changed:
+        return
+    shown = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
+    if set(changed) <= {"max_steps", "epochs"}:
+        planned = steps_per_epoch * stored.epochs
+        planned = planned if stored.max_steps is None else min(planned, stored.max_steps)
+        raise NlsupError(
+            f"{checkpoint}: saved by a run planned for {planned} steps ({shown}); its learning rates fall to 0 "
+            f"at step {planned}, so a run of another length is not its continuation: train that length from "
+            f"the start into a new --output-dir, or go on from these weights as a new run with "
+            f"--set model={checkpoint} and a new --output-dir")
+    raise NlsupError(f"{checkpoint}: saved with different settings ({shown}); a resume may change only "
+                     f"{', '.join(RESUMABLE_SETTINGS)}: resume with the saved settings, or train into a new "
+                     f"--output-dir")
 
 
 @dataclass

@@ -129,10 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="nlsup", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    _model_commands(sub, POOLERS)
+    _tool_commands(sub)
+    return parser
+
+
+def _model_commands(sub, poolers: tuple[str, ...]) -> None:
+    """Commands that train, score and export models."""
+    from nlsup_kit.export import ST_POOLING
 
     p = sub.add_parser("eval-sts", help="score a model on STS12-16, STS-B, SICK-R (SentEval protocol)")
     p.add_argument("--model", required=True, help="minilm-l6, bert-base-uncased, a hub id, or a folder")
-    p.add_argument("--pooling", default="cls_before_pooler", choices=POOLERS)
+    p.add_argument("--pooling", default="cls_before_pooler", choices=poolers)
     p.add_argument("--data-dir")
     p.add_argument("--tasks", help="comma-separated, e.g. STS12,STSBenchmark (default: all seven)")
     p.add_argument("--batch-size", type=int)
@@ -156,6 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.set_defaults(run=cmd_recipes)
 
+    p = sub.add_parser("export", help="write a checkpoint as a HF + sentence-transformers folder")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True)
+    p.add_argument("--pooling", choices=tuple(ST_POOLING), help="default: the run's evaluation pooler")
+    p.set_defaults(run=cmd_export)
+
+
+def _tool_commands(sub) -> None:
+    """Data, benchmarks, the demo and the lessons."""
     from nlsup_kit.data.sources import DOWNLOADS, WIKI_SLICE_LINES
 
     p = sub.add_parser("download", help="fetch data into --data-dir / NLSUP_DATA / the cache folder "
@@ -165,12 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--max-lines", type=int, help="wiki1m/nli: only the first N lines")
     p.set_defaults(run=cmd_download)
-
-    p = sub.add_parser("export", help="write a checkpoint as a HF + sentence-transformers folder")
-    p.add_argument("checkpoint")
-    p.add_argument("--out", required=True)
-    p.add_argument("--pooling", choices=("cls", "cls_before_pooler", "avg"))
-    p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("bench", help="time training steps against a sentence-transformers loop; peak memory")
     p.add_argument("--recipe", required=True, help="a recipe, or several separated by commas")
@@ -195,7 +206,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("notebooks", help="copy the lesson notebooks into FOLDER to open in JupyterLab")
     p.add_argument("folder", nargs="?", default="nlsup-notebooks")
     p.set_defaults(run=cmd_notebooks)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

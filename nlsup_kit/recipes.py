@@ -20,9 +20,6 @@ from nlsup_kit.errors import NlsupError
 from nlsup_kit.losses import MODALITY_LOSSES
 
 MODALITIES = ("none", "image", "audio")
-# What a resumed run may change: these decide only when the kit logs, evaluates and saves. Evaluation runs the
-# encoder without dropout and draws no random numbers, so the weights come out as if never interrupted.
-RESUMABLE_SETTINGS = ("log_steps", "eval_steps", "checkpoint_steps")
 
 
 @dataclass

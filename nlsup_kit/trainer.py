@@ -24,7 +24,7 @@ import torch
 
 from nlsup_kit import distributed
 from nlsup_kit.checkpoint import (BEST_DIR, CHECKPOINT_DIR, METRICS_FILE, RECIPE_FILE, RESULT_FILE, TrainResult,
-                                  describe_run, finished_run, process_random_state, read_metrics, read_result,
+                                  check_resumable, describe_run, finished_run, process_random_state, read_metrics, read_result,
                                   read_training_state, recover, restore_process_random_state, verify, write_save)
 from nlsup_kit.data.batches import Repeating, TextBatches, modality_loader
 from nlsup_kit.data.sources import ensure_data, text_data_needs
@@ -35,7 +35,7 @@ from nlsup_kit.encoder import SentenceEncoder
 from nlsup_kit.errors import NlsupError, count, read_back
 from nlsup_kit.evaluation import stsb_dev_spearman
 from nlsup_kit.progress import progress_bar
-from nlsup_kit.recipes import RESUMABLE_SETTINGS, Recipe
+from nlsup_kit.recipes import Recipe
 from nlsup_kit.step import AlternatingStep
 
 
@@ -147,8 +147,8 @@ class Trainer:
         hint = ("the checkpoint is damaged and cannot be resumed: train again with --overwrite, or keep its best/ "
                 "folder, which holds the best weights")
         verify(checkpoint, hint)
-        self.check_resumable(checkpoint, read_back(checkpoint / RECIPE_FILE, Recipe.from_json, "the run's recipe",
-                                                   hint))
+        check_resumable(checkpoint, read_back(checkpoint / RECIPE_FILE, Recipe.from_json, "the run's recipe", hint),
+                        self.recipe, len(self.text))
         state = read_training_state(checkpoint, hint)
         if len(state["ranks"]) != self.workers.world_size:
             raise NlsupError(f"{checkpoint}: written by {count(len(state['ranks']), 'process')}; resume with the same "
@@ -165,26 +165,6 @@ class Trainer:
         self._epoch_start = state["text_generator"]
         restore_process_random_state(own["rng"])
         return Position(**state["position"])
-
-    def check_resumable(self, checkpoint: Path, stored: Recipe) -> None:
-        """Resuming continues the saved run exactly, so only the settings that cannot change its numbers may
-        differ (:data:`nlsup_kit.recipes.RESUMABLE_SETTINGS`)."""
-        changed = {k: (v, getattr(self.recipe, k)) for k, v in dataclasses.asdict(stored).items()
-                   if k not in RESUMABLE_SETTINGS and v != getattr(self.recipe, k)}
-        if not changed:
-            return
-        shown = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
-        if set(changed) <= {"max_steps", "epochs"}:
-            planned = len(self.text) * stored.epochs
-            planned = planned if stored.max_steps is None else min(planned, stored.max_steps)
-            raise NlsupError(
-                f"{checkpoint}: saved by a run planned for {planned} steps ({shown}); its learning rates fall to 0 "
-                f"at step {planned}, so a run of another length is not its continuation: train that length from "
-                f"the start into a new --output-dir, or go on from these weights as a new run with "
-                f"--set model={checkpoint} and a new --output-dir")
-        raise NlsupError(f"{checkpoint}: saved with different settings ({shown}); a resume may change only "
-                         f"{', '.join(RESUMABLE_SETTINGS)}: resume with the saved settings, or train into a new "
-                         f"--output-dir")
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":

@@ -35,7 +35,7 @@ def test_gpu_check_runs_on_cpu_in_tiny_mode(data_dir, tmp_path):
 
 def test_speedup_is_the_loop_time_over_the_kit_time_in_the_table():
     """Written-out rows: the loop takes 30 ms, the kit 12 ms (2.5 times faster) and 40 ms (0.75)."""
-    from nlsup_kit.benchmark import BenchReport, StepRow, add_speedups
+    from nlsup_kit.benchmark_report import BenchReport, StepRow, add_speedups
 
     rows = [StepRow("text", "kit", 12.0, 5333.0), StepRow("text", "kit compiled", 40.0, 1600.0),
             StepRow("image", "kit", 20.0, 2400.0), StepRow("text", "sentence-transformers loop", 30.0, 2133.0)]
