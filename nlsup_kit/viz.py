@@ -100,19 +100,45 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title:
     return fig
 
 
-def heatmap(matrix: np.ndarray, labels: Sequence[str], title: str):
-    short = [label if len(label) < 40 else label[:37] + "..." for label in labels]
+def _short(labels: Sequence[str]) -> list[str]:
+    return [label if len(label) < 40 else label[:37] + "..." for label in labels]
+
+
+def heatmap(matrix: np.ndarray, labels: Sequence[str], title: str, value_range: tuple[float, float] = (-1, 1)):
+    short = _short(labels)
     if has_plotly():
         import plotly.graph_objects as go
 
-        fig = go.Figure(go.Heatmap(z=matrix, x=short, y=short, colorscale="Viridis", zmin=-1, zmax=1))
+        fig = go.Figure(go.Heatmap(z=matrix, x=short, y=short, colorscale="Viridis", zmin=value_range[0],
+                                   zmax=value_range[1]))
         return fig.update_layout(title=title, height=520, yaxis_autorange="reversed")
     fig, ax = _mpl(title, (7, 6))
-    image = ax.imshow(matrix, vmin=-1, vmax=1)
+    image = ax.imshow(matrix, vmin=value_range[0], vmax=value_range[1])
     ax.set_xticks(range(len(short)), short, rotation=90)
     ax.set_yticks(range(len(short)), short)
     fig.colorbar(image)
     return fig
+
+
+def heatmap_slider(matrices: Mapping[float, np.ndarray], labels: Sequence[str], title: str, knob: str,
+                   start: float, value_range: tuple[float, float] = (0, 1)):
+    """One heatmap per setting of a knob and a slider between them. The slider is plotly's own: it needs no
+    kernel, so it moves in JupyterLab, in Colab, in papermill's output and in the exported HTML alike. Without
+    plotly: the static heatmap at ``start``."""
+    if not has_plotly():
+        return heatmap(matrices[start], labels, f"{title} ({knob} {start:g})", value_range)
+    import plotly.graph_objects as go
+
+    short, settings = _short(labels), list(matrices)
+    fig = go.Figure([go.Heatmap(z=matrices[k], x=short, y=short, colorscale="Viridis", zmin=value_range[0],
+                                zmax=value_range[1], visible=k == start) for k in settings])
+    steps = [{"method": "update", "label": f"{k:g}",
+              "args": [{"visible": [j == i for j in range(len(settings))]}, {"title": f"{title} ({knob} {k:g})"}]}
+             for i, k in enumerate(settings)]
+    slider = {"active": settings.index(start), "currentvalue": {"prefix": f"{knob}: "}, "steps": steps,
+              "pad": {"t": 60}}
+    return fig.update_layout(title=f"{title} ({knob} {start:g})", height=600, yaxis_autorange="reversed",
+                             sliders=[slider])
 
 
 def scatter(points: np.ndarray, labels: Sequence, title: str, hover: Sequence[str] | None = None):

@@ -139,3 +139,39 @@ def test_a_mean_pooled_run_trains_without_the_head_and_exports_with_mean_pooling
     sentences = ["A man is playing a guitar.", "Two dogs run in the park."]
     torch.testing.assert_close(torch.tensor(exported.encode(sentences)), saved.encode(sentences, "avg"),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_the_text_update_clips_the_text_gradients_alone(tiny_model, data_dir):
+    """After the modality update the branch still holds its (clipped) gradients; the text update's clip norm
+    must not count them (else every text update is shrunk by the image/audio side's gradients)."""
+    import copy
+
+    from nlsup_kit.data.batches import TextBatches
+    from nlsup_kit.data.text import load_text_data
+    from nlsup_kit.embeddings import build_branch
+    from nlsup_kit.encoder import SentenceEncoder
+    from nlsup_kit.step import AlternatingStep
+
+    recipe = tiny_recipe("quick-visualcse", tiny_model, "modality_loss_weight=10000")
+    encoder = SentenceEncoder.from_pretrained(str(tiny_model)).train()
+    branch = build_branch(recipe, encoder.hidden_size).train()
+    iteration = AlternatingStep(recipe, encoder, branch, total_steps=10)
+    text = next(TextBatches(encoder.tokenizer, load_text_data("wiki", data_dir, 16), 8, 32, 0).epoch())
+    images = torch.randn(2, 8, 3, 16, 16)
+    iteration.update(iteration.modality_loss_of((images[0], images[1], torch.arange(8) % 3)),
+                     iteration.modality_optimizer, iteration.modality_schedule)
+    left = float(torch.norm(torch.stack([p.grad.norm() for p in branch.parameters()])))
+    assert left > 0.1  # left behind by the modality update
+    reference = copy.deepcopy(encoder)
+    reference.zero_grad()
+    torch.manual_seed(1)  # the same dropout masks in both text passes
+    AlternatingStep(recipe, reference, None, total_steps=10).text_loss_of(text).backward()
+    raw = [p.grad for p in reference.parameters()]
+    raw_norm = torch.norm(torch.stack([g.norm() for g in raw if g is not None]))
+    torch.manual_seed(1)
+    iteration.update(iteration.text_loss_of(text), iteration.text_optimizer, iteration.text_schedule)
+    assert float(raw_norm) ** 2 + left ** 2 > 1.0  # counting the branch would change the clipping here
+    scale = min(1.0, 1.0 / (float(raw_norm) + 1e-6))  # clip_grad_norm_'s factor, from the text gradients alone
+    for got, want in zip(encoder.parameters(), raw):
+        if want is not None:
+            torch.testing.assert_close(got.grad, want * scale, rtol=1e-5, atol=1e-9)
