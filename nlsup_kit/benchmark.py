@@ -29,7 +29,7 @@ from nlsup_kit.encoder import SentenceEncoder
 from nlsup_kit.models import OFFLINE_MODEL, load_pretrained, random_backbone
 from nlsup_kit.embeddings import build_branch
 from nlsup_kit.errors import NlsupError
-from nlsup_kit.evaluation import stsb_dev_spearman
+from nlsup_kit.evaluation import stsb_dev_measures
 from nlsup_kit.recipes import Recipe
 from nlsup_kit.benchmark_report import ST_PATH, BenchReport, StepRow, add_speedups, environment
 from nlsup_kit.layers import fast_path_differences
@@ -225,7 +225,7 @@ def run_benchmark(recipe: Recipe, data_dir=None, steps: int = 20, warmup: int = 
     if evaluate:
         _synchronize(device)
         start = time.perf_counter()
-        stsb_dev_spearman(encoder, recipe.pooling_for_evaluation(), device, data_dir)
+        stsb_dev_measures(encoder, recipe.pooling_for_evaluation(), device, data_dir)
         report.eval_seconds = time.perf_counter() - start
     if compiled:
         encoder.load_state_dict(initial)

@@ -126,10 +126,21 @@ def evaluate_model(model, pooling: str = "cls_before_pooler", tasks: Sequence[st
     return evaluate_sts(lambda s: encoder.encode(s, pooling, device=device), tasks, data_dir)
 
 
-def stsb_dev_spearman(encoder, pooling: str, device: torch.device, data_dir: str | Path | None = None) -> float:
-    """The checkpoint-selection metric: Spearman x 100 on STS-B dev."""
-    encode = lambda s: encoder.encode(s, pooling, device=device, progress=False)  # noqa: E731
-    return evaluate_sts(encode, ["STSBenchmark"], data_dir, split="dev").scores["STSBenchmark"].spearman
+def stsb_dev_measures(encoder, pooling: str, device: torch.device, data_dir: str | Path | None = None
+                      ) -> dict[str, float]:
+    """What training watches at each evaluation, from one encoding of STS-B dev: Spearman x 100 (the
+    checkpoint-selection metric), and alignment and uniformity as the SimCSE paper measures them (section 5:
+    alignment over the pairs scored above 4, uniformity over every sentence)."""
+    from nlsup_kit.analysis import alignment, uniformity
+
+    pairs = load_sts_task("STSBenchmark", ensure_data(["senteval"], data_dir), "dev")
+    sentences = list(dict.fromkeys((*pairs.sentences1, *pairs.sentences2)))
+    embeddings = encoder.encode(sentences, pooling, device=device, progress=False)
+    row = {sentence: i for i, sentence in enumerate(sentences)}
+    emb1, emb2 = embeddings[[row[s] for s in pairs.sentences1]], embeddings[[row[s] for s in pairs.sentences2]]
+    positive = torch.tensor(np.asarray(pairs.scores) > 4.0)
+    return {"stsb_dev": score_pairs(pairs, cosine_scores(emb1, emb2)).spearman,
+            "alignment": alignment(emb1[positive], emb2[positive]), "uniformity": uniformity(embeddings)}
 
 
 def paired_bootstrap(gold: np.ndarray, predicted_a: np.ndarray, predicted_b: np.ndarray, samples: int = 1000,

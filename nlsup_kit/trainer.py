@@ -33,7 +33,7 @@ from nlsup_kit.device import pick_device
 from nlsup_kit.embeddings import ModalityBranch, build_branch
 from nlsup_kit.encoder import SentenceEncoder
 from nlsup_kit.errors import NlsupError, count, read_back
-from nlsup_kit.evaluation import stsb_dev_spearman
+from nlsup_kit.evaluation import stsb_dev_measures
 from nlsup_kit.progress import progress_bar
 from nlsup_kit.recipes import Recipe
 from nlsup_kit.step import AlternatingStep
@@ -126,8 +126,9 @@ class Trainer:
                                                                self.pin_memory))
         return self._modality_batches
 
-    def evaluate(self) -> float:
-        return stsb_dev_spearman(self.encoder, self.recipe.pooling_for_evaluation(), self.device, self.data_dir)
+    def evaluate(self) -> dict[str, float]:
+        """STS-B dev Spearman x 100 (``stsb_dev``), alignment and uniformity, from one encoding."""
+        return stsb_dev_measures(self.encoder, self.recipe.pooling_for_evaluation(), self.device, self.data_dir)
 
     def save(self, directory: Path, training_state: dict | None = None) -> None:
         write_save(directory, self.encoder, self.branch, self.recipe, training_state)
@@ -239,7 +240,7 @@ class Trainer:
             position.last_loss = record["text_loss"]
             bar.set_postfix(loss=f"{position.last_loss:.3f}")
         if step % self.recipe.eval_steps == 0 or last:
-            record["stsb_dev"] = self._evaluate_and_keep_best(position)
+            record.update(self._evaluate_and_keep_best(position))
             bar.set_postfix(loss=f"{position.last_loss:.3f}", dev=f"{record['stsb_dev']:.2f}")
         if record:
             log.write(json.dumps({"step": step, **record, "lr": self.iteration.text_schedule.get_last_lr()[0]}) + "\n")
@@ -251,17 +252,17 @@ class Trainer:
                 self.save(checkpoint_dir, state)
             distributed.barrier()
 
-    def _evaluate_and_keep_best(self, position: Position) -> float:
+    def _evaluate_and_keep_best(self, position: Position) -> dict[str, float]:
         self.synchronize()
         tick = time.perf_counter()
-        score = self.evaluate()
-        if score > position.best:
-            position.best = score
+        measures = self.evaluate()
+        if measures["stsb_dev"] > position.best:
+            position.best = measures["stsb_dev"]
             if self.workers.is_main:
                 self.save(self.output_dir / BEST_DIR)
         distributed.barrier()
         self.eval_seconds += time.perf_counter() - tick
-        return score
+        return measures
 
     def _finish(self, position: Position, seconds: float, step_seconds: float) -> TrainResult:
         result = TrainResult(self.output_dir, self.output_dir / BEST_DIR, position.best, position.step, seconds,

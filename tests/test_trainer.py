@@ -120,7 +120,7 @@ def test_a_mean_pooled_run_trains_without_the_head_and_exports_with_mean_pooling
     from sentence_transformers import SentenceTransformer
 
     from nlsup_kit.encoder import SentenceEncoder
-    from nlsup_kit.evaluation import stsb_dev_spearman
+    from nlsup_kit.evaluation import evaluate_sts
     from nlsup_kit.export import export_checkpoint
 
     recipe = tiny_recipe("quick-simcse", tiny_model, "pooler=avg", "max_steps=3", "eval_steps=3")
@@ -132,9 +132,12 @@ def test_a_mean_pooled_run_trains_without_the_head_and_exports_with_mean_pooling
         assert torch.equal(saved.head.state_dict()[key], value), key  # no gradient ever reached the head
     layer = "encoder.layer.0.output.dense.weight"
     assert not torch.equal(saved.backbone.state_dict()[layer], start.backbone.state_dict()[layer])
-    cpu = torch.device("cpu")
-    assert result.best_dev == stsb_dev_spearman(saved, "avg", cpu, data_dir)  # selected by its own pooler
-    assert result.best_dev != stsb_dev_spearman(saved, "cls_before_pooler", cpu, data_dir)
+    def dev(pooling):
+        report = evaluate_sts(lambda s: saved.encode(s, pooling), ["STSBenchmark"], data_dir, split="dev")
+        return report.scores["STSBenchmark"].spearman
+
+    assert result.best_dev == pytest.approx(dev("avg"), abs=1e-9)  # selected by its own pooler
+    assert result.best_dev != pytest.approx(dev("cls_before_pooler"), abs=1e-3)
     exported = SentenceTransformer(str(export_checkpoint(result.best_dir, tmp_path / "st")), device="cpu")
     sentences = ["A man is playing a guitar.", "Two dogs run in the park."]
     torch.testing.assert_close(torch.tensor(exported.encode(sentences)), saved.encode(sentences, "avg"),
@@ -175,3 +178,30 @@ def test_the_text_update_clips_the_text_gradients_alone(tiny_model, data_dir):
     for got, want in zip(encoder.parameters(), raw):
         if want is not None:
             torch.testing.assert_close(got.grad, want * scale, rtol=1e-5, atol=1e-9)
+
+
+def test_each_evaluation_logs_alignment_and_uniformity_of_stsb_dev(data_dir, tmp_path):
+    """As the SimCSE paper measures them (section 5): alignment over STS-B dev pairs scored above 4, uniformity
+    over all its sentences; recomputed here in float64 numpy from the saved best model (the offline MiniLM: a
+    random tiny model's vectors nearly coincide, and float32 cannot resolve their distances)."""
+    import numpy as np
+
+    from nlsup_kit.data.senteval import load_sts_task
+    from nlsup_kit.encoder import SentenceEncoder
+
+    recipe = apply_overrides(get_recipe("quick-simcse"), ["max_text_examples=64", "batch_size=16", "max_steps=4",
+                                                          "eval_steps=2"])
+    result = train(recipe, tmp_path / "run", data_dir, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evaluated = [r for r in records if "stsb_dev" in r]
+    assert [r["step"] for r in evaluated] == [2, 4]
+    best = max(evaluated, key=lambda r: r["stsb_dev"])
+    pairs = load_sts_task("STSBenchmark", data_dir, "dev")
+    model = SentenceEncoder.from_pretrained(str(result.best_dir))
+    unit = lambda v: v.double().numpy() / np.linalg.norm(v.double().numpy(), axis=1, keepdims=True)  # noqa: E731
+    a, b = unit(model.encode(pairs.sentences1)), unit(model.encode(pairs.sentences2))
+    positive = np.asarray(pairs.scores) > 4
+    everything = unit(model.encode(list(dict.fromkeys(pairs.sentences1 + pairs.sentences2))))
+    squared = (2 - 2 * everything @ everything.T)[np.triu_indices(len(everything), 1)]  # unit vectors: |x-y|^2
+    assert best["alignment"] == pytest.approx(((a[positive] - b[positive]) ** 2).sum(1).mean(), rel=1e-4)
+    assert best["uniformity"] == pytest.approx(np.log(np.exp(-2 * squared).mean()), rel=1e-4)
