@@ -162,6 +162,37 @@ def scatter(points: np.ndarray, labels: Sequence, title: str, hover: Sequence[st
     return fig
 
 
+def view_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray]], labels: Sequence[str], title: str):
+    """Two augmented views of each example, one column per example: images as (H, W, 3) in [0, 1], or 2-D
+    arrays (a fbank: time x mel) drawn as heatmaps."""
+    columns = len(pairs)
+    if has_plotly():
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        fig = make_subplots(rows=2, cols=columns, subplot_titles=[f"{label}, view {v}" for v in (1, 2)
+                                                                  for label in labels],
+                            horizontal_spacing=0.02, vertical_spacing=0.08)
+        for col, views in enumerate(pairs, start=1):
+            for row, view in enumerate(views, start=1):
+                trace = (go.Image(z=(np.clip(view, 0, 1) * 255).astype(np.uint8)) if view.ndim == 3
+                         else go.Heatmap(z=view.T, colorscale="Viridis", showscale=False))
+                fig.add_trace(trace, row=row, col=col)
+        fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+        return fig.update_layout(title=title, height=420, width=max(500, 170 * columns))
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, columns, figsize=(1.8 * columns, 4), squeeze=False)
+    fig.suptitle(title)
+    for col, (views, label) in enumerate(zip(pairs, labels)):
+        for row, view in enumerate(views):
+            axes[row][col].imshow(np.clip(view, 0, 1) if view.ndim == 3 else view.T, origin="upper" if view.ndim == 3
+                                  else "lower", aspect="auto")
+            axes[row][col].set_title(f"{label}, view {row + 1}", fontsize=8)
+            axes[row][col].axis("off")
+    return fig
+
+
 def image_patches(image: np.ndarray, patch_size: int, title: str):
     """An (H, W, C) image in [0, 1] with the patch grid the Transformer sees drawn over it."""
     height, width = image.shape[:2]
