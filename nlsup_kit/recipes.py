@@ -14,12 +14,13 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlsup_kit.embeddings.branch import MODALITIES as BRANCH_MODALITIES
 from nlsup_kit.embeddings.branch import BranchConfig
 from nlsup_kit.encoder import POOLERS
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.losses import MODALITY_LOSSES
 
-MODALITIES = ("none", "image", "audio")
+MODALITIES = ("none", *BRANCH_MODALITIES)  # none: text-only SimCSE
 
 
 @dataclass

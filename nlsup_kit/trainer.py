@@ -83,11 +83,10 @@ class Trainer:
         self.total_steps = len(self.text) * recipe.epochs
         if recipe.max_steps is not None:
             self.total_steps = min(self.total_steps, recipe.max_steps)
-        parameters = list(self.encoder.parameters()) + (list(self.branch.parameters()) if self.branch else [])
-        distributed.broadcast_parameters(parameters)
-        torch.manual_seed(recipe.seed + self.workers.rank)  # same weights everywhere, different dropout
         self.iteration = AlternatingStep(recipe, self.encoder, self.branch, self.total_steps, self.device,
                                          self.workers)
+        distributed.broadcast_parameters(self.iteration.parameters)
+        torch.manual_seed(recipe.seed + self.workers.rank)  # same weights everywhere, different dropout
         self._modality_batches = None  # the loader starts on first use
         self._epoch_start = self.text.generator.get_state()  # the text order of the current epoch comes from it
         self.eval_seconds = 0.0
