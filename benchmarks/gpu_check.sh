@@ -5,7 +5,10 @@
 # their architectures with random weights (no downloads; speed does not depend on the weights).
 #
 #   here, first:   bash benchmarks/gpu_check.sh --prepare   # STS data + a vocabulary into build/gpu-check
-#   on the GPU:    device run: command "bash benchmarks/gpu_check.sh", carry ["build/gpu-check"], timeout_s 480
+#   on the GPU:    device run: carry ["build/gpu-check", ".whl"], timeout_s 430, command
+#                  "pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site
+#                  bash benchmarks/gpu_check.sh" (.whl: soundfile, cffi, pycparser wheels for Python 3.12, which
+#                  the device image lacks; benchmarks/RESULTS.md). It took 225 s on an H100.
 #   on any CPU:    bash benchmarks/gpu_check.sh --tiny      # the same steps on tiny shapes (tests/ runs this)
 #
 # Writes bench.md (the tables), bench.json, memory.json into $OUT (the device tool's folder) or build/gpu-check/out.
@@ -53,14 +56,16 @@ else
 fi
 "$PY" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.version.cuda)"
 
+# each section runs even if one before it failed, so one device call shows everything that works
+section() { echo; echo "## $1"; shift; "$@" || echo "FAILED (exit $?): $*"; }
 {
-  echo "## Step timings (paper shapes: text batch 64 x length 32, images 48 x 197 tokens; bf16 on CUDA)"
-  "$PY" -m nlsup_kit.cli bench --recipe "$MAIN" "${COMMON[@]}" "${SHAPES[@]}" "${STEPS[@]}" --compile \
+  section "Step timings (paper shapes: text batch 64 x length 32, images 48 x 197 tokens; bf16 on CUDA)" \
+    "$PY" -m nlsup_kit.cli bench --recipe "$MAIN" "${COMMON[@]}" "${SHAPES[@]}" "${STEPS[@]}" --compile --profile \
     --json "$OUT/bench.json"
-  echo "## Audio step"
-  "$PY" -m nlsup_kit.cli bench --recipe audiocse-bert-base "${COMMON[@]}" "${SHAPES[@]}" "${STEPS[@]}" --no-st \
+  section "Audio step" \
+    "$PY" -m nlsup_kit.cli bench --recipe audiocse-bert-base "${COMMON[@]}" "${SHAPES[@]}" "${STEPS[@]}" --no-st \
     --no-eval --json "$OUT/audio.json"
-  echo "## Peak memory of the paper recipes (eager kit step; text and image/audio updates)"
-  "$PY" -m nlsup_kit.cli bench --recipe "$PAPER" "${COMMON[@]}" "${SHAPES[@]}" --set max_text_examples=4096 \
+  section "Peak memory of the paper recipes (eager kit step; text and image/audio updates)" \
+    "$PY" -m nlsup_kit.cli bench --recipe "$PAPER" "${COMMON[@]}" "${SHAPES[@]}" --set max_text_examples=4096 \
     --steps 2 --warmup 1 --no-st --no-eval --json "$OUT/memory.json"
 } 2>&1 | tee "$OUT/bench.md"

@@ -103,7 +103,8 @@ def cmd_bench(args) -> None:
     for name in args.recipe.split(","):
         recipe = apply_overrides(get_recipe(name.strip()), args.set or [])
         report = run_benchmark(recipe, args.data_dir, args.steps, args.warmup, args.random_init, args.tokenizer,
-                               compare_st=not args.no_st, compiled=args.compile, evaluate=not args.no_eval)
+                               compare_st=not args.no_st, compiled=args.compile, evaluate=not args.no_eval,
+                               profile=args.profile)
         print(report.table() + "\n", flush=True)
         reports.append(report)
     if args.json:
@@ -195,6 +196,7 @@ def _tool_commands(sub) -> None:
     p.add_argument("--compile", action="store_true", help="add a row for the torch.compile'd step")
     p.add_argument("--no-st", action="store_true", help="skip the sentence-transformers loop")
     p.add_argument("--no-eval", action="store_true", help="skip the STS-B dev evaluation and the projection")
+    p.add_argument("--profile", action="store_true", help="print the profiler's top operators of each eager step")
     p.add_argument("--json", help="write the reports to this JSON file")
     p.set_defaults(run=cmd_bench)
 

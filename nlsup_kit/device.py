@@ -1,4 +1,6 @@
-"""Where and in what precision the kit computes: CUDA when present, bf16 autocast there, fp32 elsewhere."""
+"""Where and in what precision the kit computes: CUDA when present, with bf16 autocast on GPUs that have bf16
+tensor cores (Ampere, compute capability 8.0, and later), fp16 autocast with loss scaling on older ones (a
+Colab T4, a V100), fp32 on a CPU."""
 
 from __future__ import annotations
 
@@ -7,12 +9,36 @@ import torch
 from nlsup_kit.errors import NlsupError
 
 
-def autocast_for(device: torch.device | str):
-    """bf16 autocast on CUDA, nothing (fp32) elsewhere, so CPU runs never hit fp16 kernels."""
+def has_bf16_tensor_cores(device: torch.device | str) -> bool:
+    """Not ``torch.cuda.is_bf16_supported()``: that answers True on a T4, which only emulates bf16 (in fp32, far
+    slower than fp16) and has no bf16 convolutions in cuDNN."""
     device = torch.device(device)
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
+
+
+def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
+    """bf16 where the GPU computes it natively, fp16 on older GPUs, None (fp32) on a CPU."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if has_bf16_tensor_cores(device) else torch.float16
+
+
+def autocast_for(device: torch.device | str, dtype: torch.dtype | None | str = "auto"):
+    """Autocast in ``dtype`` (by default :func:`autocast_dtype` of the device); None computes in fp32."""
+    device = torch.device(device)
+    dtype = autocast_dtype(device) if dtype == "auto" else dtype
+    if dtype is None:
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def should_compile(setting: bool | None, device: torch.device | str) -> bool:
+    """A recipe's ``compile``; unset, compile on GPUs with bf16 tensor cores. Measured on an H100
+    (benchmarks/RESULTS.md): the eager step there waits on Python launching kernels, and CUDA graphs make the
+    VisualCSE iteration 1.9 times faster for about 75 s of compiling. On an older GPU the kernels themselves
+    take longer than launching them, so graphs would save little."""
+    return setting if setting is not None else has_bf16_tensor_cores(device)
 
 
 def pick_device(device: str | None = None) -> torch.device:

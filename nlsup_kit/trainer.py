@@ -29,7 +29,7 @@ from nlsup_kit.checkpoint import (BEST_DIR, CHECKPOINT_DIR, METRICS_FILE, RECIPE
 from nlsup_kit.data.batches import Repeating, TextBatches, modality_loader
 from nlsup_kit.data.sources import ensure_data, text_data_needs
 from nlsup_kit.data.text import load_text_data
-from nlsup_kit.device import pick_device
+from nlsup_kit.device import pick_device, should_compile
 from nlsup_kit.embeddings import ModalityBranch, build_branch
 from nlsup_kit.encoder import SentenceEncoder
 from nlsup_kit.errors import NlsupError, count, read_back
@@ -107,7 +107,7 @@ class Trainer:
             raise NlsupError(f"text_data={recipe.text_data!r} does not give {kind}; "
                              f"check supervised={recipe.supervised}")
         text = TextBatches(self.encoder.tokenizer, examples, recipe.batch_size, recipe.max_length, recipe.seed,
-                           static_shapes=recipe.compile, pin_memory=self.pin_memory, workers=self.workers)
+                           static_shapes=should_compile(recipe.compile, self.device), pin_memory=self.pin_memory, workers=self.workers)
         if len(text) * recipe.epochs < 1:
             raise NlsupError(f"{recipe.text_data}: {count(len(examples), 'example')} make no batch of "
                              f"batch_size={recipe.batch_size}")

@@ -25,7 +25,10 @@ def test_gpu_check_runs_on_cpu_in_tiny_mode(data_dir, tmp_path):
     assert rows["image", "kit"]["speedup_vs_st"] is None  # the ST loop has no image step to compare with
     assert main["agreement"] and max(main["agreement"].values()) < 1e-3  # fp32 on the CPU
     assert main["epoch_steps"] == 1_000_000 // 8  # the paper's wiki1m at the tiny batch of 8
-    assert main["eval_seconds"] > 0 and main["projected_epoch_minutes"] > 0
+    assert main["eval_seconds"] > 0 and main["first_eval_seconds"] > 0 and main["projected_epoch_minutes"] > 0
+    assert all(r["first_step_s"] > 0 for r in main["rows"])
+    assert set(main["profiles"]) == {"text (kit)", "image (kit)", "text (kit compiled)", "image (kit compiled)"}
+    assert all("Self CPU" in table for table in main["profiles"].values())
     [audio] = json.loads((tmp_path / "out" / "audio.json").read_text())
     assert [r["step"] for r in audio["rows"]] == ["text", "audio"]
     memory = json.loads((tmp_path / "out" / "memory.json").read_text())
@@ -41,7 +44,7 @@ def test_speedup_is_the_loop_time_over_the_kit_time_in_the_table():
             StepRow("image", "kit", 20.0, 2400.0), StepRow("text", "sentence-transformers loop", 30.0, 2133.0)]
     add_speedups(rows)
     table = BenchReport("quick-simcse", "minilm-l6", "cpu", rows).table()
-    assert "| text | kit | 12.0 | 5333 | 2.50 | - |" in table
-    assert "| text | kit compiled | 40.0 | 1600 | 0.75 | - |" in table
-    assert "| image | kit | 20.0 | 2400 | - | - |" in table
-    assert "| text | sentence-transformers loop | 30.0 | 2133 | - | - |" in table
+    assert "| text | kit | 12.0 | 5333 | 2.50 | - | - |" in table
+    assert "| text | kit compiled | 40.0 | 1600 | 0.75 | - | - |" in table
+    assert "| image | kit | 20.0 | 2400 | - | - | - |" in table
+    assert "| text | sentence-transformers loop | 30.0 | 2133 | - | - | - |" in table

@@ -34,3 +34,14 @@ def test_supervised_paper_recipes_evaluate_through_the_head_and_unsupervised_one
 def test_an_unknown_pooler_is_one_line_naming_the_choices():
     with pytest.raises(NlsupError, match="setting pooler='mean' is not one of cls, cls_before_pooler, avg"):
         apply_overrides(Recipe(), ["pooler=mean"])
+
+
+def test_compiling_is_the_default_only_on_gpus_with_bf16_tensor_cores():
+    """Unset, ``compile`` follows the device: never on a CPU (inductor measured slower than eager there,
+    benchmarks/RESULTS.md), and a recipe's explicit choice always wins; autocast is fp32 on a CPU."""
+    from nlsup_kit.device import autocast_dtype, should_compile
+
+    assert RECIPES["visualcse-bert-base"].compile is None
+    assert should_compile(None, "cpu") is False
+    assert should_compile(True, "cpu") is True and should_compile(False, "cpu") is False
+    assert autocast_dtype("cpu") is None

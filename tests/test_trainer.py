@@ -205,3 +205,42 @@ def test_each_evaluation_logs_alignment_and_uniformity_of_stsb_dev(data_dir, tmp
     squared = (2 - 2 * everything @ everything.T)[np.triu_indices(len(everything), 1)]  # unit vectors: |x-y|^2
     assert best["alignment"] == pytest.approx(((a[positive] - b[positive]) ** 2).sum(1).mean(), rel=1e-4)
     assert best["uniformity"] == pytest.approx(np.log(np.exp(-2 * squared).mean()), rel=1e-4)
+
+
+def test_fp16_updates_scale_the_loss_skip_overflows_and_clip_true_gradients(tiny_model, data_dir):
+    """The precision of GPUs without bf16 (a Colab T4), run on the CPU: an update whose scaled gradients
+    overflow fp16 leaves every weight as it was and halves the scale; a normal one unscales before clipping, so
+    the gradients it steps with match the fp32 update's (clipping scaled ones would shrink them by the scale)."""
+    import copy
+
+    from nlsup_kit.data.batches import TextBatches
+    from nlsup_kit.data.text import load_text_data
+    from nlsup_kit.encoder import SentenceEncoder
+    from nlsup_kit.step import AlternatingStep
+
+    recipe = tiny_recipe("quick-simcse", tiny_model, "learning_rate=1e-3")
+    start = SentenceEncoder.from_pretrained(str(tiny_model)).train()
+    text = next(TextBatches(start.tokenizer, load_text_data("wiki", data_dir, 16), 8, 32, 0).epoch())
+
+    def updated(precision, scale=None):
+        encoder = copy.deepcopy(start)
+        iteration = AlternatingStep(recipe, encoder, None, total_steps=10, precision=precision)
+        if scale is not None:
+            iteration.scaler = torch.amp.GradScaler("cpu", init_scale=scale)
+        torch.manual_seed(1)  # the same dropout masks in every update
+        iteration.update(iteration.text_loss_of(text), iteration.text_optimizer, iteration.text_schedule)
+        return encoder, iteration
+
+    overflowed, iteration = updated(torch.float16, scale=2.0 ** 120)
+    for got, want in zip(overflowed.parameters(), start.parameters()):
+        assert torch.equal(got, want)
+    assert iteration.scaler.get_scale() == 2.0 ** 119
+    assert iteration.state_dict()["loss_scale"]["scale"] == 2.0 ** 119  # resumes with the scale it reached
+
+    fp16, iteration = updated(torch.float16, scale=2.0 ** 8)
+    assert iteration.scaler.get_scale() == 2.0 ** 8  # no overflow: this update was taken
+    fp32, _ = updated(None)
+    # the gradients each update clipped and stepped with: fp16's are the true ones, up to fp16 rounding
+    got, want = (torch.cat([p.grad.flatten() for p in model.parameters()]) for model in (fp16, fp32))
+    assert float(want.norm()) > 0.1
+    assert float((got - want).norm() / want.norm()) < 0.02
