@@ -143,21 +143,53 @@ def stsb_dev_measures(encoder, pooling: str, device: torch.device, data_dir: str
             "alignment": alignment(emb1[positive], emb2[positive]), "uniformity": uniformity(embeddings)}
 
 
-def paired_bootstrap(gold: np.ndarray, predicted_a: np.ndarray, predicted_b: np.ndarray, samples: int = 1000,
-                     seed: int = 0, confidence: float = 0.95) -> dict[str, float]:
-    """Spearman x 100 of B minus A on the same pairs, with a percentile bootstrap interval over pairs.
+@dataclass
+class DifferenceInterval:
+    """B minus A in Spearman x 100, with a bootstrap interval; :meth:`conclusion` says only what it shows."""
 
-    Resampling pairs (not runs) asks: on other sentence pairs from the same distribution, would B still
-    beat A? An interval that contains 0 means the test set cannot tell the two apart.
+    difference: float  # mean over B's runs minus mean over A's runs, on all pairs
+    low: float
+    high: float
+    confidence: float
+    per_seed: list[float]  # each run of B minus the run of A with the same index (same seed)
+
+    def conclusion(self, name_a: str, name_b: str, test_set: str) -> str:
+        interval = (f"{name_b} - {name_a} on {test_set}: {self.difference:+.2f} points, "
+                    f"{self.confidence:.0%} interval [{self.low:+.2f}, {self.high:+.2f}]")
+        if self.low <= 0 <= self.high:
+            verdict = "the interval contains 0, so these runs cannot tell the two methods apart"
+        else:
+            better = name_b if self.difference > 0 else name_a
+            verdict = f"the interval excludes 0: {better} scores higher on {test_set} in these runs"
+        return f"{interval}; {verdict}"
+
+
+def bootstrap_difference(gold: np.ndarray, runs_a: Sequence[np.ndarray], runs_b: Sequence[np.ndarray],
+                         samples: int = 1000, seed: int = 0, confidence: float = 0.95) -> DifferenceInterval:
+    """Spearman x 100 of method B minus method A, from several training runs (seeds) of each, all scored on
+    the same sentence pairs, with a two-level percentile bootstrap: resample each method's runs, then the pairs.
+
+    Two sources of chance move a score: which sentence pairs the test set happens to hold, and the training
+    run's randomness (initial head, dropout, batch order). Resampling pairs alone answers "would this run
+    still win on other pairs?" and ignores the second. With one run per method only the pairs are
+    resampled, and the interval says nothing about other seeds.
     """
     rng = np.random.default_rng(seed)
-    gold, predicted_a, predicted_b = map(np.asarray, (gold, predicted_a, predicted_b))
-    observed = correlations(predicted_b, gold)[0] - correlations(predicted_a, gold)[0]
+    gold = np.asarray(gold)
+    runs_a, runs_b = [np.asarray(r) for r in runs_a], [np.asarray(r) for r in runs_b]
+
+    def mean_spearman(runs: list[np.ndarray], pairs: np.ndarray) -> float:
+        return float(np.mean([spearmanr(run[pairs], gold[pairs])[0] for run in runs])) * 100
+
+    everything = np.arange(len(gold))
+    observed = mean_spearman(runs_b, everything) - mean_spearman(runs_a, everything)
+    per_seed = [(spearmanr(b, gold)[0] - spearmanr(a, gold)[0]) * 100 for a, b in zip(runs_a, runs_b)]
     differences = np.empty(samples)
     for i in range(samples):
-        index = rng.integers(0, len(gold), len(gold))
-        differences[i] = (spearmanr(predicted_b[index], gold[index])[0]
-                          - spearmanr(predicted_a[index], gold[index])[0]) * 100
+        chosen_a = [runs_a[k] for k in rng.integers(0, len(runs_a), len(runs_a))]
+        chosen_b = [runs_b[k] for k in rng.integers(0, len(runs_b), len(runs_b))]
+        pairs = rng.integers(0, len(gold), len(gold))
+        differences[i] = mean_spearman(chosen_b, pairs) - mean_spearman(chosen_a, pairs)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(differences, [tail, 100 - tail])
-    return {"difference": float(observed), "low": float(low), "high": float(high)}
+    return DifferenceInterval(float(observed), float(low), float(high), confidence, [float(d) for d in per_seed])

@@ -69,6 +69,40 @@ def score_bars(rows: Mapping[str, Mapping[str, float]], title: str = "STS (Spear
     return fig
 
 
+def seed_spread(runs: Mapping[str, Sequence[float]], title: str, ylabel: str = "Spearman x 100"):
+    """Close scores made visible: every run as a dot, each method's mean with a bar of one standard deviation
+    over its runs, on an axis zoomed to the data (bars from 0 would hide a 0.3-point difference)."""
+    names = list(runs)
+    means = [float(np.mean(runs[n])) for n in names]
+    spreads = [float(np.std(runs[n], ddof=1)) if len(runs[n]) > 1 else 0.0 for n in names]
+    values = [v for n in names for v in runs[n]]
+    pad = max(0.2, 0.15 * (max(values) - min(values)))
+    low = min(min(values), *(m - s for m, s in zip(means, spreads))) - pad
+    high = max(max(values), *(m + s for m, s in zip(means, spreads))) + pad
+    if has_plotly():
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        fig.add_trace(go.Scatter(x=[n for n in names for _ in runs[n]], y=values, mode="markers", name="one run",
+                                 marker=dict(size=9, opacity=0.6)))
+        fig.add_trace(go.Scatter(x=names, y=means, mode="markers", name="mean +- 1 std over runs",
+                                 marker=dict(size=14, symbol="line-ew-open", line=dict(width=3)),
+                                 error_y=dict(type="data", array=spreads, width=12)))
+        return fig.update_layout(title=title, yaxis_title=ylabel, yaxis_range=[low, high], height=380,
+                                 xaxis_title=f"axis zoomed to {low:.1f}-{high:.1f}")
+    fig, ax = _mpl(title, (6, 4))
+    for i, name in enumerate(names):
+        ax.scatter([i] * len(runs[name]), runs[name], alpha=0.6, label="one run" if i == 0 else None)
+    ax.errorbar(range(len(names)), means, yerr=spreads, fmt="_", markersize=20, capsize=8, color="black",
+                label="mean +- 1 std over runs")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_xlim(-0.6, len(names) - 0.4)
+    ax.set_ylim(low, high)
+    ax.set_ylabel(f"{ylabel} (axis zoomed)")
+    ax.legend()
+    return fig
+
+
 def histograms(series: Mapping[str, Sequence[float]], title: str, xlabel: str):
     if has_plotly():
         import plotly.graph_objects as go
@@ -162,15 +196,16 @@ def scatter(points: np.ndarray, labels: Sequence, title: str, hover: Sequence[st
     return fig
 
 
-def view_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray]], labels: Sequence[str], title: str):
-    """Two augmented views of each example, one column per example: images as (H, W, 3) in [0, 1], or 2-D
-    arrays (a fbank: time x mel) drawn as heatmaps."""
+def view_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray]], labels: Sequence[str], title: str,
+               view_names: tuple[str, str] = ("view 1", "view 2")):
+    """Two views of each example, one column per example: images as (H, W, 3) in [0, 1], or 2-D arrays (a
+    fbank: time x mel) drawn as heatmaps."""
     columns = len(pairs)
     if has_plotly():
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
-        fig = make_subplots(rows=2, cols=columns, subplot_titles=[f"{label}, view {v}" for v in (1, 2)
+        fig = make_subplots(rows=2, cols=columns, subplot_titles=[f"{label}, {name}" for name in view_names
                                                                   for label in labels],
                             horizontal_spacing=0.02, vertical_spacing=0.08)
         for col, views in enumerate(pairs, start=1):
@@ -188,7 +223,7 @@ def view_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray]], labels: Sequence[
         for row, view in enumerate(views):
             axes[row][col].imshow(np.clip(view, 0, 1) if view.ndim == 3 else view.T, origin="upper" if view.ndim == 3
                                   else "lower", aspect="auto")
-            axes[row][col].set_title(f"{label}, view {row + 1}", fontsize=8)
+            axes[row][col].set_title(f"{label}, {view_names[row]}", fontsize=8)
             axes[row][col].axis("off")
     return fig
 

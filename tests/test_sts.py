@@ -107,3 +107,49 @@ def test_average_is_the_mean_of_the_seven_rounded_scores():
                         for task in STS_TASKS})
     assert report.as_dict() == {**{task: 60.0 for task in STS_TASKS[:-1]}, "SICKRelatedness": 60.02, "avg": 60.0}
     assert report.table().splitlines()[-1].split("|")[-1].strip() == "60.00"
+
+
+def test_a_two_level_bootstrap_counts_seeds_that_disagree():
+    """Simulated scores: each run's predictions are the gold scores plus noise; less noise scores higher. With
+    seed 1 B beats A, with seed 2 A beats B, each clearly on its own pairs. A pairs-only bootstrap of either
+    seed excludes 0 (with opposite signs); resampling the seeds too must span both seeds' differences and
+    contain 0. When both of B's runs are better, the interval excludes 0 and names B."""
+    from nlsup_kit.evaluation import bootstrap_difference
+
+    rng = np.random.default_rng(0)
+    gold = rng.normal(size=600)
+
+    def run(noise):
+        return gold + rng.normal(scale=noise, size=gold.size)
+
+    a_runs, b_runs = [run(1.0), run(1.0)], [run(0.6), run(1.7)]
+    per_seed = [(spearmanr(b, gold)[0] - spearmanr(a, gold)[0]) * 100 for a, b in zip(a_runs, b_runs)]
+    assert per_seed[0] > 5 and per_seed[1] < -5  # the construction: the seeds disagree, by a lot
+    single = [bootstrap_difference(gold, [a], [b], samples=300) for a, b in zip(a_runs, b_runs)]
+    assert single[0].low > 0 and single[1].high < 0  # each seed alone "significant", with opposite signs
+    both = bootstrap_difference(gold, a_runs, b_runs, samples=300)
+    assert both.per_seed == pytest.approx(per_seed)
+    assert both.low < 0.5 * per_seed[1] and both.high > 0.5 * per_seed[0]  # the seeds' spread, not only pairs'
+    assert "cannot tell the two methods apart" in both.conclusion("SimCSE", "VisualCSE", "STS-B")
+
+    better = bootstrap_difference(gold, a_runs, [run(0.6), run(0.6)], samples=300)
+    assert better.low > 0
+    assert "excludes 0: VisualCSE scores higher" in better.conclusion("SimCSE", "VisualCSE", "STS-B")
+
+
+def test_the_kits_copy_of_the_papers_table_matches_paper_md(data_dir):
+    """Parsed afresh from the reported-results table of PAPER.md (beside the data folder): every score of every
+    row, and the averages are the means of the seven scores (the paper's own arithmetic)."""
+    from nlsup_kit.paper import PAPER_STS
+
+    paper_md = Path(data_dir).parent / "PAPER.md"
+    rows = {}
+    for line in paper_md.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 9 and cells[0].split()[0] in ("SimCSE", "VisualCSE", "AudioCSE"):
+            method, backbone = cells[0].split()
+            rows[f"{method.lower()}-{backbone.lower()}"] = [float(c) for c in cells[1:]]
+    assert len(rows) == 9 and set(rows) == set(PAPER_STS)
+    for recipe, scores in rows.items():
+        assert list(PAPER_STS[recipe].values()) == scores, recipe
+        assert round(sum(scores[:7]) / 7, 2) == pytest.approx(scores[7], abs=0.011), recipe
