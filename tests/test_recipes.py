@@ -45,3 +45,44 @@ def test_compiling_is_the_default_only_on_gpus_with_bf16_tensor_cores():
     assert should_compile(None, "cpu") is False
     assert should_compile(True, "cpu") is True and should_compile(False, "cpu") is False
     assert autocast_dtype("cpu") is None
+
+
+def test_the_notebook_mode_follows_nlsup_mode_and_names_existing_recipes(monkeypatch):
+    """NLSUP_MODE decides; unset, a machine without a GPU gets quick (class needs one); every mode's recipe of
+    every method exists; a mistyped mode is an error, not a silent quick run."""
+    import torch
+
+    from nlsup_kit.notebook import MODES, notebook_mode, recipe_for
+
+    for mode in MODES:
+        monkeypatch.setenv("NLSUP_MODE", mode.upper())
+        assert notebook_mode() == mode
+        assert all(recipe_for(method, mode) in RECIPES for method in ("simcse", "visualcse", "audiocse"))
+    monkeypatch.delenv("NLSUP_MODE")
+    assert notebook_mode() == ("class" if torch.cuda.is_available() else "quick")
+    monkeypatch.setenv("NLSUP_MODE", "fast")
+    with pytest.raises(ValueError, match="fast"):
+        notebook_mode()
+    assert recipe_for("visualcse", "full") == "visualcse-bert-base" and recipe_for("simcse", "class") == "class-simcse"
+
+
+def test_class_mode_recipes_train_on_a_cpu_with_a_small_bert_standing_in(tiny_model, data_dir, tmp_path):
+    """Class mode runs BERT-base on a Colab GPU; here its recipes (their data, branches, schedules) train two
+    steps with a random 2-layer BERT saved to a folder in its place, and the plan counts their steps."""
+    import math
+
+    from nlsup_kit.data.text import load_text_data
+    from nlsup_kit.notebook import class_plan
+    from nlsup_kit.trainer import train
+
+    for name in ("class-simcse", "class-visualcse", "class-audiocse"):
+        recipe = RECIPES[name]
+        assert (recipe.model, recipe.batch_size, recipe.max_length) == ("bert-base-uncased", 64, 32)
+        small = apply_overrides(recipe, [f"model={tiny_model}", "max_steps=2", "eval_steps=2", "batch_size=8",
+                                         "max_text_examples=64"])
+        result = train(small, tmp_path / name, data_dir, progress=False)
+        assert result.steps == 2 and math.isfinite(result.last_loss)
+    sentences = len(load_text_data("wiki", data_dir))
+    steps = math.ceil(sentences / 64) * 3
+    plan = class_plan(["class-simcse", "class-visualcse"], data_dir)
+    assert f"2 runs, {2 * steps:,} steps (class-simcse {steps}, class-visualcse {steps})" in plan
