@@ -55,8 +55,9 @@ def execute_notebook(notebook: Path, out_dir: Path, parameters: dict | None = No
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / notebook.name
     started = time.time()
-    quiet = os.environ.get("TQDM_DISABLE")
+    saved = {name: os.environ.get(name) for name in ("TQDM_DISABLE", "NLSUP_BATCH")}
     os.environ["TQDM_DISABLE"] = "1"  # the kernel inherits it: no progress-bar widgets in executed notebooks
+    os.environ["NLSUP_BATCH"] = "1"  # and no interactive widgets (notebook.live_front_end)
     # Local IPC sockets where the OS has them: the kernel then has no reason to warn about unencrypted TCP.
     transport = Config({"KernelManager": {"transport": "ipc"}}) if os.name == "posix" else Config()
     try:
@@ -66,10 +67,11 @@ def execute_notebook(notebook: Path, out_dir: Path, parameters: dict | None = No
                                                  "desc": notebook.stem, "leave": False},
                                    config=transport)
     finally:
-        if quiet is None:
-            os.environ.pop("TQDM_DISABLE")
-        else:
-            os.environ["TQDM_DISABLE"] = quiet
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     seconds = time.time() - started
     body, _ = HTMLExporter(template_name="lab").from_filename(str(executed))
     executed.with_suffix(".html").write_text(body, encoding="utf-8")

@@ -39,6 +39,11 @@ def recipe_for(method: str, mode: str) -> str:
     return f"{method}-bert-base" if mode == "full" else f"{mode}-{method}"
 
 
+def live_front_end() -> bool:
+    """False when the kit runs the notebook in batch (``nlsup demo``, the tests): nobody can move a widget there."""
+    return os.environ.get("NLSUP_BATCH") != "1"
+
+
 def describe_environment() -> str:
     import torch
     import transformers

@@ -88,8 +88,8 @@ def seed_spread(runs: Mapping[str, Sequence[float]], title: str, ylabel: str = "
         fig.add_trace(go.Scatter(x=names, y=means, mode="markers", name="mean +- 1 std over runs",
                                  marker=dict(size=14, symbol="line-ew-open", line=dict(width=3)),
                                  error_y=dict(type="data", array=spreads, width=12)))
-        return fig.update_layout(title=title, yaxis_title=ylabel, yaxis_range=[low, high], height=380,
-                                 xaxis_title=f"axis zoomed to {low:.1f}-{high:.1f}")
+        return fig.update_layout(title=title, yaxis_title=f"{ylabel} (axis zoomed: {low:.1f} to {high:.1f})",
+                                 yaxis_range=[low, high], height=380)
     fig, ax = _mpl(title, (6, 4))
     for i, name in enumerate(names):
         ax.scatter([i] * len(runs[name]), runs[name], alpha=0.6, label="one run" if i == 0 else None)
@@ -118,16 +118,23 @@ def histograms(series: Mapping[str, Sequence[float]], title: str, xlabel: str):
     return fig
 
 
-def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str, xlabel: str, ylabel: str):
+def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str, xlabel: str, ylabel: str,
+           log_axes: bool = False):
+    """Lines over a shared x axis; ``log_axes`` for quantities spanning decades (both axes logarithmic)."""
     if has_plotly():
         import plotly.graph_objects as go
 
         fig = go.Figure([go.Scatter(x=list(x), y=list(y), mode="lines+markers", name=name)
                          for name, (x, y) in series.items()])
+        if log_axes:
+            fig.update_xaxes(type="log").update_yaxes(type="log")
         return fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, height=380)
     fig, ax = _mpl(title)
     for name, (x, y) in series.items():
         ax.plot(x, y, marker="o", label=name)
+    if log_axes:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend()
@@ -170,8 +177,8 @@ def heatmap_slider(matrices: Mapping[float, np.ndarray], labels: Sequence[str], 
               "args": [{"visible": [j == i for j in range(len(settings))]}, {"title": f"{title} ({knob} {k:g})"}]}
              for i, k in enumerate(settings)]
     slider = {"active": settings.index(start), "currentvalue": {"prefix": f"{knob}: "}, "steps": steps,
-              "pad": {"t": 60}}
-    return fig.update_layout(title=f"{title} ({knob} {start:g})", height=600, yaxis_autorange="reversed",
+              "pad": {"t": 140}}
+    return fig.update_layout(title=f"{title} ({knob} {start:g})", height=700, yaxis_autorange="reversed",
                              sliders=[slider])
 
 
