@@ -30,7 +30,21 @@ class Diagram:
     arrows: tuple[tuple[str, str], ...]
 
 
-_SHARED = "shared Transformer layers\n(the sentence encoder's own)"
+def _alternating(title: str, inputs: str, embedding: str, modality: str) -> Diagram:
+    """VisualCSE and AudioCSE: a modality lane and the text lane meeting in the shared layers."""
+    return Diagram(
+        title,
+        {"inputs": Box(0, 0, inputs, "data"),
+         "patches": Box(1, 0, embedding),
+         "sentences": Box(0, 1, "sentence batch\n(each sentence twice)", "data"),
+         "words": Box(1, 1, "word embeddings\n(BERT's own)"),
+         "shared": Box(2, 0, "shared Transformer layers\n(the sentence encoder's own)", "shared", rows=2),
+         "modality_loss": Box(3, 0, f"SupCon x lambda ->\n{modality} AdamW (all weights)", "loss"),
+         "text_loss": Box(3, 1, "InfoNCE ->\ntext AdamW (encoder)", "loss")},
+        (("inputs", "patches"), ("patches", "shared"), ("sentences", "words"), ("words", "shared"),
+         ("shared", "modality_loss"), ("shared", "text_loss")))
+
+
 DIAGRAMS: dict[str, Diagram] = {
     "simcse": Diagram(
         "Unsupervised SimCSE: a sentence is its own positive, through two dropout masks",
@@ -42,28 +56,12 @@ DIAGRAMS: dict[str, Diagram] = {
          "loss": Box(3, 0.5, "InfoNCE: cos(z_i, z_j+) / 0.05,\nthe diagonal is the positive", "loss")},
         (("batch", "pass1"), ("batch", "pass2"), ("pass1", "z1"), ("pass2", "z2"), ("z1", "loss"),
          ("z2", "loss"))),
-    "visualcse": Diagram(
+    "visualcse": _alternating(
         "VisualCSE: images clustered by class through the same layers, then the SimCSE step",
-        {"images": Box(0, 0, "image batch: two\naugmented views each", "data"),
-         "patches": Box(1, 0, "patch embedding\n(ViT conv, [CLS], positions)"),
-         "sentences": Box(0, 1, "sentence batch\n(each sentence twice)", "data"),
-         "words": Box(1, 1, "word embeddings\n(BERT's own)"),
-         "shared": Box(2, 0, _SHARED, "shared", rows=2),
-         "image_loss": Box(3, 0, "SupCon x lambda ->\nimage AdamW (all weights)", "loss"),
-         "text_loss": Box(3, 1, "InfoNCE ->\ntext AdamW (encoder)", "loss")},
-        (("images", "patches"), ("patches", "shared"), ("sentences", "words"), ("words", "shared"),
-         ("shared", "image_loss"), ("shared", "text_loss"))),
-    "audiocse": Diagram(
+        "image batch: two\naugmented views each", "patch embedding\n(ViT conv, [CLS], positions)", "image"),
+    "audiocse": _alternating(
         "AudioCSE: the same alternating step, with speech turned into fbank patches",
-        {"clips": Box(0, 0, "audio clips -> log-mel fbank\n(mixup, SpecAugment)", "data"),
-         "patches": Box(1, 0, "patch embedding\n(fbank patches, [CLS])"),
-         "sentences": Box(0, 1, "sentence batch\n(each sentence twice)", "data"),
-         "words": Box(1, 1, "word embeddings\n(BERT's own)"),
-         "shared": Box(2, 0, _SHARED, "shared", rows=2),
-         "audio_loss": Box(3, 0, "SupCon x lambda ->\naudio AdamW (all weights)", "loss"),
-         "text_loss": Box(3, 1, "InfoNCE ->\ntext AdamW (encoder)", "loss")},
-        (("clips", "patches"), ("patches", "shared"), ("sentences", "words"), ("words", "shared"),
-         ("shared", "audio_loss"), ("shared", "text_loss"))),
+        "audio clips -> log-mel fbank\n(mixup, SpecAugment)", "patch embedding\n(fbank patches, [CLS])", "audio"),
     "comparison": Diagram(
         "Comparing two methods honestly: several seeds, the same test pairs, both sources of chance",
         {"recipes": Box(0, 0.5, "two recipes\n(SimCSE, VisualCSE)", "data"),
