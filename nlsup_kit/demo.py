@@ -110,5 +110,5 @@ def run_demo(out_dir: str | Path = "build", data_dir: str | Path | None = None) 
             for name, values in table.items()}
     table = results_table(rows)
     (out_dir / "demo_sts.md").write_text(table + "\n")
-    print(f"\nSTS (Spearman x 100, SentEval protocol) recorded by the notebooks, QUICK mode:\n{table}")
+    print(f"\nSTS (Spearman x 100, SentEval protocol) recorded by the notebooks, quick mode:\n{table}")
     return timings

@@ -8,7 +8,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 QUICK_TASKS = ["STS16", "STSBenchmark"]  # about 5k distinct sentences: seconds on a CPU
@@ -97,6 +97,24 @@ def class_plan(recipe_names: Sequence[str], data_dir) -> str:
     low, high = (sum(steps) * t / 60 for t in known)
     return (f"{line}; on {gpu} about {low:.0f} to {1.25 * high:.0f} minutes of training "
             f"({1000 * known[0]:.0f}-{1000 * known[1]:.0f} ms per text step, benchmarks/RESULTS.md), plus evaluation")
+
+
+def scores_over_seeds(recipes: Mapping[str, object], seeds: Sequence[int], results_dir: str | Path, data_dir,
+                      tasks: Sequence[str]) -> dict[str, list[float]]:
+    """The STS average of each recipe trained once per seed (finished runs of the same recipe are reused): the
+    spread that one run per method hides."""
+    from nlsup_kit.evaluation import evaluate_model
+    from nlsup_kit.recipes import apply_overrides
+    from nlsup_kit.trainer import train
+
+    averages = {}
+    for name, recipe in recipes.items():
+        averages[name] = []
+        for seed in seeds:
+            again = apply_overrides(recipe, [f"seed={seed}"])
+            run = train(again, f"{results_dir}/runs/{again.name}-seed{seed}", data_dir, reuse=True)
+            averages[name].append(evaluate_model(run.best_dir, again.pooling_for_evaluation(), tasks, data_dir).average)
+    return averages
 
 
 def runtime_line(mode: str) -> str:
