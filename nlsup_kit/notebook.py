@@ -77,18 +77,19 @@ def class_plan(recipe_names: Sequence[str], data_dir) -> str:
     """What class mode is about to train and how long it should take, printed before training: each run's
     steps from its data, times the text step of this GPU (an image/audio step of class mode is at most a
     quarter of it: 30 items of 17-33 tokens against 128 sentences of 32)."""
-    import math
-
     import torch
 
+    from nlsup_kit.data.batches import planned_steps
     from nlsup_kit.data.text import load_text_data
     from nlsup_kit.recipes import get_recipe
 
-    steps = []
+    examples, steps = {}, []  # each corpus read once
     for name in recipe_names:
         recipe = get_recipe(name)
-        examples = len(load_text_data(recipe.text_data, data_dir, recipe.max_text_examples))
-        steps.append(recipe.max_steps or math.ceil(examples / recipe.batch_size) * recipe.epochs)
+        corpus = (recipe.text_data, recipe.max_text_examples)
+        if corpus not in examples:
+            examples[corpus] = len(load_text_data(recipe.text_data, data_dir, recipe.max_text_examples))
+        steps.append(planned_steps(examples[corpus], recipe))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     known = next((times for key, times in TEXT_STEP_SECONDS.items() if key in gpu), None)
     line = f"class mode: {len(steps)} runs, {sum(steps):,} steps ({', '.join(f'{n} {s}' for n, s in zip(recipe_names, steps))})"

@@ -26,7 +26,7 @@ from nlsup_kit import distributed
 from nlsup_kit.checkpoint import (BEST_DIR, CHECKPOINT_DIR, METRICS_FILE, RECIPE_FILE, RESULT_FILE, TrainResult,
                                   check_resumable, describe_run, finished_run, process_random_state, read_metrics, read_result,
                                   read_training_state, recover, restore_process_random_state, verify, write_save)
-from nlsup_kit.data.batches import Repeating, TextBatches, modality_loader
+from nlsup_kit.data.batches import Repeating, TextBatches, modality_loader, planned_steps
 from nlsup_kit.data.sources import ensure_data, text_data_needs
 from nlsup_kit.data.text import load_text_data
 from nlsup_kit.device import pick_device, should_compile
@@ -80,9 +80,7 @@ class Trainer:
             self.branch.to(self.device)
         self.pin_memory = self.device.type == "cuda"
         self.text = self._text_batches()
-        self.total_steps = len(self.text) * recipe.epochs
-        if recipe.max_steps is not None:
-            self.total_steps = min(self.total_steps, recipe.max_steps)
+        self.total_steps = planned_steps(len(self.text.ids), recipe)
         self.iteration = AlternatingStep(recipe, self.encoder, self.branch, self.total_steps, self.device,
                                          self.workers)
         distributed.broadcast_parameters(self.iteration.parameters)

@@ -18,6 +18,18 @@ if TYPE_CHECKING:
     from nlsup_kit.recipes import Recipe
 
 
+def batches_per_epoch(examples: int, batch_size: int) -> int:
+    """A last batch of one example is dropped (no negative to contrast with)."""
+    full, rest = divmod(examples, batch_size)
+    return full + (rest >= 2)
+
+
+def planned_steps(examples: int, recipe) -> int:
+    """How many iterations a run of ``recipe`` on ``examples`` text examples trains: its epochs, or fewer."""
+    steps = batches_per_epoch(examples, recipe.batch_size) * recipe.epochs
+    return steps if recipe.max_steps is None else min(steps, recipe.max_steps)
+
+
 class TextBatches:
     """Pre-tokenised text in one tensor, shuffled each epoch by a seeded generator.
 
@@ -49,9 +61,7 @@ class TextBatches:
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        """Batches per epoch; a last batch of one example is dropped (no negative to contrast with)."""
-        full, rest = divmod(len(self.ids), self.batch_size)
-        return full + (rest >= 2)
+        return batches_per_epoch(len(self.ids), self.batch_size)
 
     def epoch(self, skip: int = 0) -> Iterator[dict[str, torch.Tensor]]:
         """One shuffled pass; ``skip`` batches are passed over (resuming mid-epoch from the same generator state)."""
