@@ -48,24 +48,35 @@ if [ "$MODE" = --tiny ]; then
   STEPS=(--steps 2 --warmup 1)
   MAIN=visualcse-bert-base
   PAPER=sup-visualcse-bert-base,audiocse-bert-base
+  CLASS=class-visualcse
+  DOUBLE=8
 else
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   SHAPES=()
   STEPS=(--steps 30 --warmup 10)
   MAIN=visualcse-bert-base
+  CLASS=class-visualcse,class-audiocse
+  DOUBLE=96
 fi
 "$PY" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.version.cuda)"
 
 # each section runs even if one before it failed, so one device call shows everything that works
 section() { echo; echo "## $1"; shift; "$@" || echo "FAILED (exit $?): $*"; }
+bench() { "$PY" -m nlsup_kit.cli bench "${COMMON[@]}" "${SHAPES[@]}" "$@"; }
 {
   section "Step timings (paper shapes: text batch 64 x length 32, images 48 x 197 tokens; bf16 on CUDA)" \
-    "$PY" -m nlsup_kit.cli bench --recipe "$MAIN" "${COMMON[@]}" "${SHAPES[@]}" "${STEPS[@]}" --compile --profile \
-    --json "$OUT/bench.json"
+    bench --recipe "$MAIN" "${STEPS[@]}" --compile --graphs-per-pass --profile --json "$OUT/bench.json"
+  for kernel in flash efficient; do
+    section "Attention kernel: $kernel preferred (eager steps; the main run's eager rows are PyTorch's choice)" \
+      bench --recipe "$MAIN" "${STEPS[@]}" --attention "$kernel" --no-st --no-eval --json "$OUT/attention-$kernel.json"
+  done
+  section "A larger image micro-batch (eager): twice the paper's" \
+    bench --recipe "$MAIN" "${STEPS[@]}" --set modality_batch_size="$DOUBLE" --no-st --no-eval --json "$OUT/double.json"
+  section "The notebooks' class mode (compiled, as on a GPU by default)" \
+    bench --recipe "$CLASS" "${STEPS[@]}" --compile --no-st --no-eval --json "$OUT/class.json"
   section "Audio step" \
-    "$PY" -m nlsup_kit.cli bench --recipe audiocse-bert-base "${COMMON[@]}" "${SHAPES[@]}" "${STEPS[@]}" --no-st \
-    --no-eval --json "$OUT/audio.json"
+    bench --recipe audiocse-bert-base "${STEPS[@]}" --compile --no-st --no-eval --json "$OUT/audio.json"
   section "Peak memory of the paper recipes (eager kit step; text and image/audio updates)" \
-    "$PY" -m nlsup_kit.cli bench --recipe "$PAPER" "${COMMON[@]}" "${SHAPES[@]}" --set max_text_examples=4096 \
-    --steps 2 --warmup 1 --no-st --no-eval --json "$OUT/memory.json"
+    bench --recipe "$PAPER" --set max_text_examples=4096 --steps 2 --warmup 1 --no-st --no-eval \
+    --json "$OUT/memory.json"
 } 2>&1 | tee "$OUT/bench.md"

@@ -11,6 +11,7 @@ architecture alone, so a GPU machine without the hub can time BERT-base; speed d
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import math
@@ -35,8 +36,28 @@ from nlsup_kit.benchmark_report import ST_PATH, BenchReport, StepRow, add_speedu
 from nlsup_kit.layers import fast_path_differences
 from nlsup_kit.step import AlternatingStep
 
+GRAPHS_PER_PASS = "kit compiled, graphs per pass"
+
 # Training examples per epoch of the paper's corpora (PAPER.md), for projections on a machine without them.
 PAPER_CORPUS_SIZES = {"wiki1m": 1_000_000, "nli": 275_601}
+
+
+ATTENTION_BACKENDS = ("auto", "flash", "efficient", "cudnn", "math")
+
+
+def attention_backend(name: str):
+    """A context preferring one of PyTorch's attention kernels (``auto``: PyTorch's own choice). A preference,
+    not a requirement: where the preferred kernel cannot run (flash takes no key mask, which padded text needs)
+    the next that can runs instead."""
+    if name not in ATTENTION_BACKENDS:
+        raise NlsupError(f"attention backend {name!r}: choose one of {', '.join(ATTENTION_BACKENDS)}")
+    if name == "auto":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    order = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+             "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
+    return sdpa_kernel([order.pop(name), *order.values()], set_priority=True)
 
 
 def build_encoder(recipe: Recipe, random_init: bool, tokenizer: str | None) -> SentenceEncoder:
@@ -58,9 +79,12 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(run_step, inputs: list, warmup: int, steps: int, device: torch.device) -> tuple[float, float]:
+def time_steps(run_step, inputs: list, warmup: int, steps: int,
+               device: torch.device) -> tuple[float, float, float]:
     """Seconds per step over ``steps`` timed steps (synchronised only at the ends) after ``warmup`` untimed
-    ones, and the seconds of the very first step (where compilation and CUDA graph capture happen)."""
+    ones; the seconds of the very first step (where compilation and CUDA graph capture happen); and the host's
+    seconds per step, the time to issue the steps before waiting for the GPU (near the step time: the GPU
+    waits on Python; far below it: the GPU is the bottleneck)."""
     start = time.perf_counter()
     run_step(inputs[0])
     _synchronize(device)
@@ -71,11 +95,12 @@ def time_steps(run_step, inputs: list, warmup: int, steps: int, device: torch.de
     start = time.perf_counter()
     for i in range(steps):
         run_step(inputs[i % len(inputs)])
+    issued = time.perf_counter() - start
     _synchronize(device)
-    return (time.perf_counter() - start) / steps, first
+    return (time.perf_counter() - start) / steps, first, issued / steps
 
 
-def profile_steps(run_step, inputs: list, steps: int, device: torch.device, rows: int = 15) -> str:
+def profile_steps(run_step, inputs: list, steps: int, device: torch.device, rows: int = 25) -> str:
     """The torch profiler's table of the ``rows`` operators that take the most time over ``steps`` steps (GPU
     time on a GPU, CPU time elsewhere): where a step's time goes, to choose what to speed up."""
     from torch.profiler import ProfilerActivity, profile
@@ -124,10 +149,11 @@ def first_batches(recipe: Recipe, encoder: SentenceEncoder, examples: list, coun
 
 
 def kit_rows(recipe: Recipe, encoder: SentenceEncoder, text_batches: list[dict], warmup: int, steps: int,
-             label: str, profiles: dict[str, str] | None = None) -> list[StepRow]:
+             label: str, profiles: dict[str, str] | None = None, update_graphs: bool | None = None) -> list[StepRow]:
     """Each side's update of :class:`AlternatingStep` timed on its own: the text update on ``text_batches``,
-    the image/audio update (when the recipe has one) on random batches of its shape. With ``profiles``, each
-    step's profiler table is added to it after the timing (so profiling never slows a timed step)."""
+    the image/audio update (when the recipe has one) on random batches of its shape (under ``joint_loss`` the
+    one update takes both). With ``profiles``, each step's profiler table is added to it after the timing (so
+    profiling never slows a timed step)."""
     device = pick_device(recipe.device)
     _reset_memory(device)
     branch = build_branch(recipe, encoder.hidden_size)
@@ -135,31 +161,32 @@ def kit_rows(recipe: Recipe, encoder: SentenceEncoder, text_batches: list[dict],
     if branch is not None:
         branch.to(device)
     # the schedules' length only scales learning rates, never the time a step takes
-    iteration = AlternatingStep(recipe, encoder, branch, total_steps=10_000, device=device)
+    iteration = AlternatingStep(recipe, encoder, branch, total_steps=10_000, device=device,
+                                update_graphs=update_graphs)
     encoder.train()
     rows = []
-    if branch is not None:
+    modality_batches = modality_inputs(recipe, 2) if branch is not None else None
+    if branch is not None and not recipe.joint_loss:
         branch.train()
-        optimizer = iteration.modality_optimizer or iteration.text_optimizer  # joint_loss: one optimizer
-        schedule = iteration.modality_schedule or iteration.text_schedule
 
         def modality_step(batch):
             iteration.begin_iteration()
-            iteration.update(iteration.modality_loss_of(batch), optimizer, schedule)
+            iteration.modality_update(batch)
 
-        modality_batches = modality_inputs(recipe, 2)
-        seconds, first = time_steps(modality_step, modality_batches, warmup, steps, device)
+        seconds, first, host = time_steps(modality_step, modality_batches, warmup, steps, device)
         rows.append(StepRow(recipe.modality, label, seconds * 1e3, recipe.modality_batch_size / seconds,
-                            first_step_s=first))
+                            first_step_s=first, host_ms=host * 1e3))
         if profiles is not None:
             profiles[f"{recipe.modality} ({label})"] = profile_steps(modality_step, modality_batches, 5, device)
+    joint_batch = modality_batches[0] if recipe.joint_loss and branch is not None else None
 
     def text_step(batch):
         iteration.begin_iteration()
-        iteration.update(iteration.text_loss_of(batch), iteration.text_optimizer, iteration.text_schedule)
+        iteration.text_update(batch, joint_batch)
 
-    seconds, first = time_steps(text_step, text_batches, warmup, steps, device)
-    rows.insert(0, StepRow("text", label, seconds * 1e3, recipe.batch_size / seconds, first_step_s=first))
+    seconds, first, host = time_steps(text_step, text_batches, warmup, steps, device)
+    rows.insert(0, StepRow("text", label, seconds * 1e3, recipe.batch_size / seconds, first_step_s=first,
+                           host_ms=host * 1e3))
     peak = _peak_memory_mb(device)
     if profiles is not None:
         profiles[f"text ({label})"] = profile_steps(text_step, text_batches, 5, device)
@@ -216,16 +243,19 @@ def st_loop_row(recipe: Recipe, encoder: SentenceEncoder, examples: list, warmup
         optimizer.step()
         schedule.step()
 
-    seconds, first = time_steps(step, batches, warmup, steps, device)
-    return StepRow("text", ST_PATH, seconds * 1e3, size / seconds, _peak_memory_mb(device), first_step_s=first)
+    seconds, first, host = time_steps(step, batches, warmup, steps, device)
+    return StepRow("text", ST_PATH, seconds * 1e3, size / seconds, _peak_memory_mb(device), first_step_s=first,
+                   host_ms=host * 1e3)
 
 
 def run_benchmark(recipe: Recipe, data_dir=None, steps: int = 20, warmup: int = 5, random_init: bool = False,
                   tokenizer: str | None = None, compare_st: bool = True, compiled: bool = False,
-                  evaluate: bool = True, profile: bool = False) -> BenchReport:
+                  evaluate: bool = True, profile: bool = False, graphs_per_pass: bool = False) -> BenchReport:
     """Time the recipe's steps (eager, and compiled when asked), the ST loop, one STS-B dev evaluation; project
     one epoch of the recipe's corpus (the paper's size for wiki1m/nli, else the local data). ``profile`` adds
-    the profiler's top operators of each kit step."""
+    the profiler's top operators of each kit step; ``graphs_per_pass`` (CUDA) a compiled row whose CUDA graphs
+    cover only forward and backward (torch.compile's reduce-overhead mode), not the whole update. A compiled
+    variant that fails is reported with its error, after the rows that do not depend on it."""
     device = pick_device(recipe.device)
     report = BenchReport(recipe.name, recipe.model, str(device), environment=environment())
     report.environment["eval_steps"] = recipe.eval_steps
@@ -260,17 +290,23 @@ def run_benchmark(recipe: Recipe, data_dir=None, steps: int = 20, warmup: int = 
             stsb_dev_measures(encoder, recipe.pooling_for_evaluation(), device, data_dir)
             seconds.append(time.perf_counter() - start)
         report.first_eval_seconds, report.eval_seconds = seconds
-    if compiled:
-        encoder.load_state_dict(initial)
-        fixed = dataclasses.replace(recipe, compile=True)
-        report.rows += kit_rows(fixed, encoder, first_batches(fixed, encoder, examples, batches), warmup, steps,
-                                "kit compiled", report.profiles if profile else None)
     if compare_st:
         encoder.load_state_dict(initial)
         # the kit's first batches exactly: TextBatches' first epoch order comes from this seeded permutation
         order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(recipe.seed)).tolist()
         report.rows.append(st_loop_row(recipe, encoder, [examples[i] for i in order], warmup, steps))
-        add_speedups(report.rows)
+    if compiled:
+        fixed = dataclasses.replace(recipe, compile=True)
+        fixed_batches = first_batches(fixed, encoder, examples, batches)
+        variants = ([(GRAPHS_PER_PASS, False)] if graphs_per_pass and device.type == "cuda" else [])
+        for label, update_graphs in variants + [("kit compiled", None)]:
+            encoder.load_state_dict(initial)
+            try:
+                report.rows += kit_rows(fixed, encoder, fixed_batches, warmup, steps, label,
+                                        report.profiles if profile else None, update_graphs)
+            except Exception as error:  # noqa: BLE001 -- a benchmark reports what broke and goes on
+                report.failures[label] = f"{type(error).__name__}: {error}"
+    add_speedups(report.rows)
     report.epoch_steps = math.ceil((paper_corpus or len(examples)) / recipe.batch_size) * recipe.epochs
     if report.eval_seconds is not None:
         fastest = {}

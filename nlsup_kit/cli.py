@@ -96,15 +96,18 @@ def cmd_export(args) -> None:
 def cmd_bench(args) -> None:
     from pathlib import Path
 
-    from nlsup_kit.benchmark import run_benchmark
+    from nlsup_kit.benchmark import attention_backend, run_benchmark
     from nlsup_kit.recipes import apply_overrides, get_recipe
 
     reports = []
     for name in args.recipe.split(","):
         recipe = apply_overrides(get_recipe(name.strip()), args.set or [])
-        report = run_benchmark(recipe, args.data_dir, args.steps, args.warmup, args.random_init, args.tokenizer,
-                               compare_st=not args.no_st, compiled=args.compile, evaluate=not args.no_eval,
-                               profile=args.profile)
+        with attention_backend(args.attention):
+            report = run_benchmark(recipe, args.data_dir, args.steps, args.warmup, args.random_init,
+                                   args.tokenizer, compare_st=not args.no_st, compiled=args.compile,
+                                   evaluate=not args.no_eval, profile=args.profile,
+                                   graphs_per_pass=args.graphs_per_pass)
+        report.environment["attention"] = args.attention
         print(report.table() + "\n", flush=True)
         reports.append(report)
     if args.json:
@@ -194,9 +197,13 @@ def _tool_commands(sub) -> None:
                    help="the recipe's architecture with random weights (no download; speed is the same)")
     p.add_argument("--tokenizer", help="tokenizer folder for --random-init (default: minilm-l6's)")
     p.add_argument("--compile", action="store_true", help="add a row for the torch.compile'd step")
+    p.add_argument("--graphs-per-pass", action="store_true",
+                   help="with --compile on CUDA: also the row whose graphs cover forward and backward only")
     p.add_argument("--no-st", action="store_true", help="skip the sentence-transformers loop")
     p.add_argument("--no-eval", action="store_true", help="skip the STS-B dev evaluation and the projection")
     p.add_argument("--profile", action="store_true", help="print the profiler's top operators of each eager step")
+    p.add_argument("--attention", default="auto", help="prefer this attention kernel: auto (PyTorch's choice), "
+                   "flash, efficient, cudnn or math")
     p.add_argument("--json", help="write the reports to this JSON file")
     p.set_defaults(run=cmd_bench)
 

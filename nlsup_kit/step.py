@@ -5,7 +5,8 @@ loss times lambda, a step of the modality optimizer (its own AdamW, learning rat
 clip 1.0); then a text batch, the SimCSE loss, a step of the text optimizer (AdamW, linear decay, clip 1.0).
 Neither has warmup or weight decay. ``joint_loss`` instead sums text loss and lambda x modality loss in one
 update. Without a modality branch it is SimCSE's own step. bf16 autocast on a recent GPU (no loss scaling
-needed), fp16 with loss scaling on an older one (the paper's own precision, PAPER.md), fp32 on a CPU.
+needed), fp16 with loss scaling on an older one (the paper's own precision, PAPER.md), fp32 on a CPU. Compiled
+on a recent GPU, each update (forward to AdamW) is one CUDA graph (:mod:`nlsup_kit.update_graph`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from nlsup_kit.embeddings import ModalityBranch
 from nlsup_kit.encoder import SentenceEncoder
 from nlsup_kit.losses import InfoNCELoss, SupervisedSimCSELoss, modality_loss
 from nlsup_kit.recipes import Recipe
+from nlsup_kit.update_graph import UpdateGraph
 
 Batch = dict[str, torch.Tensor]  # input_ids and attention_mask, views stacked: [anchors; positives(; negatives)]
 ModalityBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # view 1, view 2, labels
@@ -40,17 +42,23 @@ class AlternatingStep:
 
     The modality optimizer updates every parameter (the branch and the shared encoder), as in the reference
     code; the text optimizer updates the encoder (and the branch too under ``joint_loss``).
+
+    ``update_graphs``: each update one CUDA graph; unset, wherever it can be (compiled, on CUDA, bf16, one
+    process); False leaves graphing to ``torch.compile``'s own forward and backward graphs.
     """
 
     def __init__(self, recipe: Recipe, encoder: SentenceEncoder, branch: ModalityBranch | None, total_steps: int,
                  device: torch.device = torch.device("cpu"), workers: distributed.Workers = distributed.Workers(),
-                 precision: torch.dtype | None | str = "auto"):
+                 precision: torch.dtype | None | str = "auto", update_graphs: bool | None = None):
         self.recipe, self.encoder, self.branch = recipe, encoder, branch
         self.device, self.workers = device, workers
         self.precision = autocast_dtype(device) if precision == "auto" else precision
         # fp16 gradients underflow without scaling; a step whose scaled gradients overflow is skipped
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == torch.float16)
         self.compiled = should_compile(recipe.compile, device)
+        capturable = (self.compiled and device.type == "cuda" and not self.scaler.is_enabled()
+                      and workers.world_size == 1)  # a graph holds no host sync and no collective
+        self.update_graphs = capturable if update_graphs is None else update_graphs
         if self.compiled and encoder.fast_path != "off":
             encoder.fast_path = "fixed"  # compiled steps need fixed shapes
         self.text_views = 3 if recipe.supervised else 2
@@ -61,18 +69,17 @@ class AlternatingStep:
         self.parameters = list(encoder.parameters()) + (list(branch.parameters()) if branch is not None else [])
         fused = device.type in ("cuda", "cpu")  # one kernel per update: 6x faster than foreach on a CPU
         self.text_parameters = self.parameters if recipe.joint_loss else list(encoder.parameters())
-        self.text_optimizer = torch.optim.AdamW(self.text_parameters, lr=recipe.learning_rate, weight_decay=0.0,
-                                                fused=fused)
+        self.text_optimizer = self._adamw(self.text_parameters, recipe.learning_rate, fused)
         self.text_schedule = torch.optim.lr_scheduler.LambdaLR(
             self.text_optimizer, lambda s: linear_decay(s, total_steps))
         self.modality_optimizer = self.modality_schedule = None
         if branch is not None and not recipe.joint_loss:
-            self.modality_optimizer = torch.optim.AdamW(self.parameters, lr=recipe.modality_learning_rate,
-                                                        weight_decay=0.0, fused=fused)
+            self.modality_optimizer = self._adamw(self.parameters, recipe.modality_learning_rate, fused)
             self.modality_schedule = torch.optim.lr_scheduler.LambdaLR(
                 self.modality_optimizer, lambda s: cosine_decay(s, total_steps))
         self.embed_text = self._compiled(self._embed_text)
         self.embed_modality = self._compiled(self._embed_modality) if branch is not None else None
+        self.graphs: dict[str, UpdateGraph] = {}
 
     def step(self, text_batch: Batch, modality_batch: ModalityBatch | None = None) -> dict[str, torch.Tensor]:
         """One iteration; returns the losses as tensors (read them only when logging: no host sync)."""
@@ -81,42 +88,67 @@ class AlternatingStep:
         losses = {}
         if self.branch is not None:
             self.branch.train()
-            losses["modality_loss"] = self.modality_loss_of(modality_batch)
-            if not self.recipe.joint_loss:
-                self.update(losses["modality_loss"], self.modality_optimizer, self.modality_schedule)
-        losses["text_loss"] = self.text_loss_of(text_batch)
-        total = losses["text_loss"]
-        if self.branch is not None and self.recipe.joint_loss:
-            total = total + losses["modality_loss"]
-        self.update(total, self.text_optimizer, self.text_schedule)
+        if self.branch is not None and not self.recipe.joint_loss:
+            losses["modality_loss"] = self.modality_update(modality_batch)
+        losses.update(self.text_update(text_batch, modality_batch if self.recipe.joint_loss else None))
         return {k: v.detach().clone() for k, v in losses.items()}  # a copy survives the next graph replay
 
+    def modality_update(self, batch: ModalityBatch) -> torch.Tensor:
+        """The image/audio update of every parameter; returns its loss."""
+        loss = self._run("modality", self._modality_update, *batch)
+        self.modality_schedule.step()
+        return loss
+
+    def text_update(self, batch: Batch, joint_batch: ModalityBatch | None = None) -> dict[str, torch.Tensor]:
+        """The text update (with ``joint_batch``, of text loss + modality loss); returns its losses."""
+        inputs = (batch["input_ids"], batch["attention_mask"]) + (tuple(joint_batch) if joint_batch else ())
+        losses = self._run("text", self._text_update, *inputs)
+        self.text_schedule.step()
+        return losses
+
     def begin_iteration(self) -> None:
-        """Tell CUDA graphs a new iteration starts (their previous outputs may be overwritten from here)."""
-        if self.compiled and self.device.type == "cuda":
+        """Tell torch.compile's CUDA graphs a new iteration starts (their previous outputs may be overwritten)."""
+        if self.compiled and self.device.type == "cuda" and not self.update_graphs:
             torch.compiler.cudagraph_mark_step_begin()
 
     def text_loss_of(self, batch: Batch) -> torch.Tensor:
-        z = self.embed_text(batch["input_ids"].to(self.device, non_blocking=True),
-                            batch["attention_mask"].to(self.device, non_blocking=True))
+        """The text loss of a batch on the device."""
+        z = self.embed_text(batch["input_ids"], batch["attention_mask"])
         return self.text_loss(*self.global_views(z, self.text_views))
 
     def modality_loss_of(self, batch: ModalityBatch) -> torch.Tensor:
-        """lambda x the modality loss of two augmented views of each example."""
+        """lambda x the modality loss of two augmented views of each example (on the device)."""
         view1, view2, labels = batch
-        # copy each (pinned) view, then join them on the device: a join on the host makes a pageable tensor,
-        # whose copy blocks the host (6 ms a step for 2 x 48 images at 224 x 224 on an H100)
-        inputs = torch.cat([view1.to(self.device, non_blocking=True), view2.to(self.device, non_blocking=True)])
-        z1, z2 = self.global_views(self.embed_modality(inputs), 2)
-        labels = labels.to(self.device, non_blocking=True)
+        z1, z2 = self.global_views(self.embed_modality(torch.cat([view1, view2])), 2)
         if self.recipe.gather_negatives:
             labels = distributed.gather(labels)
         return self.recipe.modality_loss_weight * self.modality_loss(z1, z2, labels)
 
-    def update(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, schedule) -> None:
+    def _modality_update(self, view1, view2, labels) -> torch.Tensor:
+        loss = self.modality_loss_of((view1, view2, labels))
+        self._apply(loss, self.modality_optimizer, self.parameters)
+        return loss
+
+    def _text_update(self, input_ids, attention_mask, *joint_batch) -> dict[str, torch.Tensor]:
+        losses = {"text_loss": self.text_loss_of({"input_ids": input_ids, "attention_mask": attention_mask})}
+        if joint_batch:
+            losses["modality_loss"] = self.modality_loss_of(joint_batch)
+        self._apply(sum(losses.values()), self.text_optimizer, self.text_parameters)
+        return losses
+
+    def _run(self, name: str, update, *inputs: torch.Tensor):
+        """``update`` on ``inputs`` moved to the device: through its CUDA graph when graphing, else directly.
+        Each (pinned) input is copied on its own and joined on the device: a join on the host makes a pageable
+        tensor, whose copy blocks the host (6 ms a step for 2 x 48 images at 224 x 224 on an H100)."""
+        if not self.update_graphs:
+            return update(*(t.to(self.device, non_blocking=True) for t in inputs))
+        if name not in self.graphs:
+            self.graphs[name] = UpdateGraph(update, self.device)
+        return self.graphs[name](*inputs)
+
+    def _apply(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters: list) -> None:
         """Backward, average across processes, clip at 1.0 and step, over the parameters ``optimizer`` updates
         (the text update's norm must not count the branch's gradients left by the modality update)."""
-        parameters = self.text_parameters if optimizer is self.text_optimizer else self.parameters
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         distributed.average_gradients(parameters)
@@ -124,7 +156,14 @@ class AlternatingStep:
         nn.utils.clip_grad_norm_(parameters, 1.0)
         self.scaler.step(optimizer)
         self.scaler.update()
-        schedule.step()
+
+    def _adamw(self, parameters: list, learning_rate: float, fused: bool) -> torch.optim.AdamW:
+        """AdamW without weight decay (the paper's); graphed, its learning rate is a device tensor that the
+        schedule refills in place, so a replay reads the current rate."""
+        if self.update_graphs:
+            return torch.optim.AdamW(parameters, lr=torch.tensor(learning_rate, device=self.device),
+                                     weight_decay=0.0, fused=fused, capturable=True)
+        return torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.0, fused=fused)
 
     def global_views(self, z: torch.Tensor, views: int) -> list[torch.Tensor]:
         """Split local embeddings into views and gather each across processes (the global batch's negatives)."""
@@ -143,6 +182,7 @@ class AlternatingStep:
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        self.graphs.clear()  # loading replaces the optimizer state tensors a captured graph would update
         self.text_optimizer.load_state_dict(state["text_optimizer"])
         self.text_schedule.load_state_dict(state["text_schedule"])
         if state.get("loss_scale"):
@@ -150,6 +190,11 @@ class AlternatingStep:
         if self.modality_optimizer is not None:
             self.modality_optimizer.load_state_dict(state["modality_optimizer"])
             self.modality_schedule.load_state_dict(state["modality_schedule"])
+        for optimizer in (self.text_optimizer, self.modality_optimizer):
+            for group in optimizer.param_groups if optimizer is not None else []:
+                # a checkpoint of the other kind of run holds a float rate, or a tensor read onto the CPU
+                rate = float(group["lr"])
+                group["lr"] = torch.tensor(rate, device=self.device) if self.update_graphs else rate
 
     def _embed_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         with autocast_for(self.device, self.precision):
@@ -164,4 +209,5 @@ class AlternatingStep:
         graphs on a GPU (the step is launch-bound there), inductor's fused kernels on a CPU."""
         if not self.compiled:
             return forward
-        return torch.compile(forward, mode="reduce-overhead" if self.device.type == "cuda" else None, dynamic=False)
+        graphs = self.device.type == "cuda" and not self.update_graphs  # else the whole update is one graph
+        return torch.compile(forward, mode="reduce-overhead" if graphs else None, dynamic=False)

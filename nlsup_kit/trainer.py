@@ -240,7 +240,8 @@ class Trainer:
             record.update(self._evaluate_and_keep_best(position))
             bar.set_postfix(loss=f"{position.last_loss:.3f}", dev=f"{record['stsb_dev']:.2f}")
         if record:
-            log.write(json.dumps({"step": step, **record, "lr": self.iteration.text_schedule.get_last_lr()[0]}) + "\n")
+            rate = float(self.iteration.text_schedule.get_last_lr()[0])  # a tensor when updates are graphed
+            log.write(json.dumps({"step": step, **record, "lr": rate}) + "\n")
             log.flush()
         if step % self.recipe.checkpoint_steps == 0 or last:
             self.check_finite({k: float(v) for k, v in losses.items()}, step, checkpoint_dir)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -27,13 +29,24 @@ def test_gpu_check_runs_on_cpu_in_tiny_mode(data_dir, tmp_path):
     assert main["epoch_steps"] == 1_000_000 // 8  # the paper's wiki1m at the tiny batch of 8
     assert main["eval_seconds"] > 0 and main["first_eval_seconds"] > 0 and main["projected_epoch_minutes"] > 0
     assert all(r["first_step_s"] > 0 for r in main["rows"])
+    assert all(0 < r["host_ms"] <= r["ms"] * 1.01 for r in main["rows"])  # issuing a step never outlasts it
     assert set(main["profiles"]) == {"text (kit)", "image (kit)", "text (kit compiled)", "image (kit compiled)"}
     assert all("Self CPU" in table for table in main["profiles"].values())
+    for kernel in ("flash", "efficient"):
+        [preferred] = json.loads((tmp_path / "out" / f"attention-{kernel}.json").read_text())
+        assert preferred["environment"]["attention"] == kernel and len(preferred["rows"]) == 2
+    [double] = json.loads((tmp_path / "out" / "double.json").read_text())
+    assert [r["items_per_second"] / (1e3 / r["ms"]) for r in double["rows"]] == pytest.approx([8, 8])
+    [class_mode] = json.loads((tmp_path / "out" / "class.json").read_text())
+    assert {(r["step"], r["path"]) for r in class_mode["rows"]} == {
+        ("text", "kit"), ("image", "kit"), ("text", "kit compiled"), ("image", "kit compiled")}
     [audio] = json.loads((tmp_path / "out" / "audio.json").read_text())
-    assert [r["step"] for r in audio["rows"]] == ["text", "audio"]
+    assert [(r["step"], r["path"]) for r in audio["rows"]] == [
+        ("text", "kit"), ("audio", "kit"), ("text", "kit compiled"), ("audio", "kit compiled")]
     memory = json.loads((tmp_path / "out" / "memory.json").read_text())
     assert [m["recipe"] for m in memory] == ["sup-visualcse-bert-base", "audiocse-bert-base"]
     assert "| text | kit |" in (tmp_path / "out" / "bench.md").read_text()
+    assert "FAILED" not in (tmp_path / "out" / "bench.md").read_text()
 
 
 def test_speedup_is_the_loop_time_over_the_kit_time_in_the_table():
@@ -44,7 +57,7 @@ def test_speedup_is_the_loop_time_over_the_kit_time_in_the_table():
             StepRow("image", "kit", 20.0, 2400.0), StepRow("text", "sentence-transformers loop", 30.0, 2133.0)]
     add_speedups(rows)
     table = BenchReport("quick-simcse", "minilm-l6", "cpu", rows).table()
-    assert "| text | kit | 12.0 | 5333 | 2.50 | - | - |" in table
-    assert "| text | kit compiled | 40.0 | 1600 | 0.75 | - | - |" in table
-    assert "| image | kit | 20.0 | 2400 | - | - | - |" in table
-    assert "| text | sentence-transformers loop | 30.0 | 2133 | - | - | - |" in table
+    assert "| text | kit | 12.0 | - | 5333 | 2.50 | - | - |" in table
+    assert "| text | kit compiled | 40.0 | - | 1600 | 0.75 | - | - |" in table
+    assert "| image | kit | 20.0 | - | 2400 | - | - | - |" in table
+    assert "| text | sentence-transformers loop | 30.0 | - | 2133 | - | - | - |" in table

@@ -161,8 +161,7 @@ def test_the_text_update_clips_the_text_gradients_alone(tiny_model, data_dir):
     iteration = AlternatingStep(recipe, encoder, branch, total_steps=10)
     text = next(TextBatches(encoder.tokenizer, load_text_data("wiki", data_dir, 16), 8, 32, 0).epoch())
     images = torch.randn(2, 8, 3, 16, 16)
-    iteration.update(iteration.modality_loss_of((images[0], images[1], torch.arange(8) % 3)),
-                     iteration.modality_optimizer, iteration.modality_schedule)
+    iteration.modality_update((images[0], images[1], torch.arange(8) % 3))
     left = float(torch.norm(torch.stack([p.grad.norm() for p in branch.parameters()])))
     assert left > 0.1  # left behind by the modality update
     reference = copy.deepcopy(encoder)
@@ -172,7 +171,7 @@ def test_the_text_update_clips_the_text_gradients_alone(tiny_model, data_dir):
     raw = [p.grad for p in reference.parameters()]
     raw_norm = torch.norm(torch.stack([g.norm() for g in raw if g is not None]))
     torch.manual_seed(1)
-    iteration.update(iteration.text_loss_of(text), iteration.text_optimizer, iteration.text_schedule)
+    iteration.text_update(text)
     assert float(raw_norm) ** 2 + left ** 2 > 1.0  # counting the branch would change the clipping here
     scale = min(1.0, 1.0 / (float(raw_norm) + 1e-6))  # clip_grad_norm_'s factor, from the text gradients alone
     for got, want in zip(encoder.parameters(), raw):
@@ -228,7 +227,7 @@ def test_fp16_updates_scale_the_loss_skip_overflows_and_clip_true_gradients(tiny
         if scale is not None:
             iteration.scaler = torch.amp.GradScaler("cpu", init_scale=scale)
         torch.manual_seed(1)  # the same dropout masks in every update
-        iteration.update(iteration.text_loss_of(text), iteration.text_optimizer, iteration.text_schedule)
+        iteration.text_update(text)
         return encoder, iteration
 
     overflowed, iteration = updated(torch.float16, scale=2.0 ** 120)
@@ -244,3 +243,52 @@ def test_fp16_updates_scale_the_loss_skip_overflows_and_clip_true_gradients(tiny
     got, want = (torch.cat([p.grad.flatten() for p in model.parameters()]) for model in (fp16, fp32))
     assert float(want.norm()) > 0.1
     assert float((got - want).norm() / want.norm()) < 0.02
+
+
+def test_graphed_updates_take_the_same_steps_as_direct_ones(tiny_model, data_dir):
+    """The whole-update CUDA graph's data path on the CPU (where nothing is captured): inputs copied into static
+    tensors, a capturable AdamW whose learning rate is a tensor the schedules refill. Three iterations on three
+    different batches give the weights of three direct iterations, and the rates the schedules' formulas give."""
+    import copy
+    import math
+
+    from nlsup_kit.data.batches import TextBatches
+    from nlsup_kit.data.text import load_text_data
+    from nlsup_kit.embeddings import build_branch
+    from nlsup_kit.encoder import SentenceEncoder
+    from nlsup_kit.step import AlternatingStep
+
+    recipe = tiny_recipe("quick-visualcse", tiny_model)
+    encoder = SentenceEncoder.from_pretrained(str(tiny_model)).train()
+    branch = build_branch(recipe, encoder.hidden_size).train()
+    texts = list(TextBatches(encoder.tokenizer, load_text_data("wiki", data_dir, 48), 16, 32, 0).epoch())
+    images = torch.randn(3, 2, 8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(8) % 3
+    trained = {}
+    for graphed in (False, True):
+        model, side = copy.deepcopy(encoder), copy.deepcopy(branch)
+        iteration = AlternatingStep(recipe, model, side, total_steps=10, update_graphs=graphed)
+        torch.manual_seed(1)  # the same dropout masks in both runs
+        for text, views in zip(texts, images):
+            iteration.step(text, (views[0], views[1], labels))
+        trained[graphed] = (model, side, iteration)
+    (direct, direct_side, _), (graphed, graphed_side, iteration) = trained[False], trained[True]
+    assert set(iteration.graphs) == {"modality", "text"}
+    for want, got in zip([*direct.parameters(), *direct_side.parameters()],
+                         [*graphed.parameters(), *graphed_side.parameters()]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)  # fp rounding of a tensor rate: ~4e-7
+    text_rate = iteration.text_optimizer.param_groups[0]["lr"]
+    modality_rate = iteration.modality_optimizer.param_groups[0]["lr"]
+    assert torch.is_tensor(text_rate) and torch.is_tensor(modality_rate)
+    assert float(text_rate) == pytest.approx(recipe.learning_rate * (10 - 3) / 10)  # linear decay after 3 steps
+    assert float(modality_rate) == pytest.approx(recipe.modality_learning_rate * 0.5 * (1 + math.cos(math.pi * 3 / 10)))
+    moved = sum(float((a - b).detach().abs().sum()) for a, b in zip(graphed.parameters(), encoder.parameters()))
+    assert moved > 0
+    # resuming across kinds of run: a direct run's checkpoint (float rates) into a graphed one and back
+    for graphed_run, source in ((True, trained[False][2]), (False, iteration)):
+        resumed = AlternatingStep(recipe, copy.deepcopy(encoder), copy.deepcopy(branch), total_steps=10,
+                                  update_graphs=graphed_run)
+        resumed.load_state_dict(source.state_dict())
+        rates = [group["lr"] for group in resumed.text_optimizer.param_groups]
+        assert all(torch.is_tensor(rate) == graphed_run for rate in rates)
+        assert float(rates[0]) == pytest.approx(recipe.learning_rate * (10 - 3) / 10)
