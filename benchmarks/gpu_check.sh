@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# The prepared GPU check for the `device` tool, under 5 minutes of device time: paper-shape step timings (kit
-# eager, kit compiled, the sentence-transformers loop), fast path vs HF forward in bf16, one STS-B dev
-# evaluation, the projected VisualCSE epoch, and the peak memory of every paper recipe. Models are built from
-# their architectures with random weights (no downloads; speed does not depend on the weights).
+# The prepared GPU check for the `device` tool, about 6-7 minutes of device time: paper-shape step timings (kit
+# eager, kit compiled, the experimental whole-update graphs, the sentence-transformers loop), fast path vs HF
+# forward in bf16, STS-B dev evaluations, the projected VisualCSE epoch; the image step preferring each
+# attention kernel and at twice the micro-batch; the notebooks' class mode; the audio step; the peak memory of
+# every paper recipe. Models are built from their architectures with random weights (no downloads; speed does
+# not depend on the weights).
 #
 #   here, first:   bash benchmarks/gpu_check.sh --prepare   # STS data + a vocabulary into build/gpu-check
-#   on the GPU:    device run: carry ["build/gpu-check", ".whl"], timeout_s 430, command
+#   on the GPU:    device run: carry ["build/gpu-check", ".whl"], timeout_s 560, command
 #                  "pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site
 #                  bash benchmarks/gpu_check.sh" (.whl: soundfile, cffi, pycparser wheels for Python 3.12, which
-#                  the device image lacks; benchmarks/RESULTS.md). It took 225 s on an H100.
+#                  the device image lacks; benchmarks/RESULTS.md). It took 422 s on an H200 (with the
+#                  whole-update graphs failing; 225 s on an H100 with the sections of then).
 #   on any CPU:    bash benchmarks/gpu_check.sh --tiny      # the same steps on tiny shapes (tests/ runs this)
 #
-# Writes bench.md (the tables), bench.json, memory.json into $OUT (the device tool's folder) or build/gpu-check/out.
+# Writes bench.md (all output) and a JSON file per section into $OUT (the device tool's folder) or
+# build/gpu-check/out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${GPU_CHECK_DIR:-build/gpu-check}  # where --prepare puts the data and vocabulary
@@ -65,7 +69,7 @@ section() { echo; echo "## $1"; shift; "$@" || echo "FAILED (exit $?): $*"; }
 bench() { "$PY" -m nlsup_kit.cli bench "${COMMON[@]}" "${SHAPES[@]}" "$@"; }
 {
   section "Step timings (paper shapes: text batch 64 x length 32, images 48 x 197 tokens; bf16 on CUDA)" \
-    bench --recipe "$MAIN" "${STEPS[@]}" --compile --graphs-per-pass --profile --json "$OUT/bench.json"
+    bench --recipe "$MAIN" "${STEPS[@]}" --compile --whole-update-graphs --profile --json "$OUT/bench.json"
   for kernel in flash efficient; do
     section "Attention kernel: $kernel preferred (eager steps; the main run's eager rows are PyTorch's choice)" \
       bench --recipe "$MAIN" "${STEPS[@]}" --attention "$kernel" --no-st --no-eval --json "$OUT/attention-$kernel.json"

@@ -36,7 +36,7 @@ from nlsup_kit.benchmark_report import ST_PATH, BenchReport, StepRow, add_speedu
 from nlsup_kit.layers import fast_path_differences
 from nlsup_kit.step import AlternatingStep
 
-GRAPHS_PER_PASS = "kit compiled, graphs per pass"
+WHOLE_UPDATE_GRAPHS = "kit compiled, whole-update graphs"
 
 # Training examples per epoch of the paper's corpora (PAPER.md), for projections on a machine without them.
 PAPER_CORPUS_SIZES = {"wiki1m": 1_000_000, "nli": 275_601}
@@ -79,12 +79,9 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(run_step, inputs: list, warmup: int, steps: int,
-               device: torch.device) -> tuple[float, float, float]:
+def time_steps(run_step, inputs: list, warmup: int, steps: int, device: torch.device) -> tuple[float, float]:
     """Seconds per step over ``steps`` timed steps (synchronised only at the ends) after ``warmup`` untimed
-    ones; the seconds of the very first step (where compilation and CUDA graph capture happen); and the host's
-    seconds per step, the time to issue the steps before waiting for the GPU (near the step time: the GPU
-    waits on Python; far below it: the GPU is the bottleneck)."""
+    ones, and the seconds of the very first step (where compilation and CUDA graph capture happen)."""
     start = time.perf_counter()
     run_step(inputs[0])
     _synchronize(device)
@@ -95,9 +92,8 @@ def time_steps(run_step, inputs: list, warmup: int, steps: int,
     start = time.perf_counter()
     for i in range(steps):
         run_step(inputs[i % len(inputs)])
-    issued = time.perf_counter() - start
     _synchronize(device)
-    return (time.perf_counter() - start) / steps, first, issued / steps
+    return (time.perf_counter() - start) / steps, first
 
 
 def profile_steps(run_step, inputs: list, steps: int, device: torch.device, rows: int = 25) -> str:
@@ -149,7 +145,7 @@ def first_batches(recipe: Recipe, encoder: SentenceEncoder, examples: list, coun
 
 
 def kit_rows(recipe: Recipe, encoder: SentenceEncoder, text_batches: list[dict], warmup: int, steps: int,
-             label: str, profiles: dict[str, str] | None = None, update_graphs: bool | None = None) -> list[StepRow]:
+             label: str, profiles: dict[str, str] | None = None, update_graphs: bool = False) -> list[StepRow]:
     """Each side's update of :class:`AlternatingStep` timed on its own: the text update on ``text_batches``,
     the image/audio update (when the recipe has one) on random batches of its shape (under ``joint_loss`` the
     one update takes both). With ``profiles``, each step's profiler table is added to it after the timing (so
@@ -173,9 +169,9 @@ def kit_rows(recipe: Recipe, encoder: SentenceEncoder, text_batches: list[dict],
             iteration.begin_iteration()
             iteration.modality_update(batch)
 
-        seconds, first, host = time_steps(modality_step, modality_batches, warmup, steps, device)
+        seconds, first = time_steps(modality_step, modality_batches, warmup, steps, device)
         rows.append(StepRow(recipe.modality, label, seconds * 1e3, recipe.modality_batch_size / seconds,
-                            first_step_s=first, host_ms=host * 1e3))
+                            first_step_s=first))
         if profiles is not None:
             profiles[f"{recipe.modality} ({label})"] = profile_steps(modality_step, modality_batches, 5, device)
     joint_batch = modality_batches[0] if recipe.joint_loss and branch is not None else None
@@ -184,9 +180,8 @@ def kit_rows(recipe: Recipe, encoder: SentenceEncoder, text_batches: list[dict],
         iteration.begin_iteration()
         iteration.text_update(batch, joint_batch)
 
-    seconds, first, host = time_steps(text_step, text_batches, warmup, steps, device)
-    rows.insert(0, StepRow("text", label, seconds * 1e3, recipe.batch_size / seconds, first_step_s=first,
-                           host_ms=host * 1e3))
+    seconds, first = time_steps(text_step, text_batches, warmup, steps, device)
+    rows.insert(0, StepRow("text", label, seconds * 1e3, recipe.batch_size / seconds, first_step_s=first))
     peak = _peak_memory_mb(device)
     if profiles is not None:
         profiles[f"text ({label})"] = profile_steps(text_step, text_batches, 5, device)
@@ -243,19 +238,18 @@ def st_loop_row(recipe: Recipe, encoder: SentenceEncoder, examples: list, warmup
         optimizer.step()
         schedule.step()
 
-    seconds, first, host = time_steps(step, batches, warmup, steps, device)
-    return StepRow("text", ST_PATH, seconds * 1e3, size / seconds, _peak_memory_mb(device), first_step_s=first,
-                   host_ms=host * 1e3)
+    seconds, first = time_steps(step, batches, warmup, steps, device)
+    return StepRow("text", ST_PATH, seconds * 1e3, size / seconds, _peak_memory_mb(device), first_step_s=first)
 
 
 def run_benchmark(recipe: Recipe, data_dir=None, steps: int = 20, warmup: int = 5, random_init: bool = False,
                   tokenizer: str | None = None, compare_st: bool = True, compiled: bool = False,
-                  evaluate: bool = True, profile: bool = False, graphs_per_pass: bool = False) -> BenchReport:
+                  evaluate: bool = True, profile: bool = False, whole_update_graphs: bool = False) -> BenchReport:
     """Time the recipe's steps (eager, and compiled when asked), the ST loop, one STS-B dev evaluation; project
     one epoch of the recipe's corpus (the paper's size for wiki1m/nli, else the local data). ``profile`` adds
-    the profiler's top operators of each kit step; ``graphs_per_pass`` (CUDA) a compiled row whose CUDA graphs
-    cover only forward and backward (torch.compile's reduce-overhead mode), not the whole update. A compiled
-    variant that fails is reported with its error, after the rows that do not depend on it."""
+    the profiler's top operators of each kit step; ``whole_update_graphs`` (CUDA) a compiled row whose CUDA
+    graphs hold whole updates (experimental: see :class:`AlternatingStep`). A compiled variant that fails is
+    reported with its error, after the rows that do not depend on it."""
     device = pick_device(recipe.device)
     report = BenchReport(recipe.name, recipe.model, str(device), environment=environment())
     report.environment["eval_steps"] = recipe.eval_steps
@@ -298,8 +292,10 @@ def run_benchmark(recipe: Recipe, data_dir=None, steps: int = 20, warmup: int = 
     if compiled:
         fixed = dataclasses.replace(recipe, compile=True)
         fixed_batches = first_batches(fixed, encoder, examples, batches)
-        variants = ([(GRAPHS_PER_PASS, False)] if graphs_per_pass and device.type == "cuda" else [])
-        for label, update_graphs in variants + [("kit compiled", None)]:
+        variants = [("kit compiled", False)]
+        if whole_update_graphs and device.type == "cuda":  # last: a failed capture can leave CUDA unusable
+            variants.append((WHOLE_UPDATE_GRAPHS, True))
+        for label, update_graphs in variants:
             encoder.load_state_dict(initial)
             try:
                 report.rows += kit_rows(fixed, encoder, fixed_batches, warmup, steps, label,

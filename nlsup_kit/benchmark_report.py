@@ -19,7 +19,6 @@ class StepRow:
     peak_memory_mb: float | None = None
     speedup_vs_st: float | None = None
     first_step_s: float | None = None  # the first step alone: compilation and graph capture when compiled
-    host_ms: float | None = None  # Python's time to issue a step; near ms: the GPU waits on the host
 
 
 ST_PATH = "sentence-transformers loop"
@@ -52,15 +51,14 @@ class BenchReport:
 
     def table(self) -> str:
         lines = [f"{self.recipe} ({self.model}) on {self.device}",
-                 "| step | path | ms/step | host ms/step | items/s | x ST loop | peak MB | first step s |",
-                 "|---|---|---|---|---|---|---|---|"]
+                 "| step | path | ms/step | items/s | x ST loop | peak MB | first step s |",
+                 "|---|---|---|---|---|---|---|"]
         for r in self.rows:
             ratio = f"{r.speedup_vs_st:.2f}" if r.speedup_vs_st else "-"
             memory = f"{r.peak_memory_mb:.0f}" if r.peak_memory_mb is not None else "-"
             first = f"{r.first_step_s:.2f}" if r.first_step_s is not None else "-"
-            host = f"{r.host_ms:.1f}" if r.host_ms is not None else "-"
-            lines.append(f"| {r.step} | {r.path} | {r.ms:.1f} | {host} | {r.items_per_second:.0f} | {ratio} "
-                         f"| {memory} | {first} |")
+            lines.append(f"| {r.step} | {r.path} | {r.ms:.1f} | {r.items_per_second:.0f} | {ratio} | {memory} "
+                         f"| {first} |")
         for path, error in self.failures.items():
             lines.append(f"FAILED {path}: {error}")
         if self.agreement:

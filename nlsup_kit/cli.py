@@ -106,7 +106,7 @@ def cmd_bench(args) -> None:
             report = run_benchmark(recipe, args.data_dir, args.steps, args.warmup, args.random_init,
                                    args.tokenizer, compare_st=not args.no_st, compiled=args.compile,
                                    evaluate=not args.no_eval, profile=args.profile,
-                                   graphs_per_pass=args.graphs_per_pass)
+                                   whole_update_graphs=args.whole_update_graphs)
         report.environment["attention"] = args.attention
         print(report.table() + "\n", flush=True)
         reports.append(report)
@@ -197,8 +197,8 @@ def _tool_commands(sub) -> None:
                    help="the recipe's architecture with random weights (no download; speed is the same)")
     p.add_argument("--tokenizer", help="tokenizer folder for --random-init (default: minilm-l6's)")
     p.add_argument("--compile", action="store_true", help="add a row for the torch.compile'd step")
-    p.add_argument("--graphs-per-pass", action="store_true",
-                   help="with --compile on CUDA: also the row whose graphs cover forward and backward only")
+    p.add_argument("--whole-update-graphs", action="store_true",
+                   help="with --compile on CUDA: also a row with each whole update one CUDA graph (experimental)")
     p.add_argument("--no-st", action="store_true", help="skip the sentence-transformers loop")
     p.add_argument("--no-eval", action="store_true", help="skip the STS-B dev evaluation and the projection")
     p.add_argument("--profile", action="store_true", help="print the profiler's top operators of each eager step")

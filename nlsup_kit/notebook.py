@@ -68,36 +68,51 @@ def gpu_line() -> str:
     return "gpu: none (quick mode is sized for a CPU)"
 
 
-# Seconds per BERT-base text step at the paper's shapes (batch 64 x length 32): measured on an H100 (compiled,
-# benchmarks/RESULTS.md), projected for a T4 from the datasheets (10-15x the H100's GPU time, fp16).
-TEXT_STEP_SECONDS = {"H100": (0.011, 0.013), "T4": (0.10, 0.15)}
+# Seconds per BERT-base text step at the paper's shapes (batch 64 x length 32): measured on an H100 and an H200
+# (compiled, benchmarks/RESULTS.md), projected for a T4 from the datasheets (10-15x the H100's GPU time, fp16).
+TEXT_STEP_SECONDS = {"H100": (0.011, 0.013), "H200": (0.013, 0.014), "T4": (0.10, 0.15)}
+# Class mode's image/audio step (2 x 30 items of 17-33 tokens) waits on kernel launches, not arithmetic: 32-37 ms
+# measured eager on an H200 (benchmarks/RESULTS.md), at most that compiled, more behind a slower host CPU.
+CLASS_MODALITY_STEP_SECONDS = (0.032, 0.037)
+
+
+def training_minutes(runs: Sequence[tuple[int, bool]], gpu: str) -> tuple[float, float] | None:
+    """Low and high minutes of training for ``runs`` (steps, has an image/audio side) on ``gpu`` (its name);
+    None where no step time is known for it."""
+    text = next((times for key, times in TEXT_STEP_SECONDS.items() if key in gpu), None)
+    if text is None:
+        return None
+    return tuple(sum(steps * (text[i] + (CLASS_MODALITY_STEP_SECONDS[i] if modality else 0.0))
+                     for steps, modality in runs) / 60 for i in (0, 1))
 
 
 def class_plan(recipe_names: Sequence[str], data_dir) -> str:
     """What class mode is about to train and how long it should take, printed before training: each run's
-    steps from its data, times the text step of this GPU (an image/audio step of class mode is at most a
-    quarter of it: 30 items of 17-33 tokens against 128 sentences of 32)."""
+    steps from its data, times this GPU's step times."""
     import torch
 
     from nlsup_kit.data.batches import planned_steps
     from nlsup_kit.data.text import load_text_data
     from nlsup_kit.recipes import get_recipe
 
-    examples, steps = {}, []  # each corpus read once
+    examples, runs = {}, []  # each corpus read once
     for name in recipe_names:
         recipe = get_recipe(name)
         corpus = (recipe.text_data, recipe.max_text_examples)
         if corpus not in examples:
             examples[corpus] = len(load_text_data(recipe.text_data, data_dir, recipe.max_text_examples))
-        steps.append(planned_steps(examples[corpus], recipe))
+        runs.append((planned_steps(examples[corpus], recipe), recipe.modality is not None))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    known = next((times for key, times in TEXT_STEP_SECONDS.items() if key in gpu), None)
-    line = f"class mode: {len(steps)} runs, {sum(steps):,} steps ({', '.join(f'{n} {s}' for n, s in zip(recipe_names, steps))})"
-    if known is None:
+    listing = ", ".join(f"{name} {steps}" for name, (steps, _) in zip(recipe_names, runs))
+    line = f"class mode: {len(runs)} runs, {sum(steps for steps, _ in runs):,} steps ({listing})"
+    minutes = training_minutes(runs, gpu)
+    if minutes is None:
         return f"{line}; no step time known for {gpu}: the progress bar shows the rate after the first steps"
-    low, high = (sum(steps) * t / 60 for t in known)
-    return (f"{line}; on {gpu} about {low:.0f} to {1.25 * high:.0f} minutes of training "
-            f"({1000 * known[0]:.0f}-{1000 * known[1]:.0f} ms per text step, benchmarks/RESULTS.md), plus evaluation")
+    text = next(times for key, times in TEXT_STEP_SECONDS.items() if key in gpu)
+    return (f"{line}; on {gpu} about {minutes[0]:.0f} to {minutes[1]:.0f} minutes of training (text steps "
+            f"{1000 * text[0]:.0f}-{1000 * text[1]:.0f} ms, image/audio steps about "
+            f"{1000 * CLASS_MODALITY_STEP_SECONDS[0]:.0f}-{1000 * CLASS_MODALITY_STEP_SECONDS[1]:.0f} ms; "
+            "benchmarks/RESULTS.md), plus evaluation")
 
 
 def scores_over_seeds(recipes: Mapping[str, object], seeds: Sequence[int], results_dir: str | Path, data_dir,

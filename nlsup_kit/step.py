@@ -5,8 +5,7 @@ loss times lambda, a step of the modality optimizer (its own AdamW, learning rat
 clip 1.0); then a text batch, the SimCSE loss, a step of the text optimizer (AdamW, linear decay, clip 1.0).
 Neither has warmup or weight decay. ``joint_loss`` instead sums text loss and lambda x modality loss in one
 update. Without a modality branch it is SimCSE's own step. bf16 autocast on a recent GPU (no loss scaling
-needed), fp16 with loss scaling on an older one (the paper's own precision, PAPER.md), fp32 on a CPU. Compiled
-on a recent GPU, each update (forward to AdamW) is one CUDA graph (:mod:`nlsup_kit.update_graph`).
+needed), fp16 with loss scaling on an older one (the paper's own precision, PAPER.md), fp32 on a CPU.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from nlsup_kit import distributed
 from nlsup_kit.device import autocast_dtype, autocast_for, should_compile
 from nlsup_kit.embeddings import ModalityBranch
 from nlsup_kit.encoder import SentenceEncoder
+from nlsup_kit.errors import NlsupError
 from nlsup_kit.losses import InfoNCELoss, SupervisedSimCSELoss, modality_loss
 from nlsup_kit.recipes import Recipe
 from nlsup_kit.update_graph import UpdateGraph
@@ -43,22 +43,25 @@ class AlternatingStep:
     The modality optimizer updates every parameter (the branch and the shared encoder), as in the reference
     code; the text optimizer updates the encoder (and the branch too under ``joint_loss``).
 
-    ``update_graphs``: each update one CUDA graph; unset, wherever it can be (compiled, on CUDA, bf16, one
-    process); False leaves graphing to ``torch.compile``'s own forward and backward graphs.
+    ``update_graphs`` (experimental, compiled runs on one GPU in bf16): each whole update one CUDA graph
+    (:mod:`nlsup_kit.update_graph`) instead of ``torch.compile``'s graphs of forward and backward. Its capture
+    failed on an H200 with torch 2.11 (benchmarks/RESULTS.md), so nothing turns it on by default.
     """
 
     def __init__(self, recipe: Recipe, encoder: SentenceEncoder, branch: ModalityBranch | None, total_steps: int,
                  device: torch.device = torch.device("cpu"), workers: distributed.Workers = distributed.Workers(),
-                 precision: torch.dtype | None | str = "auto", update_graphs: bool | None = None):
+                 precision: torch.dtype | None | str = "auto", update_graphs: bool = False):
         self.recipe, self.encoder, self.branch = recipe, encoder, branch
         self.device, self.workers = device, workers
         self.precision = autocast_dtype(device) if precision == "auto" else precision
         # fp16 gradients underflow without scaling; a step whose scaled gradients overflow is skipped
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == torch.float16)
         self.compiled = should_compile(recipe.compile, device)
-        capturable = (self.compiled and device.type == "cuda" and not self.scaler.is_enabled()
-                      and workers.world_size == 1)  # a graph holds no host sync and no collective
-        self.update_graphs = capturable if update_graphs is None else update_graphs
+        capturable = self.compiled and not self.scaler.is_enabled() and workers.world_size == 1
+        if update_graphs and device.type == "cuda" and not capturable:  # a CPU captures nothing: always fine
+            raise NlsupError("whole-update CUDA graphs need a compiled run in one process without loss scaling "
+                             "(fixed shapes; a graph holds no host sync and no collective)")
+        self.update_graphs = update_graphs
         if self.compiled and encoder.fast_path != "off":
             encoder.fast_path = "fixed"  # compiled steps need fixed shapes
         self.text_views = 3 if recipe.supervised else 2
@@ -80,6 +83,8 @@ class AlternatingStep:
         self.embed_text = self._compiled(self._embed_text)
         self.embed_modality = self._compiled(self._embed_modality) if branch is not None else None
         self.graphs: dict[str, UpdateGraph] = {}
+        # one stream for warming up and capturing both updates' graphs (see UpdateGraph)
+        self.capture_stream = torch.cuda.Stream(device) if self.update_graphs and device.type == "cuda" else None
 
     def step(self, text_batch: Batch, modality_batch: ModalityBatch | None = None) -> dict[str, torch.Tensor]:
         """One iteration; returns the losses as tensors (read them only when logging: no host sync)."""
@@ -143,7 +148,7 @@ class AlternatingStep:
         if not self.update_graphs:
             return update(*(t.to(self.device, non_blocking=True) for t in inputs))
         if name not in self.graphs:
-            self.graphs[name] = UpdateGraph(update, self.device)
+            self.graphs[name] = UpdateGraph(update, self.device, self.capture_stream)
         return self.graphs[name](*inputs)
 
     def _apply(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters: list) -> None:

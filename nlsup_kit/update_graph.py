@@ -7,6 +7,11 @@ the optimizer to Python between them; on an H100 the compiled VisualCSE image up
 What a whole-update graph needs, and :class:`~nlsup_kit.step.AlternatingStep` provides: fixed shapes, no host
 sync (no loss scaling, one process), inputs copied into the same device tensors every time, an optimizer built
 with ``capturable=True`` and its learning rate a device tensor that the schedule refills between replays.
+
+Status: experimental, off unless asked for. On an H200 with torch 2.11 the capture was invalidated
+(``cudaErrorStreamCaptureInvalidated``) after PyTorch warned that a parameter's gradient accumulator belonged
+to another stream, with a fresh warm-up stream per call and again with one shared stream; benchmarks/RESULTS.md
+has the runs and what to try next.
 """
 
 from __future__ import annotations
@@ -16,40 +21,53 @@ from typing import Callable
 import torch
 
 
+def detached(losses):
+    """Losses without their autograd graph: a kept graph keeps every parameter's gradient accumulator alive,
+    with the stream it was made on."""
+    if isinstance(losses, dict):
+        return {name: loss.detach() for name, loss in losses.items()}
+    return losses.detach()
+
+
 class UpdateGraph:
     """``update(*inputs) -> loss`` run on static device copies of its inputs: the first ``warmup`` calls run it
-    for real on a side stream (compiling and allocating optimizer state outside the capture, as CUDA graphs
-    require), the next call captures it once and every call from there replays it. The warm-up calls are real
-    training updates, so graphing changes no update. Off CUDA there is nothing to capture: every call runs
-    ``update`` on the static copies (the same data path, which tests can check on a CPU)."""
+    for real on ``stream`` (compiling and allocating optimizer state outside the capture, as CUDA graphs
+    require), the next call captures it once on that stream and every call from there replays it. The warm-up
+    calls are real training updates, so graphing changes no update. Off CUDA there is nothing to capture: every
+    call runs ``update`` on the static copies (the same data path, which tests can check on a CPU).
 
-    def __init__(self, update: Callable[..., torch.Tensor], device: torch.device, warmup: int = 2):
-        self.update, self.device, self.warmup = update, device, warmup
+    Warm-up and capture share one stream, and graphs of updates of the same parameters share it too: autograd
+    remembers the stream each parameter's gradient accumulator was made on, and a capture whose backward meets
+    an accumulator of another stream is invalidated."""
+
+    def __init__(self, update: Callable[..., torch.Tensor], device: torch.device,
+                 stream: torch.cuda.Stream | None = None, warmup: int = 2):
+        self.update, self.device, self.stream, self.warmup = update, device, stream, warmup
         self.static: list[torch.Tensor] | None = None
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.loss: torch.Tensor | None = None
+        self.loss = None  # the captured update's losses, rewritten by each replay
         self.calls = 0
 
-    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def __call__(self, *inputs: torch.Tensor):
         if self.static is None:
             self.static = [torch.empty_like(t, device=self.device) for t in inputs]
         for static, value in zip(self.static, inputs):
             static.copy_(value, non_blocking=True)
         self.calls += 1
         if self.device.type != "cuda":
-            return self.update(*self.static)
+            return detached(self.update(*self.static))
         if self.graph is not None:
             self.graph.replay()
             return self.loss
         if self.calls <= self.warmup:
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                loss = self.update(*self.static)
-            torch.cuda.current_stream(self.device).wait_stream(side)
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(self.stream):
+                loss = detached(self.update(*self.static))
+            torch.cuda.current_stream(self.device).wait_stream(self.stream)
             return loss
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):  # loader threads may pin memory
-            self.loss = self.update(*self.static)
+        # thread_local: the data loader's pinning thread may call CUDA while this thread captures
+        with torch.cuda.graph(self.graph, stream=self.stream, capture_error_mode="thread_local"):
+            self.loss = detached(self.update(*self.static))
         self.graph.replay()  # capturing records the update without running it
         return self.loss

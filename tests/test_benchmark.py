@@ -29,7 +29,6 @@ def test_gpu_check_runs_on_cpu_in_tiny_mode(data_dir, tmp_path):
     assert main["epoch_steps"] == 1_000_000 // 8  # the paper's wiki1m at the tiny batch of 8
     assert main["eval_seconds"] > 0 and main["first_eval_seconds"] > 0 and main["projected_epoch_minutes"] > 0
     assert all(r["first_step_s"] > 0 for r in main["rows"])
-    assert all(0 < r["host_ms"] <= r["ms"] * 1.01 for r in main["rows"])  # issuing a step never outlasts it
     assert set(main["profiles"]) == {"text (kit)", "image (kit)", "text (kit compiled)", "image (kit compiled)"}
     assert all("Self CPU" in table for table in main["profiles"].values())
     for kernel in ("flash", "efficient"):
@@ -57,7 +56,7 @@ def test_speedup_is_the_loop_time_over_the_kit_time_in_the_table():
             StepRow("image", "kit", 20.0, 2400.0), StepRow("text", "sentence-transformers loop", 30.0, 2133.0)]
     add_speedups(rows)
     table = BenchReport("quick-simcse", "minilm-l6", "cpu", rows).table()
-    assert "| text | kit | 12.0 | - | 5333 | 2.50 | - | - |" in table
-    assert "| text | kit compiled | 40.0 | - | 1600 | 0.75 | - | - |" in table
-    assert "| image | kit | 20.0 | - | 2400 | - | - | - |" in table
-    assert "| text | sentence-transformers loop | 30.0 | - | 2133 | - | - | - |" in table
+    assert "| text | kit | 12.0 | 5333 | 2.50 | - | - |" in table
+    assert "| text | kit compiled | 40.0 | 1600 | 0.75 | - | - |" in table
+    assert "| image | kit | 20.0 | 2400 | - | - | - |" in table
+    assert "| text | sentence-transformers loop | 30.0 | 2133 | - | - | - |" in table

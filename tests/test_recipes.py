@@ -86,3 +86,14 @@ def test_class_mode_recipes_train_on_a_cpu_with_a_small_bert_standing_in(tiny_mo
     steps = math.ceil(sentences / 64) * 3
     plan = class_plan(["class-simcse", "class-visualcse"], data_dir)
     assert f"2 runs, {2 * steps:,} steps (class-simcse {steps}, class-visualcse {steps})" in plan
+
+
+def test_training_minutes_add_each_runs_text_and_image_steps():
+    """Two runs of 936 steps on an H200, one with an image side: 936 x 13 ms + 936 x (13 + 32) ms = 54.288 s at
+    the low end, 936 x 14 ms + 936 x (14 + 37) ms = 60.84 s at the high end; no estimate for an unknown GPU."""
+    from nlsup_kit.notebook import training_minutes
+
+    low, high = training_minutes([(936, False), (936, True)], "NVIDIA H200")
+    assert (low, high) == pytest.approx((54.288 / 60, 60.84 / 60))
+    assert training_minutes([(936, False)], "Tesla T4") == pytest.approx((936 * 0.10 / 60, 936 * 0.15 / 60))
+    assert training_minutes([(936, False)], "NVIDIA A10G") is None

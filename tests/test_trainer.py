@@ -274,16 +274,20 @@ def test_graphed_updates_take_the_same_steps_as_direct_ones(tiny_model, data_dir
         trained[graphed] = (model, side, iteration)
     (direct, direct_side, _), (graphed, graphed_side, iteration) = trained[False], trained[True]
     assert set(iteration.graphs) == {"modality", "text"}
-    for want, got in zip([*direct.parameters(), *direct_side.parameters()],
-                         [*graphed.parameters(), *graphed_side.parameters()]):
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)  # fp rounding of a tensor rate: ~4e-7
+    def moved(model, side):  # what the three iterations changed, as one vector
+        start = [*encoder.parameters(), *branch.parameters()]
+        return torch.cat([(p - q).detach().flatten() for p, q in zip([*model.parameters(), *side.parameters()], start)])
+
+    want, got = moved(direct, direct_side), moved(graphed, graphed_side)
+    # not element by element: AdamW's step is about lr x sign for a weight whose gradients are rounding noise
+    # (embedding rows, summed in varying order), so a few such weights differ by up to 2 x lr between any runs
+    assert float(want.norm()) > 0.01
+    assert float((got - want).norm() / want.norm()) < 1e-3
     text_rate = iteration.text_optimizer.param_groups[0]["lr"]
     modality_rate = iteration.modality_optimizer.param_groups[0]["lr"]
     assert torch.is_tensor(text_rate) and torch.is_tensor(modality_rate)
     assert float(text_rate) == pytest.approx(recipe.learning_rate * (10 - 3) / 10)  # linear decay after 3 steps
     assert float(modality_rate) == pytest.approx(recipe.modality_learning_rate * 0.5 * (1 + math.cos(math.pi * 3 / 10)))
-    moved = sum(float((a - b).detach().abs().sum()) for a, b in zip(graphed.parameters(), encoder.parameters()))
-    assert moved > 0
     # resuming across kinds of run: a direct run's checkpoint (float rates) into a graphed one and back
     for graphed_run, source in ((True, trained[False][2]), (False, iteration)):
         resumed = AlternatingStep(recipe, copy.deepcopy(encoder), copy.deepcopy(branch), total_steps=10,
