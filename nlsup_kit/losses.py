@@ -83,9 +83,12 @@ class SupConLoss(nn.Module):
         logits = logits.masked_fill(self_mask, float("-inf"))
         log_prob = logits.log_softmax(dim=1).masked_fill(self_mask, 0.0)
         positives = (flat_labels[:, None] == flat_labels[None, :]) & ~self_mask
-        mean_log_prob = (log_prob * positives).sum(1) / positives.sum(1).clamp(min=1)
-        has_positive = positives.any(1)
-        return -(self.temperature / self.base_temperature) * mean_log_prob[has_positive].mean()
+        counts = positives.sum(1)
+        mean_log_prob = (log_prob * positives).sum(1) / counts.clamp(min=1)
+        # the mean over anchors that have a positive, as a weighted sum: selecting them (x[mask]) would give a
+        # shape that depends on the labels, which waits for the GPU and cannot be captured in a CUDA graph
+        anchors = (counts > 0).to(mean_log_prob.dtype)
+        return -(self.temperature / self.base_temperature) * (mean_log_prob * anchors).sum() / anchors.sum()
 
 
 class NTXentLoss(SupConLoss):
@@ -112,8 +115,15 @@ class ReleasedSupConLoss(nn.Module):
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         logits = cosine_matrix(z1, z2) / self.temperature
-        targets = torch.searchsorted(torch.unique(labels), labels)
-        return F.cross_entropy(logits, targets)
+        return F.cross_entropy(logits, label_ranks(labels))
+
+
+def label_ranks(labels: torch.Tensor) -> torch.Tensor:
+    """Each label's rank among the batch's distinct labels (``searchsorted(unique(labels), labels)``), counted
+    with fixed shapes: ``unique``'s length depends on the labels, which a CUDA graph cannot hold."""
+    same = labels[:, None] == labels[None, :]
+    first = ~torch.tril(same, diagonal=-1).any(1)  # each distinct label once, at its first occurrence
+    return ((labels[None, :] < labels[:, None]) & first[None, :]).sum(1)
 
 
 class TwoViews(nn.Module):

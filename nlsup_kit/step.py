@@ -45,7 +45,8 @@ class AlternatingStep:
 
     ``update_graphs`` (experimental, compiled runs on one GPU in bf16): each whole update one CUDA graph
     (:mod:`nlsup_kit.update_graph`) instead of ``torch.compile``'s graphs of forward and backward. Its capture
-    failed on an H200 with torch 2.11 (benchmarks/RESULTS.md), so nothing turns it on by default.
+    failed on an H200 (the losses then had data-dependent shapes: benchmarks/RESULTS.md) and has not run on a
+    GPU since, so nothing turns it on by default.
     """
 
     def __init__(self, recipe: Recipe, encoder: SentenceEncoder, branch: ModalityBranch | None, total_steps: int,

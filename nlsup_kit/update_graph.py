@@ -9,9 +9,10 @@ sync (no loss scaling, one process), inputs copied into the same device tensors 
 with ``capturable=True`` and its learning rate a device tensor that the schedule refills between replays.
 
 Status: experimental, off unless asked for. On an H200 with torch 2.11 the capture was invalidated
-(``cudaErrorStreamCaptureInvalidated``) after PyTorch warned that a parameter's gradient accumulator belonged
-to another stream, with a fresh warm-up stream per call and again with one shared stream; benchmarks/RESULTS.md
-has the runs and what to try next.
+(``cudaErrorStreamCaptureInvalidated``) in every run. The cause, found afterwards on a CPU: both image/audio
+losses had shapes that depend on the labels (``torch.unique``, boolean indexing), which wait for the GPU. They
+are fixed-shape now, and a fake-tensor test runs whole iterations of every loss on a CPU; the capture itself
+awaits a GPU (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

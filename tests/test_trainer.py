@@ -296,3 +296,37 @@ def test_graphed_updates_take_the_same_steps_as_direct_ones(tiny_model, data_dir
         rates = [group["lr"] for group in resumed.text_optimizer.param_groups]
         assert all(torch.is_tensor(rate) == graphed_run for rate in rates)
         assert float(rates[0]) == pytest.approx(recipe.learning_rate * (10 - 3) / 10)
+
+
+@pytest.mark.parametrize("base, extra", [("visualcse-bert-base", []), ("audiocse-bert-base", ["modality_loss=supcon"]),
+                                         ("quick-visualcse", ["modality_loss=simclr"]), ("sup-simcse-bert-base", [])])
+def test_a_whole_iteration_has_shapes_that_follow_from_its_input_shapes(tiny_model, base, extra):
+    """What a CUDA graph of whole updates needs: no shape that depends on the data (such an op waits for the
+    GPU, and a capture cannot). Fake tensors carry shapes without data, so on a CPU an iteration of each loss
+    (released SupCon, SupCon, SimCLR, supervised SimCSE) runs through forward, loss, backward, clip and AdamW
+    only if every shape follows from the input shapes; ``torch.unique`` or boolean indexing raise here. Both
+    were in the image/audio losses when an H200's capture failed."""
+    import dataclasses
+
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from nlsup_kit.embeddings import build_branch
+    from nlsup_kit.encoder import SentenceEncoder
+    from nlsup_kit.step import AlternatingStep
+
+    recipe = dataclasses.replace(tiny_recipe(base, tiny_model, *extra), vit_embeddings=None)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    views = 3 if recipe.supervised else 2
+    with FakeTensorMode():
+        encoder = SentenceEncoder(BertModel(BertConfig.from_pretrained(str(tiny_model))), tokenizer, max_length=32)
+        encoder.fast_path = "fixed"  # a compiled run's layers (packing counts tokens on the host)
+        branch = build_branch(recipe, encoder.hidden_size)
+        iteration = AlternatingStep(recipe, encoder, branch, total_steps=10)
+        text = {"input_ids": torch.randint(0, 100, (views * 16, 32)),
+                "attention_mask": torch.ones(views * 16, 32, dtype=torch.long)}
+        shape = (3, 16, 16) if recipe.modality == "image" else (64, recipe.audio_mel_bins)
+        modality = (torch.randn(8, *shape), torch.randn(8, *shape), torch.arange(8) % 3) if branch else None
+        losses = iteration.step(text, modality)
+    assert set(losses) == ({"text_loss", "modality_loss"} if branch else {"text_loss"})
+    assert all(loss.shape == () for loss in losses.values())
