@@ -1,5 +1,5 @@
-"""The notebook sequence, committed clean. Every notebook runs in QUICK mode under papermill as a learner would
-run it, from an installed wheel: tests/test_installed.py."""
+"""The notebook sequence, committed clean, and its class mode run on a CPU with stand-ins. Every notebook runs
+in QUICK mode under papermill as a learner would run it, from an installed wheel: tests/test_installed.py."""
 
 import json
 from pathlib import Path
@@ -42,3 +42,47 @@ def test_each_exercise_has_a_hint_a_scaffold_in_its_own_folder_and_a_collapsed_s
         assert all("RESULTS_DIR}/exercises/" in line for line in written), written  # never the shared runs
         assert solution["metadata"].get("jupyter", {}).get("source_hidden") is True
         assert "".join(solution["source"]).startswith("# Solution\nif SOLUTIONS")
+
+
+def test_class_mode_runs_every_cell_on_a_cpu_with_stand_ins_until_the_checks_refuse_them(data_dir, tmp_path,
+                                                                                        monkeypatch):
+    """Class mode trains BERT-base on a GPU. Here notebooks 1, 2, 3 and 5 run it on a CPU with stand-ins reached
+    the way the real things are: a 2-layer random BERT in a local Hugging Face cache under bert-base-uncased's
+    hub id, and a data folder whose Wikipedia file holds the first 1,000 sentences. Every cell runs (the plan,
+    the class runs, evaluations, charts) until each notebook's final checks, which must refuse the random
+    stand-in: they guard against training that learned nothing. Notebook 4 needs a GPU for class mode."""
+    import math
+
+    from papermill.exceptions import PapermillExecutionError
+
+    from conftest import make_tiny_model
+    from nlsup_kit.demo import execute_notebook
+
+    repo = "models--google-bert--bert-base-uncased"
+    make_tiny_model(tmp_path / "hub" / repo / "snapshots" / ("0" * 40))
+    (tmp_path / "hub" / repo / "refs").mkdir()
+    (tmp_path / "hub" / repo / "refs" / "main").write_text("0" * 40)
+    data = tmp_path / "data"
+    (data / "wiki").mkdir(parents=True)
+    (data / "senteval").symlink_to(data_dir / "senteval")
+    with open(data_dir / "wiki" / "wiki_sentences.txt", encoding="utf-8") as wiki:
+        (data / "wiki" / "wiki_sentences.txt").write_text("".join(line for line, _ in zip(wiki, range(1000))))
+    for name, value in {"NLSUP_MODE": "class", "NLSUP_DATA": str(data), "HF_HUB_CACHE": str(tmp_path / "hub"),
+                        "HF_HUB_OFFLINE": "1"}.items():
+        monkeypatch.setenv(name, value)  # the kernel's environment, as a learner's Jupyter would have it
+
+    steps = math.ceil(1000 / 64) * 3  # three epochs of the stand-in corpus at batch 64
+    for notebook in [p for p in NOTEBOOKS if p.name[:2] in ("01", "02", "03", "05")]:
+        with pytest.raises(PapermillExecutionError) as failure:
+            execute_notebook(notebook, tmp_path / "executed", {"RESULTS_DIR": str(tmp_path / "results")})
+        assert failure.value.ename == "AssertionError" and "did not" in failure.value.evalue, failure.value.evalue
+        cells = [c for c in json.loads((tmp_path / "executed" / notebook.name).read_text())["cells"]
+                 if c["cell_type"] == "code"]
+        failed = next(i for i, c in enumerate(cells) if any(o.get("output_type") == "error" for o in c["outputs"]))
+        assert "if training did nothing" in "".join(cells[failed]["source"]), notebook.name  # the final checks
+        assert all(c["execution_count"] for c in cells[:failed]), notebook.name  # every cell before them ran
+        printed = "".join("".join(o.get("text", "")) for c in cells for o in c["outputs"])
+        if notebook.name.startswith("02"):
+            assert f"class mode: 2 runs, {2 * steps} steps (class-visualcse {steps}, class-simcse {steps})" in printed
+    runs = sorted(p.name for p in (tmp_path / "results" / "runs").iterdir())
+    assert runs == ["01-sup-class-simcse", "class-audiocse-seed42", "class-simcse-seed42", "class-visualcse-seed42"]
