@@ -161,9 +161,11 @@ def kit_rows(recipe: Recipe, encoder: SentenceEncoder, text_batches: list[dict],
                                 update_graphs=update_graphs)
     encoder.train()
     rows = []
-    modality_batches = modality_inputs(recipe, 2) if branch is not None else None
-    if branch is not None and not recipe.joint_loss:
+    modality_batches = None
+    if branch is not None:
         branch.train()
+        modality_batches = modality_inputs(recipe, 2)
+    if branch is not None and not recipe.joint_loss:
 
         def modality_step(batch):
             iteration.begin_iteration()

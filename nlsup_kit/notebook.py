@@ -19,8 +19,8 @@ MODES = ("quick", "class", "full")
 
 
 def notebook_mode() -> str:
-    """``NLSUP_MODE`` when set; else ``class`` on a GPU (sized for about 15 minutes on a free Colab T4, projected) and
-    ``quick`` on a CPU. One rule for papermill, JupyterLab and Colab."""
+    """``NLSUP_MODE`` when set; else ``class`` on a GPU (sized for about 15 minutes on a free Colab T4, projected)
+    and ``quick`` on a CPU. One rule for papermill, JupyterLab and Colab."""
     mode = os.environ.get("NLSUP_MODE", "").strip().lower()
     if mode and mode not in MODES:
         raise ValueError(f"NLSUP_MODE={mode!r} is not one of {', '.join(MODES)}")
@@ -76,10 +76,15 @@ TEXT_STEP_SECONDS = {"H100": (0.011, 0.013), "H200": (0.013, 0.014), "T4": (0.10
 CLASS_MODALITY_STEP_SECONDS = (0.032, 0.037)
 
 
+def text_step_seconds(gpu: str) -> tuple[float, float] | None:
+    """The known low and high text step of ``gpu`` (its name), or None."""
+    return next((times for key, times in TEXT_STEP_SECONDS.items() if key in gpu), None)
+
+
 def training_minutes(runs: Sequence[tuple[int, bool]], gpu: str) -> tuple[float, float] | None:
     """Low and high minutes of training for ``runs`` (steps, has an image/audio side) on ``gpu`` (its name);
     None where no step time is known for it."""
-    text = next((times for key, times in TEXT_STEP_SECONDS.items() if key in gpu), None)
+    text = text_step_seconds(gpu)
     if text is None:
         return None
     return tuple(sum(steps * (text[i] + (CLASS_MODALITY_STEP_SECONDS[i] if modality else 0.0))
@@ -108,7 +113,7 @@ def class_plan(recipe_names: Sequence[str], data_dir) -> str:
     minutes = training_minutes(runs, gpu)
     if minutes is None:
         return f"{line}; no step time known for {gpu}: the progress bar shows the rate after the first steps"
-    text = next(times for key, times in TEXT_STEP_SECONDS.items() if key in gpu)
+    text = text_step_seconds(gpu)
     return (f"{line}; on {gpu} about {minutes[0]:.0f} to {minutes[1]:.0f} minutes of training (text steps "
             f"{1000 * text[0]:.0f}-{1000 * text[1]:.0f} ms, image/audio steps about "
             f"{1000 * CLASS_MODALITY_STEP_SECONDS[0]:.0f}-{1000 * CLASS_MODALITY_STEP_SECONDS[1]:.0f} ms; "

@@ -196,11 +196,11 @@ class AlternatingStep:
         if self.modality_optimizer is not None:
             self.modality_optimizer.load_state_dict(state["modality_optimizer"])
             self.modality_schedule.load_state_dict(state["modality_schedule"])
-        for optimizer in (self.text_optimizer, self.modality_optimizer):
-            for group in optimizer.param_groups if optimizer is not None else []:
-                # a checkpoint of the other kind of run holds a float rate, or a tensor read onto the CPU
-                rate = float(group["lr"])
-                group["lr"] = torch.tensor(rate, device=self.device) if self.update_graphs else rate
+        optimizers = [o for o in (self.text_optimizer, self.modality_optimizer) if o is not None]
+        for group in (group for optimizer in optimizers for group in optimizer.param_groups):
+            # a checkpoint of the other kind of run holds a float rate, or a tensor read onto the CPU
+            rate = float(group["lr"])
+            group["lr"] = torch.tensor(rate, device=self.device) if self.update_graphs else rate
 
     def _embed_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         with autocast_for(self.device, self.precision):
