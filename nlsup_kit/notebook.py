@@ -120,22 +120,23 @@ def class_plan(recipe_names: Sequence[str], data_dir) -> str:
             "benchmarks/RESULTS.md), plus evaluation")
 
 
-def scores_over_seeds(recipes: Mapping[str, object], seeds: Sequence[int], results_dir: str | Path, data_dir,
-                      tasks: Sequence[str]) -> dict[str, list[float]]:
-    """The STS average of each recipe trained once per seed (finished runs of the same recipe are reused): the
-    spread that one run per method hides."""
+def reports_over_seeds(recipes: Mapping[str, object], seeds: Sequence[int], results_dir: str | Path, data_dir,
+                       tasks: Sequence[str]) -> dict[str, list]:
+    """The STS report of each recipe trained once per seed, in the order of ``seeds`` (finished runs of the same
+    recipe are reused, so the first seed can be a run the notebook has already trained): the spread that one run
+    per method hides."""
     from nlsup_kit.evaluation import evaluate_model
     from nlsup_kit.recipes import apply_overrides
     from nlsup_kit.trainer import train
 
-    averages = {}
+    reports = {}
     for name, recipe in recipes.items():
-        averages[name] = []
+        reports[name] = []
         for seed in seeds:
             again = apply_overrides(recipe, [f"seed={seed}"])
             run = train(again, f"{results_dir}/runs/{again.name}-seed{seed}", data_dir, reuse=True)
-            averages[name].append(evaluate_model(run.best_dir, again.pooling_for_evaluation(), tasks, data_dir).average)
-    return averages
+            reports[name].append(evaluate_model(run.best_dir, again.pooling_for_evaluation(), tasks, data_dir))
+    return reports
 
 
 def runtime_line(mode: str) -> str:

@@ -67,8 +67,11 @@ class UpdateGraph:
             torch.cuda.current_stream(self.device).wait_stream(self.stream)
             return loss
         self.graph = torch.cuda.CUDAGraph()
-        # thread_local: the data loader's pinning thread may call CUDA while this thread captures
-        with torch.cuda.graph(self.graph, stream=self.stream, capture_error_mode="thread_local"):
+        # thread_local: the data loader's pinning thread may call CUDA while this thread captures.
+        # fail_on_recompile: a compile inside a capture reads the CUDA random state and invalidates the capture
+        # without saying why (pytorch/pytorch#131782); this names the guard that changed instead.
+        with torch.compiler.set_stance("fail_on_recompile"), \
+                torch.cuda.graph(self.graph, stream=self.stream, capture_error_mode="thread_local"):
             self.loss = detached(self.update(*self.static))
         self.graph.replay()  # capturing records the update without running it
         return self.loss

@@ -87,17 +87,25 @@ def learner(tmp_path_factory, data_dir) -> Learner:
     return learner
 
 
+def data_cells(lessons: Path) -> str:
+    """Every notebook's data cell as one script, with the parameters cell's ``DATA_DIR = None``."""
+    cells = ["".join(c["source"]) for name in NOTEBOOKS for c in json.loads((lessons / name).read_text())["cells"]
+             if c["cell_type"] == "code" and "ensure_data(" in "".join(c["source"])]
+    assert len(cells) == len(NOTEBOOKS)
+    return "\n".join(["DATA_DIR = None", *cells])
+
+
 @pytest.fixture(scope="module")
 def first_run(learner, data_dir):
-    """All five notebooks, then notebook 5 again in the same home; the mirror's request log after each."""
+    """All five notebooks, then their data cells again in the same home; the mirror's request log after each."""
     with serving() as mirror:
         Handler.files = simcse_release(data_dir)
         env = {**learner.env, "NLSUP_MIRROR": mirror}
         output = checked(learner.notebooks(NOTEBOOKS, env))
         first = list(Handler.requests)
-        checked(learner.notebooks([NOTEBOOKS[-1]], env))
+        again = checked(learner.run(learner.python, "-c", data_cells(learner.lessons), env=env))
         second = Handler.requests[len(first):]
-    return output, first, second
+    return output, first, second, again
 
 
 def test_the_kit_is_imported_from_the_wheel_not_the_checkout(learner):
@@ -107,7 +115,7 @@ def test_the_kit_is_imported_from_the_wheel_not_the_checkout(learner):
 
 
 def test_every_notebook_runs_from_the_wheel_and_fetches_its_data_through_the_kit(learner, first_run):
-    output, first, _ = first_run
+    output, first, *_ = first_run
     cache = learner.base / "home" / ".cache" / "nlsup-kit" / "data"
     for name in NOTEBOOKS:
         assert f"{name}: " in output
@@ -125,9 +133,10 @@ def test_every_notebook_runs_from_the_wheel_and_fetches_its_data_through_the_kit
     assert (cache / "wiki" / "wiki_sentences.txt").is_file()
 
 
-def test_a_second_run_in_the_same_home_downloads_nothing(first_run):
-    _, _, second = first_run
+def test_the_data_cells_run_again_in_the_same_home_download_nothing(learner, first_run):
+    _, _, second, again = first_run
     assert second == []
+    assert again.splitlines() == [f"data: {learner.base / 'home' / '.cache' / 'nlsup-kit' / 'data'}"] * len(NOTEBOOKS)
 
 
 def test_colab_cells_read_from_the_executed_notebooks(learner, first_run):
