@@ -10,6 +10,10 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the module is imported by every notebook's first cell: nothing heavy at import
+    from nlsup_kit.evaluation import StsReport
 
 QUICK_TASKS = ["STS16", "STSBenchmark"]  # about 5k distinct sentences: seconds on a CPU
 _STARTED = time.time()  # the parameters cell imports this module first: the notebook's start
@@ -121,7 +125,7 @@ def class_plan(recipe_names: Sequence[str], data_dir) -> str:
 
 
 def reports_over_seeds(recipes: Mapping[str, object], seeds: Sequence[int], results_dir: str | Path, data_dir,
-                       tasks: Sequence[str]) -> dict[str, list]:
+                       tasks: Sequence[str]) -> dict[str, list[StsReport]]:
     """The STS report of each recipe trained once per seed, in the order of ``seeds`` (finished runs of the same
     recipe are reused, so the first seed can be a run the notebook has already trained): the spread that one run
     per method hides."""

@@ -52,6 +52,11 @@ class Learner:
         return self.run(self.python, "-c", DRIVER, self.lessons, self.results, *names, env=env, prefix=prefix,
                         timeout=RUN_LIMIT)
 
+    @property
+    def cache(self) -> Path:
+        """Where the kit keeps downloaded data in this learner's (empty at first) home."""
+        return self.base / "home" / ".cache" / "nlsup-kit" / "data"
+
     def executed(self, name: str) -> dict:
         return json.loads((self.results / "executed" / name).read_text())
 
@@ -116,7 +121,7 @@ def test_the_kit_is_imported_from_the_wheel_not_the_checkout(learner):
 
 def test_every_notebook_runs_from_the_wheel_and_fetches_its_data_through_the_kit(learner, first_run):
     output, first, *_ = first_run
-    cache = learner.base / "home" / ".cache" / "nlsup-kit" / "data"
+    cache = learner.cache
     for name in NOTEBOOKS:
         assert f"{name}: " in output
         outputs = [o for c in learner.executed(name)["cells"] for o in c.get("outputs", [])]
@@ -136,7 +141,7 @@ def test_every_notebook_runs_from_the_wheel_and_fetches_its_data_through_the_kit
 def test_the_data_cells_run_again_in_the_same_home_download_nothing(learner, first_run):
     _, _, second, again = first_run
     assert second == []
-    assert again.splitlines() == [f"data: {learner.base / 'home' / '.cache' / 'nlsup-kit' / 'data'}"] * len(NOTEBOOKS)
+    assert again.splitlines() == [f"data: {learner.cache}"] * len(NOTEBOOKS)
 
 
 def test_colab_cells_read_from_the_executed_notebooks(learner, first_run):
