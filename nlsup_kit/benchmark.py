@@ -38,7 +38,10 @@ from nlsup_kit.step import AlternatingStep
 
 WHOLE_UPDATE_GRAPHS = "kit compiled, whole-update graphs"
 
-# Training examples per epoch of the paper's corpora (PAPER.md), for projections on a machine without them.
+# Training examples per epoch of the paper's corpora, for projections on a machine without them: wiki1m is "1
+# million sentences from English Wikipedia" (princeton-nlp/SimCSE README.md; the reference log
+# VisualCSE/training_logs/unsup-VisualCSE-bert-base-uncased.txt counts "Num examples = 1000001", 15,626 steps at
+# batch 64), nli_for_simcse.csv has 275,601 rows (github.com/princeton-nlp/SimCSE/issues/238).
 PAPER_CORPUS_SIZES = {"wiki1m": 1_000_000, "nli": 275_601}
 
 

@@ -47,10 +47,12 @@ def copy_notebooks(target: str | Path) -> list[Path]:
 def execute_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
                      progress: bool | None = None) -> tuple[Path, float]:
     """Run one notebook with papermill (kernel python3, per-cell timeout, working directory ``out_dir``) and
-    write HTML beside the result. ``progress``: papermill's cell-by-cell bar (None: on a terminal only)."""
+    write HTML beside the result (:func:`nlsup_kit.html_export.export_html`: formulas as MathML, solutions
+    folded, readable offline). ``progress``: papermill's cell-by-cell bar (None: on a terminal only)."""
     import papermill
-    from nbconvert import HTMLExporter
     from traitlets.config import Config
+
+    from nlsup_kit.html_export import export_html
 
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / notebook.name
@@ -73,8 +75,7 @@ def execute_notebook(notebook: Path, out_dir: Path, parameters: dict | None = No
             else:
                 os.environ[name] = value
     seconds = time.time() - started
-    body, _ = HTMLExporter(template_name="lab").from_filename(str(executed))
-    executed.with_suffix(".html").write_text(body, encoding="utf-8")
+    export_html(executed)
     return executed, seconds
 
 

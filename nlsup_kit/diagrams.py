@@ -48,7 +48,7 @@ def _alternating(title: str, inputs: str, embedding: str, modality: str) -> Diag
 DIAGRAMS: dict[str, Diagram] = {
     "simcse": Diagram(
         "Unsupervised SimCSE: a sentence is its own positive, through two dropout masks",
-        {"batch": Box(0, 0.5, "a batch of N sentences", "data"),
+        {"batch": Box(0, 0.5, "a batch of B sentences", "data"),
          "pass1": Box(1, 0, "encoder, pass 1\n(dropout mask 1)"),
          "pass2": Box(1, 1, "encoder, pass 2\n(dropout mask 2)"),
          "z1": Box(2, 0, "z_i: [CLS] -> MLP head", "result"),

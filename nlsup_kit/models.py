@@ -40,6 +40,27 @@ def resolve_model(name: str) -> str:
     return MODELS[name].hub_id if name in MODELS else name
 
 
+# sentence-transformers' pooling modes (its 1_Pooling/config.json) as the kit's poolers
+_ST_POOLING = {"pooling_mode_mean_tokens": "avg", "pooling_mode_cls_token": "cls_before_pooler"}
+
+
+def native_pooling(name: str) -> str:
+    """The pooler a model was trained to be used with: what its sentence-transformers pooling config names
+    (all-MiniLM-L6-v2: the mean of its tokens), else the mean of the tokens, the usual baseline for a raw
+    encoder. An untrained model is measured fairly through this pooler, not through a [CLS] it never learned."""
+    import json
+
+    source = Path(resolve_model(name))
+    config = source / "1_Pooling" / "config.json"
+    if config.is_file():
+        modes = json.loads(config.read_text())
+        chosen = [pooler for mode, pooler in _ST_POOLING.items() if modes.get(mode)]
+        if len(chosen) != 1:
+            raise NlsupError(f"{config}: pooling modes {modes} name no single pooler the kit has")
+        return chosen[0]
+    return "avg"
+
+
 def load_pretrained(loader, name: str, **kwargs):
     """``loader.from_pretrained`` from a folder, the local cache, or the hub; one clear line when offline."""
     source = resolve_model(name)

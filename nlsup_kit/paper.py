@@ -1,10 +1,33 @@
-"""The paper's reported STS results (Jian, Gao & Vosoughi 2022, arXiv:2209.09433; the table in PAPER.md):
-Spearman x 100 on the seven tasks after one epoch on wiki1m, keyed by the kit's recipe names, so a notebook
-can set its own numbers beside them (labelled as the different settings they are)."""
+"""The paper, its reference code, and where a learner can check each number the kit takes from them.
+
+* :data:`PAPER_STS` / :func:`paper_scores`: the STS results reported by Jian, Gao & Vosoughi (NeurIPS 2022,
+  arXiv:2209.09433, its results table): Spearman x 100 on the seven tasks, keyed by the kit's recipe names, so
+  a notebook can set its own numbers beside them (labelled as the different settings they are).
+* :data:`RECIPE_SOURCES` / :func:`recipe_source`: for every paper recipe of :mod:`nlsup_kit.recipes`, the file
+  of the public reference code (:data:`REFERENCE_URL`, or SimCSE's, :data:`SIMCSE_URL`) and the line that shows
+  each setting. The kit's tests check that every value here equals the recipe's.
+* :data:`REFERENCE_RUNS`: the two training logs the reference code ships (time, steps, best checkpoint).
+* :data:`UNTRAINED_BERT`: BERT-base before any training, the baseline every method starts from.
+
+Files are read at the pinned commits :data:`COMMITS`, so line numbers stay valid; :attr:`Source.url` opens one.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from nlsup_kit.data.senteval import STS_TASKS
+
+PAPER_URL = "https://arxiv.org/abs/2209.09433"
+SIMCSE_PAPER_URL = "https://arxiv.org/abs/2104.08821"
+REFERENCE_REPO = "yiren-jian/NonLing-CSE"  # the authors' code: VisualCSE/ and AudioCSE/, each built on SimCSE
+REFERENCE_URL = "https://github.com/yiren-jian/NonLing-CSE"
+SIMCSE_REPO = "princeton-nlp/SimCSE"
+SIMCSE_URL = "https://github.com/princeton-nlp/SimCSE"
+CITED_REPOS = (REFERENCE_REPO, SIMCSE_REPO)
+# The commits the line numbers below were read at (NonLing-CSE's last commit, 2023-01-30; SimCSE's, 2024-10-16).
+COMMITS = {REFERENCE_REPO: "3e1e01cadc3cf6520f3427a7d2d4d97cc1d89a43",
+           SIMCSE_REPO: "49fa580a853752ede55b8c76d9debf748e214d3f"}
 
 _ROWS = {
     "simcse-bert-base": (68.40, 82.41, 74.38, 80.91, 78.56, 76.85, 72.23, 76.25),
@@ -27,3 +50,353 @@ def paper_scores(recipe: str, tasks=(*STS_TASKS, "avg")) -> dict[str, float] | N
     """The paper's scores of ``recipe`` on ``tasks``, or None for a recipe the paper does not report."""
     row = PAPER_STS.get(recipe)
     return None if row is None else {task: row[task] for task in tasks}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One value and where to see it: ``file`` of ``repo`` at :data:`COMMITS`, ``line`` where one line shows it
+    (None for a file too large to browse by line, such as a training log: search it for ``shows``)."""
+
+    value: object
+    file: str
+    shows: str  # the text at that line, or the text to search the file for
+    line: int | None = None
+    repo: str = REFERENCE_REPO
+
+    @property
+    def url(self) -> str:
+        anchor = f"#L{self.line}" if self.line else ""
+        return f"https://github.com/{self.repo}/blob/{COMMITS[self.repo]}/{self.file}{anchor}"
+
+    def __str__(self) -> str:
+        where = f"{self.file} line {self.line}" if self.line else self.file
+        return f"{self.repo}, {where}: {self.shows}"
+
+
+# Also reported outside the paper (the same numbers, in files a learner can open).
+PAPER_ROWS_ALSO_IN: dict[str, Source] = {
+    "visualcse-bert-base": Source(77.50, "VisualCSE/README.md", "| RTX-6000 | 71.16 | 83.29 | ... | 77.50 |", 76),
+    "visualcse-roberta-base": Source(77.87, "VisualCSE/README.md", "| RTX-6000 | 70.41 | 83.51 | ... | 77.87 |", 86),
+    "audiocse-bert-base": Source(77.85, "AudioCSE/README.md", "| RTX-6000 | 71.65 | 84.27 | ... | 77.85 |", 63),
+    "audiocse-roberta-base": Source(77.83, "AudioCSE/README.md", "| RTX-6000 | 68.44 | 83.93 | ... | 77.83 |", 73),
+    "simcse-bert-base": Source(76.25, "README.md", "[princeton-nlp/unsup-simcse-bert-base-uncased](...) | 76.25", 93,
+                               SIMCSE_REPO),
+    "simcse-roberta-base": Source(76.57, "README.md", "[princeton-nlp/unsup-simcse-roberta-base](...) | 76.57", 95,
+                                  SIMCSE_REPO),
+    "simcse-roberta-large": Source(78.90, "README.md", "[princeton-nlp/unsup-simcse-roberta-large](...) | 78.90", 96,
+                                   SIMCSE_REPO),
+}
+
+# ---- where each paper recipe's settings come from -------------------------------------------------------------
+
+_TRAIN_FILES = {"data/wiki1m_for_simcse.txt": "wiki1m", "data/nli_for_simcse.csv": "nli"}
+
+
+def _flag(file: str, line: int, text: str, convert=str, repo: str = REFERENCE_REPO) -> Source:
+    """A ``--flag value`` (or ``for NAME in value``) line; the value is read from the quoted text itself."""
+    raw = text.split()[-1]
+    return Source(_TRAIN_FILES.get(raw, raw) if convert is str else convert(raw), file, text, line, repo)
+
+
+# The lines of the reference scripts the table quotes (whitespace stripped), by (repo, file) and line number.
+_UNSUP_TRAIN = {33: "--model_name_or_path bert-base-uncased", 34: "--train_file data/wiki1m_for_simcse.txt",
+                36: "--num_train_epochs 1", 37: "--per_device_train_batch_size 64", 38: "--learning_rate 3e-5",
+                39: "--max_seq_length 32", 43: "--eval_steps 125", 44: "--pooler_type cls", 47: "--temp 0.05"}
+_SUP_TRAIN = {1: "for IMAGE_BSZ in 48", 3: "for SUPCON_TEMPERATURE in 0.05", 5: "for IMAGE_LEARNING_RATE in 1e-7",
+              7: "for IMAGE_LOSS_WEIGHT in 100.0", 21: "--model_name_or_path bert-base-uncased",
+              22: "--train_file data/nli_for_simcse.csv", 24: "--num_train_epochs 3",
+              25: "--per_device_train_batch_size 128", 26: "--learning_rate 3e-5", 27: "--max_seq_length 32",
+              31: "--eval_steps 125", 32: "--pooler_type cls", 34: "--temp 0.05", 51: "--pooler cls"}
+_SCRIPT_LINES = {
+    (REFERENCE_REPO, "VisualCSE/run_unsup_example.sh"): _UNSUP_TRAIN,
+    (REFERENCE_REPO, "AudioCSE/run_unsup_example.sh"): _UNSUP_TRAIN,  # the same file, byte for byte
+    (REFERENCE_REPO, "VisualCSE/run_sup_example.sh"): _SUP_TRAIN,
+    (REFERENCE_REPO, "AudioCSE/run_sup_example.sh"): _SUP_TRAIN,  # the same file, byte for byte
+    (SIMCSE_REPO, "run_unsup_example.sh"): {
+        8: "--model_name_or_path bert-base-uncased", 9: "--train_file data/wiki1m_for_simcse.txt",
+        11: "--num_train_epochs 1", 12: "--per_device_train_batch_size 64", 13: "--learning_rate 3e-5",
+        14: "--max_seq_length 32", 18: "--eval_steps 125", 19: "--pooler_type cls", 22: "--temp 0.05"},
+}
+
+
+def _text_flags(script: str, repo: str = REFERENCE_REPO) -> dict[str, Source]:
+    """The text flags of a script's ``python train.py`` call (the value read from each quoted line)."""
+    lines = _SCRIPT_LINES[(repo, script)]
+    keys = {"model": "--model_name_or_path", "text_data": "--train_file", "epochs": "--num_train_epochs",
+            "batch_size": "--per_device_train_batch_size", "learning_rate": "--learning_rate",
+            "max_length": "--max_seq_length", "eval_steps": "--eval_steps", "pooler": "--pooler_type",
+            "temperature": "--temp"}
+    kinds = {"epochs": int, "batch_size": int, "max_length": int, "eval_steps": int, "learning_rate": float,
+             "temperature": float}
+    out = {}
+    for key, flag in keys.items():
+        line = next(n for n, text in lines.items() if text.startswith(flag + " "))
+        out[key] = _flag(script, line, lines[line], kinds.get(key, str), repo)
+    return out
+
+
+def _sup_side(script: str) -> dict[str, Source]:
+    """run_sup_example.sh: the text flags and the four ``for`` loops that fix the modality settings."""
+    lines = _SCRIPT_LINES[(REFERENCE_REPO, script)]
+    out = _text_flags(script)
+    out["supervised"] = Source(True, script.split("/")[0] + "/train.py",
+                               "elif len(column_names) == 3:  # the next line: '# Pair datasets with hard negatives' "
+                               "(nli_for_simcse.csv has three columns)", 431)
+    out["eval_pooling"] = _flag(script, 51, lines[51])
+    for key, line, kind in (("modality_batch_size", 1, int), ("modality_temperature", 3, float),
+                            ("modality_learning_rate", 5, float), ("modality_loss_weight", 7, float)):
+        out[key] = _flag(script, line, lines[line], kind)
+    out["modality_loss"] = _released_supcon(script.split("/")[0], script, 44)
+    return out
+
+
+def _released_supcon(folder: str, script: str, line: int) -> Source:
+    return Source("released-supcon", script, f"--new_supcon (with method SupCon): new_SupCon_forward in "
+                  f"{folder}/src/trainers.py", line)
+
+
+def _command(readme: str, line: int, command: str, folder: str) -> dict[str, Source]:
+    """The README's ``bash run_unsup_example.sh BSZ T LR LAMBDA METHOD WD`` (the script's ``$1``..``$6``)."""
+    args = command.split("run_unsup_example.sh", 1)[1].split()
+    out = {key: Source(kind(args[i]), readme, command, line) for i, (key, kind) in enumerate(
+        (("modality_batch_size", int), ("modality_temperature", float), ("modality_learning_rate", float),
+         ("modality_loss_weight", float)))}
+    assert args[4] == "SupCon"
+    out["modality_loss"] = _released_supcon(folder, f"{folder}/run_unsup_example.sh", 57)
+    return out
+
+
+def _roberta_text(readme: str, line: int, folder: str) -> dict[str, Source]:
+    """The README's instruction for RoBERTa-base: edit run_unsup_example.sh's model, learning rate, batch size."""
+    text = ("replacing `bert-base-uncased` with `roberta-base`, learning rate to `2e-5` and batch size `128`")
+    return {**_text_flags(f"{folder}/run_unsup_example.sh"),
+            "model": Source("roberta-base", readme, text, line), "learning_rate": Source(2e-5, readme, text, line),
+            "batch_size": Source(128, readme, text, line)}
+
+
+_VIT_BASE = "google/vit-base-patch16-224-in21k"
+_IMAGE = {
+    "vit_embeddings": Source(_VIT_BASE, "VisualCSE/src/models.py",
+                             f'VisionTransformer = ViTModel.from_pretrained("{_VIT_BASE}")', 291),
+    "patch_size": Source(16, "VisualCSE/src/models.py", f'ViTModel.from_pretrained("{_VIT_BASE}") (patch16)', 291),
+    "image_size": Source(224, "VisualCSE/src/trainers.py", "transforms.RandomResizedCrop(size=224, scale=(0.2, 1.))",
+                         468),
+}
+_AUDIO_TRAINER = "AudioCSE/src/trainers.py"
+_AUDIO = {
+    "audio_mel_bins": Source(128, _AUDIO_TRAINER, "args['num_mel_bins'] = 128", 458),
+    "audio_frames": Source(1024, _AUDIO_TRAINER, "args['target_length'] = 1024", 459),
+    "spec_freq_mask": Source(48, _AUDIO_TRAINER, "args['freqm'] = 48", 460),
+    "spec_time_mask": Source(192, _AUDIO_TRAINER, "args['timem'] = 192", 461),
+    "audio_mixup": Source(0.5, _AUDIO_TRAINER, "args['mixup'] = 0.5", 462),
+    "audio_patch_size": Source(24, "AudioCSE/src/models.py",
+                               "self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=24, stride=24)", 293),
+}
+_V_README, _A_README = "VisualCSE/README.md", "AudioCSE/README.md"
+_SIMCSE_README = "README.md"
+
+# recipe -> setting (a field of nlsup_kit.recipes.Recipe) -> the value and where the reference code shows it
+RECIPE_SOURCES: dict[str, dict[str, Source]] = {
+    "simcse-bert-base": _text_flags("run_unsup_example.sh", SIMCSE_REPO),
+    "simcse-roberta-base": {**_roberta_text(_V_README, 78, "VisualCSE")},
+    "simcse-roberta-large": {
+        **_text_flags("run_unsup_example.sh", SIMCSE_REPO),
+        "model": Source("roberta-large", _SIMCSE_README, "[princeton-nlp/unsup-simcse-roberta-large](...) | 78.90",
+                        96, SIMCSE_REPO),
+        "batch_size": Source(512, _SIMCSE_README, "| Batch size    | 64          | 512            | 512       |",
+                             242, SIMCSE_REPO),
+        "learning_rate": Source(3e-5, _SIMCSE_README, "| Learning rate (large) | 1e-5 | 3e-5 | 1e-5 | "
+                                "(Unsup. RoBERTa)", 244, SIMCSE_REPO)},
+    "visualcse-bert-base": {
+        **_text_flags("VisualCSE/run_unsup_example.sh"),
+        **_command(_V_README, 69, "CUDA_VISIBLE_DEVICES=0 bash run_unsup_example.sh 48 0.07 1e-6 0.05 SupCon 0.0",
+                   "VisualCSE"),
+        **_IMAGE},
+    "visualcse-roberta-base": {
+        **_roberta_text(_V_README, 78, "VisualCSE"),
+        **_command(_V_README, 80, "CUDA_VISIBLE_DEVICES=0 bash run_unsup_example.sh 48 0.07 1e-7 0.2 SupCon 0.0",
+                   "VisualCSE"),
+        **_IMAGE,
+        "vit_embeddings": Source(_VIT_BASE, "VisualCSE/training_logs/unsup-VisualCSE-roberta-base.txt",
+                                 f'"_name_or_path": "{_VIT_BASE}"', 70)},
+    "audiocse-bert-base": {
+        **_text_flags("AudioCSE/run_unsup_example.sh"),
+        **_command(_A_README, 56, "CUDA_VISIBLE_DEVICES=0 bash run_unsup_example.sh 48 0.07 2e-7 0.01 SupCon 0.0",
+                   "AudioCSE"),
+        **_AUDIO},
+    "audiocse-roberta-base": {
+        **_roberta_text(_A_README, 65, "AudioCSE"),
+        **_command(_A_README, 67, "CUDA_VISIBLE_DEVICES=0 bash run_unsup_example.sh 48 0.07 2e-7 0.02 SupCon 0.0  "
+                   "### 48 0.07 3e-6 0.2 SupCon 0.0", "AudioCSE"),
+        **_AUDIO},
+    "sup-simcse-bert-base": {key: s for key, s in _sup_side("VisualCSE/run_sup_example.sh").items()
+                             if not key.startswith("modality")},
+    "sup-visualcse-bert-base": {**_sup_side("VisualCSE/run_sup_example.sh"), **_IMAGE},
+    "sup-audiocse-bert-base": {**_sup_side("AudioCSE/run_sup_example.sh"), **_AUDIO},
+}
+
+# What a learner should know beside the table: where the kit's recipe and the reference code part ways.
+RECIPE_NOTES: dict[str, str] = {
+    "simcse-roberta-base": "the text settings of VisualCSE's RoBERTa-base run (a like-for-like baseline); SimCSE's "
+                           "own unsupervised RoBERTa-base, which the paper's SimCSE row reports, used batch 512 and "
+                           "learning rate 1e-5 (princeton-nlp/SimCSE, README.md lines 242-243)",
+    "simcse-roberta-large": "SimCSE's own settings; the reference code ships no RoBERTa-large script or log",
+    "visualcse-roberta-base": "the released VisualCSE/src/models.py loads google/vit-large-patch16-224-in21k for "
+                              "RoBERTa (line 374), but the RoBERTa-base training log loaded vit-base (line 70)",
+    "audiocse-bert-base": "no AudioCSE training log is released (AudioCSE/training_logs/ holds only a README, whose "
+                          "command line 5 repeats VisualCSE's 1e-6 0.05)",
+    "audiocse-roberta-base": "AudioCSE/README.md line 65 says 'To train VisualCSE with roberta-base' (sic); line 67 "
+                             "comments out an alternative, 48 0.07 3e-6 0.2",
+    "sup-simcse-bert-base": "the text side of the reference code's supervised script; SimCSE's own supervised run "
+                            "used 4 GPUs x 128 and learning rate 5e-5 (princeton-nlp/SimCSE, run_sup_example.sh "
+                            "lines 6, 23, 24)",
+}
+
+
+def recipe_sources(recipe: str) -> dict[str, Source]:
+    """Setting -> :class:`Source` for a paper recipe; empty for the kit's own recipes (quick-*, class-*)."""
+    from nlsup_kit.recipes import get_recipe
+
+    get_recipe(recipe)  # an unknown name: one line naming the choices
+    return dict(RECIPE_SOURCES.get(recipe, {}))
+
+
+def recipe_source(recipe: str, setting: str | None = None) -> str:
+    """A printable line saying where ``recipe``'s settings (or its one ``setting``) come from, file by file."""
+    sources = recipe_sources(recipe)
+    if not sources:
+        return f"{recipe}: the kit's own settings (nlsup_kit/recipes.py), not from the paper's code"
+    if setting is not None:
+        if setting not in sources:
+            return f"{recipe}.{setting}: the kit's own setting (nlsup_kit/recipes.py), not from the paper's code"
+        return f"{recipe}.{setting}={sources[setting].value!r}: {sources[setting]}"
+    by_file: dict[tuple[str, str], list[str]] = {}
+    for key, source in sources.items():
+        at = f" l.{source.line}" if source.line else ""
+        by_file.setdefault((source.repo, source.file), []).append(f"{key}={source.value!r}{at}")
+    parts = [f"{repo}, {file}: {', '.join(items)}" for (repo, file), items in by_file.items()]
+    note = f" (note: {RECIPE_NOTES[recipe]})" if recipe in RECIPE_NOTES else ""
+    return f"{recipe}: " + "; ".join(parts) + note
+
+
+# ---- the reference code's own runs ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReferenceRun:
+    """One of the training logs shipped with the reference code (one epoch of wiki1m, evaluation every 125 steps
+    on STS-B dev, the best checkpoint kept), on one RTX-6000 with torch 1.10 and transformers 4.5."""
+
+    recipe: str
+    train_seconds: float
+    steps: int
+    best_step: int
+    best_stsb_dev: float  # Spearman x 100 on STS-B dev at best_step
+    log: str
+    sources: tuple[Source, ...]
+
+    def __str__(self) -> str:
+        return (f"{self.recipe}: {self.train_seconds:,.0f} s for {self.steps:,} steps on one RTX-6000, best STS-B "
+                f"dev {self.best_stsb_dev:.2f} at step {self.best_step:,} ({REFERENCE_REPO}, {self.log})")
+
+
+_HARDWARE = (Source("RTX-6000", _V_README, "We tested our code on Nvidia RTX-6000 (for base and unsupervised models)",
+                    13),
+             Source("torch 1.10, transformers 4.5", _V_README, "We use `python=3.8`, `pytorch-1.10` with `cuda-11.3`, "
+                    "..., `transformers-4.5.0`.", 11))
+_BERT_LOG = "VisualCSE/training_logs/unsup-VisualCSE-bert-base-uncased.txt"
+_ROBERTA_LOG = "VisualCSE/training_logs/unsup-VisualCSE-roberta-base.txt"
+_SAVES_BEST_ONLY = Source("the last save is the best", "VisualCSE/src/trainers.py",
+                          "def _save_checkpoint: 'only save the best-validation checkpoints'", 162)
+REFERENCE_RUNS: dict[str, ReferenceRun] = {
+    "visualcse-bert-base": ReferenceRun(
+        "visualcse-bert-base", 11692.114, 15626, 2125, 83.65, _BERT_LOG, (
+            Source(11692.114, _BERT_LOG, "train_runtime = 11692.114", 822),
+            Source(15626, _BERT_LOG, "Total optimization steps = 15626", 104),
+            Source(1000001, _BERT_LOG, "Num examples = 1000001", 99),
+            Source(2125, _BERT_LOG, "2125/15626 [...] Saving model checkpoint (the last save before training ends)"),
+            Source(83.65, _BERT_LOG, "Loading best model from ... (score: 0.8364591679967303)", 754),
+            _SAVES_BEST_ONLY, *_HARDWARE)),
+    "visualcse-roberta-base": ReferenceRun(
+        "visualcse-roberta-base", 5725.9719, 7813, 875, 84.55, _ROBERTA_LOG, (
+            Source(5725.9719, _ROBERTA_LOG, "train_runtime = 5725.9719", 500),
+            Source(7813, _ROBERTA_LOG, "Total optimization steps = 7813", 109),
+            Source(1000001, _ROBERTA_LOG, "Num examples = 1000001", 104),
+            Source(875, _ROBERTA_LOG, "875/7813 [...] Saving model checkpoint (the last save before training ends)"),
+            Source(84.55, _ROBERTA_LOG, "Loading best model from ... (score: 0.8454911866853387)", 430),
+            _SAVES_BEST_ONLY, *_HARDWARE)),
+}
+
+
+# ---- BERT-base before training -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Baseline:
+    """STS scores (Spearman x 100, the seven tasks and their mean) of a model nobody trained for sentences."""
+
+    label: str
+    pooling: str
+    scores: dict[str, float]
+    source: str
+
+
+def _scores(*row: float) -> dict[str, float]:
+    return dict(zip((*STS_TASKS, "avg"), row))
+
+
+_ISSUE_285 = "https://github.com/princeton-nlp/SimCSE/issues/285"
+UNTRAINED_BERT: dict[str, Baseline] = {
+    "simcse-paper": Baseline(
+        "bert-base-uncased, SimCSE paper's 'BERTbase (first-last avg.)'",
+        "mean over tokens of (static word embeddings + last layer) / 2: princeton-nlp/SimCSE README.md line 201 "
+        "says the paper's 'first-last' averaged the last layer and the static word embedding (hidden_states[0], "
+        "as in yiren-jian/NonLing-CSE VisualCSE/evaluation.py line 128)",
+        _scores(39.70, 59.38, 49.67, 66.03, 66.19, 53.87, 62.06, 56.70),
+        f"SimCSE paper ({SIMCSE_PAPER_URL}), quoted as the paper's scores in {_ISSUE_285}"),
+    "first-last-layers": Baseline(
+        "bert-base-uncased, first and last Transformer layers",
+        "mean over tokens of (first layer + last layer) / 2 (hidden_states[1]): princeton-nlp/SimCSE evaluation.py "
+        "--pooler avg_first_last since the fix, and the kit's avg_first_last",
+        _scores(45.09, 64.30, 54.56, 70.52, 67.87, 59.05, 63.75, 60.73),
+        f"measured with SimCSE's current evaluation.py by the author of {_ISSUE_285} (one run, one GPU; "
+        f"not a number from either paper)"),
+}
+
+
+SUPERVISED_SIMCSE_BERT_BASE: dict[str, float] = _scores(75.30, 84.67, 80.19, 85.40, 80.82, 84.26, 80.39, 81.58)
+SUPERVISED_SIMCSE_SOURCE = Source(81.58, "README.md", "| 75.30 | 84.67 | 80.19 | 85.40 | 80.82 | 84.26 | 80.39 | 81.58 | "
+                                  "(evaluation of princeton-nlp/sup-simcse-bert-base-uncased)", 189, SIMCSE_REPO)
+
+
+def gpu_preview(family: str = "bert-base") -> str:
+    """The published scores a GPU run of the kit's recipes would be set beside (each row with its source), the
+    gains over SimCSE they claim, and the commands that would produce the kit's own numbers, which the kit has
+    not produced yet."""
+    rows: list[tuple[str, dict[str, float], str]] = []
+    if family == "bert-base":
+        untrained = UNTRAINED_BERT["simcse-paper"]
+        rows.append(("BERT-base, untrained (first-last avg)", untrained.scores, untrained.source))
+    for method in ("simcse", "visualcse", "audiocse"):
+        recipe = f"{method}-{family}"
+        if recipe in PAPER_STS:
+            also = f"; also {PAPER_ROWS_ALSO_IN[recipe]}" if recipe in PAPER_ROWS_ALSO_IN else ""
+            rows.append((recipe, PAPER_STS[recipe], f"the paper's results table, {PAPER_URL}{also}"))
+    if len(rows) < 2:
+        raise ValueError(f"no published rows for the family {family!r}")
+    short = [t.replace("Benchmark", "-B").replace("Relatedness", "-R") for t in (*STS_TASKS, "avg")]
+    width = max(len(name) for name, _, _ in rows) + 2
+    lines = ["published (Spearman x 100):", " " * width + "".join(f"{s:>8}" for s in short)]
+    lines += [name.ljust(width) + "".join(f"{scores[t]:8.2f}" for t in (*STS_TASKS, "avg")) for name, scores, _ in rows]
+    lines += ["sources:"] + [f"  {name}: {source}" for name, _, source in rows]
+    base = PAPER_STS.get(f"simcse-{family}")
+    gains = [f"{m} {PAPER_STS[f'{m}-{family}']['avg'] - base['avg']:+.2f}" for m in ("visualcse", "audiocse")
+             if base and f"{m}-{family}" in PAPER_STS]
+    if gains:
+        lines.append(f"published gain over SimCSE ({family}, average of seven tasks): " + ", ".join(gains))
+    lines += ["the kit's own numbers: not run yet on a GPU. To produce them:",
+              "  class mode (sized for one free Colab T4 session, projected): run this notebook on a GPU runtime "
+              "(MODE is class there), or",
+              "    nlsup train --recipe class-simcse && nlsup eval-sts --model build/runs/class-simcse/best",
+              "  full mode (the paper's settings, hours per run):",
+              f"    nlsup train --recipe simcse-{family} && nlsup eval-sts --model build/runs/simcse-{family}/best",
+              f"    nlsup train --recipe visualcse-{family} && nlsup eval-sts --model build/runs/visualcse-{family}/best"]
+    return "\n".join(lines)

@@ -1,8 +1,11 @@
 """Training recipes: one dataclass, the paper's settings as named instances, ``key=value`` overrides.
 
-The paper recipes copy PAPER.md's table (from the reference code's scripts and logs). The non-linguistic
-loss of every paper recipe is ``released-supcon``, the variant that produced the published numbers; it is
-not SupCon (see :class:`nlsup_kit.losses.ReleasedSupConLoss`); set ``modality_loss=supcon`` for the real one.
+The paper recipes copy the reference code's scripts and READMEs (github.com/yiren-jian/NonLing-CSE, e.g.
+VisualCSE/run_unsup_example.sh and the command in VisualCSE/README.md); SimCSE's own for the text-only large
+model. :func:`nlsup_kit.paper.recipe_source` names the file and line of each setting, and a test keeps the two
+in step. The non-linguistic loss of every paper recipe is ``released-supcon``, the variant that produced the
+published numbers (``--new_supcon``: ``new_SupCon_forward`` in VisualCSE/src/trainers.py); it is not SupCon
+(see :class:`nlsup_kit.losses.ReleasedSupConLoss`); set ``modality_loss=supcon`` for the real one.
 """
 
 from __future__ import annotations
@@ -140,14 +143,15 @@ def _paper(name: str, **settings) -> Recipe:
 
 _BERT = dict(model="bert-base-uncased", batch_size=64, learning_rate=3e-5)
 _ROBERTA = dict(model="roberta-base", batch_size=128, learning_rate=2e-5)
-_ROBERTA_LARGE = dict(model="roberta-large", batch_size=512, learning_rate=1e-5)  # SimCSE's large setting
+# SimCSE's unsupervised RoBERTa-large setting (princeton-nlp/SimCSE README.md, hyperparameter table)
+_ROBERTA_LARGE = dict(model="roberta-large", batch_size=512, learning_rate=3e-5)
 _IMAGE = dict(modality="image", modality_data="imagenette", modality_batch_size=48, modality_temperature=0.07)
 _AUDIO = dict(modality="audio", modality_data="librispeech", modality_batch_size=48, modality_temperature=0.07)
 _SUP = dict(model="bert-base-uncased", text_data="nli", supervised=True, batch_size=128, learning_rate=3e-5,
             epochs=3, eval_pooling="cls", modality_batch_size=48, modality_learning_rate=1e-7,
             modality_loss_weight=100.0, modality_temperature=0.05)
 _QUICK = dict(model="minilm-l6", text_data="wiki", max_text_examples=640, batch_size=32, learning_rate=3e-5,
-              eval_steps=10, log_steps=5, modality_batch_size=30, modality_learning_rate=1e-5,
+              eval_steps=10, log_steps=1, modality_batch_size=30, modality_learning_rate=1e-5,
               modality_loss_weight=0.1, modality_loss="supcon")
 
 # Sized for one free Colab T4 session (the notebooks' class mode, the default on a GPU): BERT-base as in the

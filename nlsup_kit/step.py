@@ -1,11 +1,14 @@
-"""The paper's training iteration, on one screen.
+"""The training iteration of the paper's reference code, on one screen.
 
-One iteration (Algorithm 1 of the paper, PAPER.md): an image/audio batch through the shared layers, its
+One iteration, as the reference code's training loop runs it (github.com/yiren-jian/NonLing-CSE,
+VisualCSE/src/trainers.py, ``CLTrainer.train`` between "BEGIN CHANGES" and the text ``training_step``; the same
+in AudioCSE/src/trainers.py): an image/audio batch through the shared layers, its
 loss times lambda, a step of the modality optimizer (its own AdamW, learning rate and cosine schedule,
 clip 1.0); then a text batch, the SimCSE loss, a step of the text optimizer (AdamW, linear decay, clip 1.0).
 Neither has warmup or weight decay. ``joint_loss`` instead sums text loss and lambda x modality loss in one
 update. Without a modality branch it is SimCSE's own step. bf16 autocast on a recent GPU (no loss scaling
-needed), fp16 with loss scaling on an older one (the paper's own precision, PAPER.md), fp32 on a CPU.
+needed), fp16 with loss scaling on an older one (the reference code's own precision: ``--fp16`` in
+VisualCSE/run_unsup_example.sh, a ``torch.cuda.amp.GradScaler`` for the image step), fp32 on a CPU.
 """
 
 from __future__ import annotations

@@ -56,6 +56,17 @@ class Position:
     last_loss: float = math.nan
 
 
+def starting_point(recipe: Recipe, encoder: SentenceEncoder | None = None
+                   ) -> tuple[SentenceEncoder, ModalityBranch | None]:
+    """The weights a run of ``recipe`` starts from, seeded as its trainer seeds them: the pretrained encoder
+    with a freshly initialised MLP head (SimCSE trains a new one) and the image/audio branch. The notebooks
+    measure "before training" on exactly these, without building a trainer."""
+    seed_everything(recipe.seed)
+    encoder = encoder if encoder is not None else SentenceEncoder.from_pretrained(recipe.model, recipe.max_length)
+    encoder.reset_head()
+    return encoder, build_branch(recipe, encoder.hidden_size)
+
+
 class Trainer:
     """Runs a :class:`Recipe`: builds the model and data, trains, evaluates, keeps the best checkpoint.
 
@@ -70,11 +81,7 @@ class Trainer:
         self.data_dir = ensure_data(text_data_needs(recipe.text_data), data_dir, progress=progress)
         self.progress = progress
         self.device, self.workers = self._process_device()
-        seed_everything(recipe.seed)
-        self.encoder = encoder if encoder is not None else SentenceEncoder.from_pretrained(recipe.model,
-                                                                                           recipe.max_length)
-        self.encoder.reset_head()  # SimCSE trains a freshly initialised MLP
-        self.branch = build_branch(recipe, self.encoder.hidden_size)
+        self.encoder, self.branch = starting_point(recipe, encoder)
         self.encoder.to(self.device)
         if self.branch is not None:
             self.branch.to(self.device)

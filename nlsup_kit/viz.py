@@ -119,19 +119,26 @@ def histograms(series: Mapping[str, Sequence[float]], title: str, xlabel: str):
 
 
 def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str, xlabel: str, ylabel: str,
-           log_axes: bool = False):
-    """Lines over a shared x axis; ``log_axes`` for quantities spanning decades (both axes logarithmic)."""
+           log_axes: bool = False, references: Mapping[str, float] | None = None):
+    """Lines over a shared x axis; ``log_axes`` for quantities spanning decades (both axes logarithmic);
+    ``references``: named horizontal lines (log B, a loss's floor) a curve should be read against."""
+    references = dict(references or {})
     if has_plotly():
         import plotly.graph_objects as go
 
         fig = go.Figure([go.Scatter(x=list(x), y=list(y), mode="lines+markers", name=name)
                          for name, (x, y) in series.items()])
+        for name, level in references.items():
+            fig.add_hline(y=level, line_dash="dash", line_color="grey", annotation_text=f"{name} = {level:.3g}",
+                          annotation_position="top right")
         if log_axes:
             fig.update_xaxes(type="log").update_yaxes(type="log")
         return fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, height=380)
     fig, ax = _mpl(title)
     for name, (x, y) in series.items():
         ax.plot(x, y, marker="o", label=name)
+    for name, level in references.items():
+        ax.axhline(level, linestyle="--", color="grey", label=f"{name} = {level:.3g}")
     if log_axes:
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -165,9 +172,19 @@ def heatmap_slider(matrices: Mapping[float, np.ndarray], labels: Sequence[str], 
                    start: float, value_range: tuple[float, float] = (0, 1)):
     """One heatmap per setting of a knob and a slider between them. The slider is plotly's own: it needs no
     kernel, so it moves in JupyterLab, in Colab, in papermill's output and in the exported HTML alike. Without
-    plotly: the static heatmap at ``start``."""
+    plotly: every setting side by side, so the static figure shows the change the slider would."""
     if not has_plotly():
-        return heatmap(matrices[start], labels, f"{title} ({knob} {start:g})", value_range)
+        import matplotlib.pyplot as plt
+
+        settings = list(matrices)
+        fig, axes = plt.subplots(1, len(settings), figsize=(2.4 * len(settings), 2.9), squeeze=False)
+        fig.suptitle(title)
+        for ax, setting in zip(axes[0], settings):
+            ax.imshow(matrices[setting], vmin=value_range[0], vmax=value_range[1])
+            ax.set_title(f"{knob} {setting:g}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        return fig
     import plotly.graph_objects as go
 
     short, settings = _short(labels), list(matrices)
@@ -257,25 +274,60 @@ def image_patches(image: np.ndarray, patch_size: int, title: str):
     return fig
 
 
-def waveform_and_fbank(waveform: np.ndarray, sample_rate: int, fbank: np.ndarray, patch_size: int, title: str):
-    """The clip, its log-mel filterbank (mel x frames) and the patch grid over it."""
+def waveform_and_fbank(waveform: np.ndarray, sample_rate: int, fbank: np.ndarray, patch_size: int, title: str,
+                       frames: int | None = None):
+    """The clip, its log-mel filterbank (mel x frames) and the patch grid over it. ``frames``: how many frames
+    the clip filled; the zero padding after them (louder than any real log energy, which is negative) is drawn
+    blank behind a marker instead of as the brightest colour."""
     seconds = np.arange(len(waveform)) / sample_rate
+    shown = fbank.astype(float).copy()
+    if frames is not None and frames < len(shown):
+        shown[frames:] = np.nan
     if has_plotly():
         from plotly.subplots import make_subplots
         import plotly.graph_objects as go
 
         fig = make_subplots(rows=2, cols=1, subplot_titles=("waveform", "fbank (mel x 10 ms frames) and patches"))
         fig.add_trace(go.Scatter(x=seconds, y=waveform, mode="lines", name="waveform"), row=1, col=1)
-        fig.add_trace(go.Heatmap(z=fbank.T, colorscale="Magma", showscale=False), row=2, col=1)
+        fig.add_trace(go.Heatmap(z=shown.T, colorscale="Magma", showscale=False), row=2, col=1)
         for edge in range(0, fbank.shape[0] + 1, patch_size):
             fig.add_vline(x=edge - 0.5, line_color="cyan", line_width=1, row=2, col=1)
         for edge in range(0, fbank.shape[1] + 1, patch_size):
             fig.add_hline(y=edge - 0.5, line_color="cyan", line_width=1, row=2, col=1)
+        if frames is not None and frames < len(shown):
+            fig.add_vline(x=frames - 0.5, line_color="white", line_width=3, line_dash="dash", row=2, col=1,
+                          annotation_text="zero padding from here (blank)", annotation_position="top right")
         return fig.update_layout(title=title, height=560, showlegend=False)
     import matplotlib.pyplot as plt
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6))
     top.plot(seconds, waveform)
-    bottom.imshow(fbank.T, origin="lower", aspect="auto")
+    bottom.imshow(shown.T, origin="lower", aspect="auto")
+    if frames is not None and frames < len(shown):
+        bottom.axvline(frames - 0.5, color="black", linestyle="--", label="zero padding from here (blank)")
+        bottom.legend(loc="upper right", fontsize=8)
     fig.suptitle(title)
     return fig
+
+
+def joint_maps(vectors: Mapping[str, "np.ndarray"], labels: Sequence, title: str, seed: int = 0) -> list:
+    """One UMAP map fitted on every model's vectors together (the same examples under each name), drawn as one
+    figure per name on the same axes: "before" and "after" can be compared, because one fit placed both."""
+    import umap
+
+    names = list(vectors)
+    stacked = np.concatenate([np.asarray(vectors[name], dtype=np.float32) for name in names])
+    points = umap.UMAP(n_neighbors=15, random_state=seed, n_jobs=1).fit_transform(stacked)
+    pad = 0.05 * (points.max(0) - points.min(0))
+    low, high = points.min(0) - pad, points.max(0) + pad
+    size = len(stacked) // len(names)
+    figures = []
+    for k, name in enumerate(names):
+        fig = scatter(points[k * size:(k + 1) * size], labels, f"{title}: {name}")
+        if has_plotly():
+            fig.update_xaxes(range=[low[0], high[0]]).update_yaxes(range=[low[1], high[1]])
+        else:
+            fig.axes[0].set_xlim(low[0], high[0])
+            fig.axes[0].set_ylim(low[1], high[1])
+        figures.append(fig)
+    return figures

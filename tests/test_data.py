@@ -162,3 +162,21 @@ def test_librispeech_keeps_most_frequent_speakers(tmp_path):
     clips = librispeech_clips(tmp_path, speakers=2, download=False)
     assert sorted(label for _, label in clips) == [0, 0, 0, 1, 1]
     assert all(path.is_file() and path.parts[-3] in ("11", "22") for path, _ in clips)
+
+
+@pytest.mark.parametrize("seconds", [0.01, 0.3, 0.72, 2.0])
+def test_clip_frames_counts_the_rows_the_clip_fills_before_the_zero_padding(seconds):
+    """Against torchaudio's own fbank: the unpadded frame count (rows after it are the kit's zero padding)."""
+    from torchaudio.compliance.kaldi import fbank
+
+    from nlsup_kit.data.audio import clip_frames, kaldi_fbank
+
+    samples = int(seconds * 16000)
+    waveform = torch.randn(samples) * 0.1
+    unpadded = fbank(torch.nn.functional.pad(waveform, (0, max(0, 400 - samples))).reshape(1, -1), num_mel_bins=64,
+                     sample_frequency=16000, frame_shift=10, dither=0.0)
+    assert clip_frames(samples, 16000, 1024) == len(unpadded)
+    padded = kaldi_fbank(waveform, 16000, 64, 128)
+    filled = clip_frames(samples, 16000, 128)
+    assert filled == min(128, len(unpadded))
+    assert (padded[filled:] == 0).all() and (padded[:filled] != 0).any(dim=1).all()

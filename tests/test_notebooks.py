@@ -2,9 +2,11 @@
 in QUICK mode under papermill as a learner would run it, from an installed wheel: tests/test_installed.py."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from hints import TAG, hint_code, with_hint_cells
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -36,6 +38,8 @@ def test_each_exercise_has_a_hint_a_scaffold_in_its_own_folder_and_a_collapsed_s
     for i in starts:
         task, scaffold, solution = cells[i:i + 3]
         assert "<summary>Hint</summary>" in "".join(task["source"])
+        assert len(hint_code("".join(task["source"]))) == 1, "a hint holds one python block, run by the tests"
+        assert re.search(r"\(quick mode: about [0-9]", "".join(task["source"]).splitlines()[0]), "the exercise's cost"
         assert scaffold["cell_type"] == "code" and "TODO" in "".join(scaffold["source"])
         written = [line for line in scaffold["source"] + solution["source"] if "RESULTS_DIR}/" in line
                    and any(call in line for call in ("train(", "Trainer(", "Path("))]
@@ -87,3 +91,28 @@ def test_class_mode_runs_every_cell_on_a_cpu_with_stand_ins_until_the_checks_ref
             assert f"class mode: 2 runs, {2 * steps} steps (class-visualcse {steps}, class-simcse {steps})" in printed
     runs = sorted(p.name for p in (tmp_path / "results" / "runs").iterdir())
     assert runs == ["class-simcse-seed42", "class-visualcse-seed42"]
+
+
+def test_a_hint_runs_where_the_learner_reads_it_and_a_broken_one_stops_the_notebook(tmp_path):
+    """The mechanism tests/test_installed.py applies to every notebook: the hint's code runs after the cells
+    above it (it sees their names), and a hint that raises fails the run."""
+    from papermill.exceptions import PapermillExecutionError
+
+    from nlsup_kit.demo import execute_notebook
+
+    def notebook(hint: str) -> dict:
+        exercise = f"### Exercise 1\n<details><summary>Hint</summary>\n\n```python\n{hint}\n```\n\n</details>"
+        return {"cells": [{"cell_type": "code", "execution_count": None, "id": "a", "metadata": {"tags": ["parameters"]},
+                           "outputs": [], "source": "above = 41"},
+                          {"cell_type": "markdown", "id": "b", "metadata": {}, "source": exercise}],
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                "nbformat": 4, "nbformat_minor": 5}
+
+    good, bad = tmp_path / "good.ipynb", tmp_path / "bad.ipynb"
+    good.write_text(json.dumps(with_hint_cells(notebook("print(above + 1)"))))
+    bad.write_text(json.dumps(with_hint_cells(notebook("print(knn_accuracy)"))))
+    executed, _ = execute_notebook(good, tmp_path / "out")
+    hint = next(c for c in json.loads(executed.read_text())["cells"] if TAG in c["metadata"].get("tags", []))
+    assert hint["outputs"][0]["text"] == ["42\n"]
+    with pytest.raises(PapermillExecutionError, match="NameError"):
+        execute_notebook(bad, tmp_path / "out")

@@ -16,15 +16,21 @@ def requirement_name(spec: str) -> str:
 
 
 def test_environment_yml_lists_the_pyproject_dependencies():
+    """Every dependency, with pyproject's bounds; beyond them only packages of an extra (its ``-e ".[demo]"``
+    installs the rest), also with pyproject's bounds."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = [*project["dependencies"], *(d for extra in project["optional-dependencies"].values() for d in extra)]
+    bounds = {requirement_name(d): d.strip()[len(requirement_name(d)):] for d in specs}
     wanted = {requirement_name(d) for d in project["dependencies"]}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    listed = set()
+    listed = {}
     for item in env["dependencies"]:
         for spec in item["pip"] if isinstance(item, dict) else [item]:
             if not spec.startswith("-e") and requirement_name(spec) not in ("python", "pip"):
-                listed.add(CONDA_NAMES.get(requirement_name(spec), requirement_name(spec)))
-    assert listed == wanted
+                name = requirement_name(spec)
+                listed[CONDA_NAMES.get(name, name)] = spec.strip()[len(name):]
+    assert wanted <= listed.keys() <= bounds.keys() - {"nlsup-kit"}
+    assert {name: bounds[name] for name in listed} == listed
 
 
 def paper_table() -> dict[str, list[str]]:
@@ -102,4 +108,26 @@ def test_no_other_project_address_anywhere():
     files = [p for p in ROOT.rglob("*") if p.suffix in (".md", ".ipynb", ".py", ".toml", ".yml", ".sh")
              and not {".venv", "build", ".git"} & set(p.relative_to(ROOT).parts)]
     found = {m.group(1).removesuffix(".git") for p in files for m in pattern.finditer(p.read_text(errors="ignore"))}
-    assert found == {PROJECT_URL.removeprefix("https://github.com/")}
+    from nlsup_kit.paper import CITED_REPOS  # the reference code and SimCSE, which the kit cites by address
+
+    assert found - set(CITED_REPOS) == {PROJECT_URL.removeprefix("https://github.com/")}
+
+
+def private_notes_mentions(folder: str) -> list[str]:
+    """``file:line`` of every mention of PAPER.md under ``folder`` (text files: .py, .ipynb, .md, ...)."""
+    hits = []
+    for path in sorted((ROOT / folder).rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".so"):
+            for number, line in enumerate(path.read_text(errors="ignore").splitlines(), 1):
+                if "PAPER.md" in line:
+                    hits.append(f"{path.relative_to(ROOT)}:{number}")
+    return hits
+
+
+@pytest.mark.parametrize("folder", ["nlsup_kit", "notebooks"])
+def test_learner_files_cite_sources_learners_can_open_not_the_private_notes(folder):
+    """PAPER.md is the team's own notes (beside the repository, not shipped): a learner cannot open it. Cite the
+    paper (arXiv 2209.09433) for its results table, the reference code (github.com/yiren-jian/NonLing-CSE, naming
+    the file), SimCSE, or the kit's nlsup_kit.paper (recipe_source, REFERENCE_RUNS, UNTRAINED_BERT) instead."""
+    hits = private_notes_mentions(folder)
+    assert not hits, f"{len(hits)} mention(s) of PAPER.md: " + ", ".join(hits)

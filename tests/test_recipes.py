@@ -97,3 +97,57 @@ def test_training_minutes_add_each_runs_text_and_image_steps():
     assert (low, high) == pytest.approx((54.288 / 60, 60.84 / 60))
     assert training_minutes([(936, False)], "Tesla T4") == pytest.approx((936 * 0.10 / 60, 936 * 0.15 / 60))
     assert training_minutes([(936, False)], "NVIDIA A10G") is None
+
+
+PAPER_RECIPES = sorted(name for name in RECIPES if not name.startswith(("quick-", "class-")))
+CORE = ("model", "text_data", "batch_size", "learning_rate", "max_length", "temperature", "epochs", "eval_steps")
+MODALITY_CORE = ("modality_batch_size", "modality_learning_rate", "modality_loss_weight", "modality_temperature",
+                 "modality_loss")
+
+
+@pytest.mark.parametrize("name", PAPER_RECIPES)
+def test_every_paper_recipe_setting_equals_the_reference_file_it_cites(name):
+    """nlsup_kit.paper names, for each paper recipe, the file and line of the reference code (NonLing-CSE, or
+    SimCSE) showing each setting, the value read from the quoted line: a recipe value that drifts from its
+    source fails here, and every core setting (and the modality side's, where there is one) has a source."""
+    from nlsup_kit.paper import RECIPE_SOURCES, recipe_source
+
+    recipe, sources = RECIPES[name], RECIPE_SOURCES[name]
+    wanted = CORE + (MODALITY_CORE if recipe.modality != "none" else ())
+    assert set(wanted) <= set(sources), f"{name}: no source for {sorted(set(wanted) - set(sources))}"
+    for setting, source in sources.items():
+        assert getattr(recipe, setting) == source.value, (
+            f"{name}.{setting} = {getattr(recipe, setting)!r}, but {source}")
+    assert recipe_source(name).startswith(f"{name}: ") and "l." in recipe_source(name)
+
+
+def test_recipe_sources_cover_exactly_the_paper_recipes_and_name_the_kits_own():
+    from nlsup_kit.paper import COMMITS, RECIPE_SOURCES, recipe_source
+
+    assert sorted(RECIPE_SOURCES) == PAPER_RECIPES
+    assert recipe_source("class-visualcse") == ("class-visualcse: the kit's own settings (nlsup_kit/recipes.py), "
+                                                "not from the paper's code")
+    line = recipe_source("visualcse-bert-base", "modality_loss_weight")
+    assert line == ("visualcse-bert-base.modality_loss_weight=0.05: yiren-jian/NonLing-CSE, VisualCSE/README.md "
+                    "line 69: CUDA_VISIBLE_DEVICES=0 bash run_unsup_example.sh 48 0.07 1e-6 0.05 SupCon 0.0")
+    url = RECIPE_SOURCES["visualcse-bert-base"]["modality_loss_weight"].url
+    assert url == ("https://github.com/yiren-jian/NonLing-CSE/blob/"
+                   f"{COMMITS['yiren-jian/NonLing-CSE']}/VisualCSE/README.md#L69")
+    with pytest.raises(NlsupError, match="unknown recipe"):
+        recipe_source("visualcse-bert")
+
+
+def test_reference_runs_and_untrained_baselines_are_consistent():
+    """The reference logs: steps = ceil(1,000,001 / batch), the best step on the 125-step evaluation grid; each
+    baseline's average is the mean of its seven scores as SimCSE's evaluation.py rounds it."""
+    import math
+
+    from nlsup_kit.paper import REFERENCE_RUNS, UNTRAINED_BERT
+
+    for name, run in REFERENCE_RUNS.items():
+        assert run.steps == math.ceil(1_000_001 / RECIPES[name].batch_size) and run.best_step % 125 == 0
+    assert str(REFERENCE_RUNS["visualcse-bert-base"]).startswith(
+        "visualcse-bert-base: 11,692 s for 15,626 steps on one RTX-6000, best STS-B dev 83.65 at step 2,125")
+    for baseline in UNTRAINED_BERT.values():
+        scores = [v for k, v in baseline.scores.items() if k != "avg"]
+        assert len(scores) == 7 and f"{sum(scores) / 7:.2f}" == f"{baseline.scores['avg']:.2f}"

@@ -53,6 +53,13 @@ def kaldi_fbank(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE, num_mel_
     return features[:target_frames]
 
 
+def clip_frames(num_samples: int, sample_rate: int = SAMPLE_RATE, target_frames: int = 1024) -> int:
+    """How many of ``kaldi_fbank``'s ``target_frames`` rows a clip of ``num_samples`` fills (25 ms windows every
+    10 ms, whole windows only, as Kaldi's ``snip_edges``); the rest is zero padding."""
+    window, shift = int(0.025 * sample_rate), int(0.010 * sample_rate)
+    return min(target_frames, 1 + (max(num_samples, window) - window) // shift)
+
+
 def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
     """A clip as a mono float32 waveform at ``sample_rate``."""
     import soundfile

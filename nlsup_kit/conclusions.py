@@ -1,0 +1,61 @@
+"""Sentences that state what a run's numbers show, built from the numbers themselves.
+
+The notebooks' markdown asks a question and says what a source predicts; what happened is printed by these
+helpers, so the words can never say more than, or other than, the numbers (one place, tested)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def compare(name: str, value: float, reference_name: str, reference: float, unit: str = "points",
+            tolerance: float = 0.0, digits: int = 2) -> str:
+    """``name`` beside its reference: how far above or below it, or "within ``tolerance``" of it."""
+    gap = value - reference
+    shown = f"{name} {value:.{digits}f} vs {reference_name} {reference:.{digits}f}: "
+    unit = f" {unit}" if unit else ""
+    if abs(gap) <= tolerance:
+        return shown + f"within {tolerance:g}{unit} of each other"
+    return shown + f"{abs(gap):.{digits}f}{unit} {'above' if gap > 0 else 'below'}"
+
+
+def change(quantity: str, before: float, after: float, better: str = "higher", tolerance: float = 0.0,
+           digits: int = 3) -> str:
+    """How ``quantity`` moved from ``before`` to ``after``, and whether that is better or worse."""
+    if better not in ("higher", "lower"):
+        raise ValueError(f"better must be 'higher' or 'lower', not {better!r}")
+    gap = after - before
+    if abs(gap) <= tolerance:
+        verdict = "unchanged" + (f" (within {tolerance:g})" if tolerance else "")
+    else:
+        verdict = "better" if (gap > 0) == (better == "higher") else "worse"
+    return f"{quantity} {before:.{digits}f} -> {after:.{digits}f}: {verdict} ({better} is better)"
+
+
+def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baseline: str) -> str:
+    """The mean gap between two methods over their runs, set against how far runs of one method spread."""
+    gap = float(np.mean(runs[method]) - np.mean(runs[baseline]))
+    widest = max(float(np.ptp(values)) for values in runs.values())
+    seeds = min(len(values) for values in runs.values())
+    verdict = "within that spread" if abs(gap) <= widest else "wider than that spread"
+    return (f"{method} - {baseline}: {gap:+.2f} points on average over {seeds} seed(s); runs of one method span up "
+            f"to {widest:.2f} points: the gap is {verdict}.")
+
+
+def repeat_timings(milliseconds: Mapping[str, Sequence[float]], unit: str = "ms per iteration") -> str:
+    """Runs of identical work (one recipe, other seeds) timed separately: how far their times disagree. Where
+    they disagree by more than the methods differ, the times measure the machine's load, not the methods."""
+    within = {name: max(times) / min(times) for name, times in milliseconds.items() if len(times) > 1}
+    means = {name: float(np.mean(times)) for name, times in milliseconds.items()}
+    between = max(means.values()) / min(means.values())
+    listing = "; ".join(f"{name} " + ", ".join(f"{t:,.0f}" for t in times) for name, times in milliseconds.items())
+    if not within:
+        return f"{listing} {unit} (one run each: no repeat to compare)"
+    noisiest = max(within, key=within.get)
+    line = (f"{listing} {unit}. Runs of identical work ({noisiest}, another seed) differ up to "
+            f"x{within[noisiest]:.2f}; the methods' means differ x{between:.2f}")
+    if within[noisiest] >= between:
+        return line + ": these times measure this machine's load, not the methods."
+    return line + ": the methods differ more than repeats of one method do."

@@ -1,0 +1,40 @@
+"""The sentences the notebooks print about their own numbers: each verdict follows the numbers, both ways."""
+
+import math
+
+import pytest
+
+from nlsup_kit.conclusions import change, compare, gap_against_spread, repeat_timings
+
+
+def test_compare_says_above_below_or_within_by_the_gap():
+    assert compare("after", 76.39, "untrained, avg", 80.51) == "after 76.39 vs untrained, avg 80.51: 4.12 points below"
+    assert compare("after", 80.94, "untrained", 80.51).endswith("0.43 points above")
+    assert compare("cls", 73.22, "cls_before_pooler", 73.53, tolerance=0.5).endswith("within 0.5 points of each other")
+    assert compare("cls", 73.22, "cls_before_pooler", 73.83, tolerance=0.5).endswith("0.61 points below")
+    assert compare("loss", 1.134, "floor", math.log(3), unit="", digits=3).endswith(f"{1.134 - math.log(3):.3f} above")
+
+
+def test_change_knows_which_direction_is_better():
+    assert change("alignment", 0.088, 0.120, better="lower") == "alignment 0.088 -> 0.120: worse (lower is better)"
+    assert change("uniformity", -1.64, -2.18, better="lower").endswith("better (lower is better)")
+    assert change("accuracy", 0.65, 0.681).endswith("better (higher is better)")
+    assert "unchanged" in change("accuracy", 0.65, 0.651, tolerance=0.005)
+    with pytest.raises(ValueError):
+        change("x", 0, 1, better="up")
+
+
+def test_gap_against_spread_compares_the_mean_gap_with_the_widest_range_of_one_method():
+    runs = {"SimCSE": [76.0, 76.8], "VisualCSE": [76.5, 76.9]}  # gap +0.30, SimCSE spans 0.80
+    assert gap_against_spread(runs, "VisualCSE", "SimCSE") == (
+        "VisualCSE - SimCSE: +0.30 points on average over 2 seed(s); runs of one method span up to 0.80 points: "
+        "the gap is within that spread.")
+    assert gap_against_spread({"A": [70.0, 70.1], "B": [72.0, 72.2]}, "B", "A").endswith("wider than that spread.")
+
+
+def test_repeat_timings_blames_the_machine_when_repeats_disagree_more_than_methods():
+    noisy = repeat_timings({"simcse": [8608, 1872], "visualcse": [2100, 2300]})
+    assert "x4.60" in noisy and noisy.endswith("measure this machine's load, not the methods.")  # 8608 / 1872
+    steady = repeat_timings({"simcse": [1000, 1010], "visualcse": [2000, 2020]})
+    assert steady.endswith("the methods differ more than repeats of one method do.")
+    assert repeat_timings({"simcse": [1000]}).endswith("no repeat to compare)")
