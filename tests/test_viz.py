@@ -1,0 +1,46 @@
+"""The figures a learner reads instead of numbers: each shows what its caption promises, with plotly and in the
+matplotlib fallback (a learner without plotly; run in a subprocess where plotly cannot be imported)."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+
+def test_the_slider_moves_between_settings_and_the_static_fallback_draws_every_setting():
+    from nlsup_kit import viz
+
+    matrices = {t: np.full((2, 2), t) for t in (0.01, 0.1, 1.0)}
+    fig = viz.heatmap_slider(matrices, ["a", "b"], "rows", "τ", start=0.1)
+    assert [trace.visible for trace in fig.data] == [False, True, False]
+    assert [step["label"] for step in fig.layout.sliders[0].steps] == ["0.01", "0.1", "1"]
+    fallback = run_without_plotly("""
+        fig = viz.heatmap_slider({t: np.full((2, 2), t) for t in (0.01, 0.1, 1.0)}, ["a", "b"], "rows", "τ", start=0.1)
+        print([ax.get_title() for ax in fig.axes], [float(ax.images[0].get_array().mean()) for ax in fig.axes])
+    """)
+    assert fallback == "['τ 0.01', 'τ 0.1', 'τ 1'] [0.01, 0.1, 1.0]"
+
+
+def test_curves_draw_their_reference_lines_and_the_fbank_hides_its_padding():
+    from nlsup_kit import viz
+
+    fig = viz.curves({"loss": ([1, 2], [0.2, 0.1])}, "t", "step", "loss", references={"log B": np.log(32)})
+    assert [shape.y0 for shape in fig.layout.shapes] == [np.log(32)]
+    fbank = -np.ones((10, 4))
+    fbank[6:] = 0.0  # the padding: louder than every real frame
+    drawn = viz.waveform_and_fbank(np.zeros(1600), 16000, fbank, 2, "w", frames=6).data[1].z
+    assert np.isnan(np.asarray(drawn, dtype=float)[:, 6:]).all() and (np.asarray(drawn)[:, :6] == -1).all()
+    fallback = run_without_plotly("""
+        fig = viz.curves({"loss": ([1, 2], [0.2, 0.1])}, "t", "step", "loss", references={"log B": 3.0})
+        print([tuple(line.get_ydata()) for line in fig.axes[0].lines][1])
+    """)
+    assert fallback == "(3.0, 3.0)"
+
+
+def run_without_plotly(code: str) -> str:
+    prelude = "import sys; sys.modules['plotly'] = None\nimport numpy as np\nfrom nlsup_kit import viz\n"
+    result = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
+                            env={"MPLBACKEND": "Agg", "PATH": ""}, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip()
