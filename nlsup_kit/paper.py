@@ -307,23 +307,28 @@ _BERT_LOG = "VisualCSE/training_logs/unsup-VisualCSE-bert-base-uncased.txt"
 _ROBERTA_LOG = "VisualCSE/training_logs/unsup-VisualCSE-roberta-base.txt"
 _SAVES_BEST_ONLY = Source("the last save is the best", "VisualCSE/src/trainers.py",
                           "def _save_checkpoint: 'only save the best-validation checkpoints'", 162)
+
+
+def _logged_run(recipe: str, log: str, seconds: float, steps: int, best_step: int, score: float,
+                lines: tuple[int, int, int, int]) -> ReferenceRun:
+    """A run read off its training log: each number once, quoted as the log prints it (``lines``: where the
+    runtime, the step count, the example count and the best score stand)."""
+    runtime_at, steps_at, examples_at, score_at = lines
+    best = round(100 * score, 2)
+    return ReferenceRun(recipe, seconds, steps, best_step, best, log, (
+        Source(seconds, log, f"train_runtime = {seconds}", runtime_at),
+        Source(steps, log, f"Total optimization steps = {steps}", steps_at),
+        Source(1000001, log, "Num examples = 1000001", examples_at),
+        Source(best_step, log, f"{best_step}/{steps} [...] Saving model checkpoint (the last save before training ends)"),
+        Source(best, log, f"Loading best model from ... (score: {score})", score_at),
+        _SAVES_BEST_ONLY, *_HARDWARE))
+
+
 REFERENCE_RUNS: dict[str, ReferenceRun] = {
-    "visualcse-bert-base": ReferenceRun(
-        "visualcse-bert-base", 11692.114, 15626, 2125, 83.65, _BERT_LOG, (
-            Source(11692.114, _BERT_LOG, "train_runtime = 11692.114", 822),
-            Source(15626, _BERT_LOG, "Total optimization steps = 15626", 104),
-            Source(1000001, _BERT_LOG, "Num examples = 1000001", 99),
-            Source(2125, _BERT_LOG, "2125/15626 [...] Saving model checkpoint (the last save before training ends)"),
-            Source(83.65, _BERT_LOG, "Loading best model from ... (score: 0.8364591679967303)", 754),
-            _SAVES_BEST_ONLY, *_HARDWARE)),
-    "visualcse-roberta-base": ReferenceRun(
-        "visualcse-roberta-base", 5725.9719, 7813, 875, 84.55, _ROBERTA_LOG, (
-            Source(5725.9719, _ROBERTA_LOG, "train_runtime = 5725.9719", 500),
-            Source(7813, _ROBERTA_LOG, "Total optimization steps = 7813", 109),
-            Source(1000001, _ROBERTA_LOG, "Num examples = 1000001", 104),
-            Source(875, _ROBERTA_LOG, "875/7813 [...] Saving model checkpoint (the last save before training ends)"),
-            Source(84.55, _ROBERTA_LOG, "Loading best model from ... (score: 0.8454911866853387)", 430),
-            _SAVES_BEST_ONLY, *_HARDWARE)),
+    "visualcse-bert-base": _logged_run("visualcse-bert-base", _BERT_LOG, 11692.114, 15626, 2125, 0.8364591679967303,
+                                       (822, 104, 99, 754)),
+    "visualcse-roberta-base": _logged_run("visualcse-roberta-base", _ROBERTA_LOG, 5725.9719, 7813, 875,
+                                          0.8454911866853387, (500, 109, 104, 430)),
 }
 
 
