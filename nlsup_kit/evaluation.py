@@ -18,7 +18,9 @@ from scipy.stats import pearsonr, spearmanr
 
 from nlsup_kit.data.sources import ensure_data
 from nlsup_kit.data.senteval import STS_TASKS, StsPairs, load_sts_task
+from nlsup_kit.device import pick_device
 from nlsup_kit.errors import NlsupError
+from nlsup_kit.similarity_cache import SimilarityCache
 
 EncodeFn = Callable[[Sequence[str]], torch.Tensor]
 
@@ -99,31 +101,39 @@ def evaluate_sts(
     tasks: Sequence[str] = STS_TASKS,
     data_dir: str | Path | None = None,
     split: str = "test",
+    cache: SimilarityCache | None = None,
 ) -> StsReport:
-    """Score ``encode`` (sentences -> embeddings) on the given tasks; every distinct sentence is encoded once."""
+    """Score ``encode`` (sentences -> embeddings) on the given tasks; every distinct sentence is encoded once,
+    and none for a task whose similarities ``cache`` already holds."""
     unknown = [t for t in tasks if t not in STS_TASKS]
     if unknown:
         raise NlsupError(f"unknown STS task {unknown[0]!r}; choose from {', '.join(STS_TASKS)}")
     root = ensure_data(["senteval"], data_dir)
     task_pairs = {task: load_sts_task(task, root, split) for task in tasks}
-    sentences = list(dict.fromkeys(s for p in task_pairs.values() for s in (*p.sentences1, *p.sentences2)))
-    embeddings = encode(sentences)
+    similarities = {task: cache.get(task, pairs) for task, pairs in task_pairs.items()} if cache is not None else {}
+    missing = {task: pairs for task, pairs in task_pairs.items() if similarities.get(task) is None}
+    sentences = list(dict.fromkeys(s for p in missing.values() for s in (*p.sentences1, *p.sentences2)))
+    embeddings = encode(sentences) if sentences else None
     row = {sentence: i for i, sentence in enumerate(sentences)}
-    scores = {}
-    for task, pairs in task_pairs.items():
+    for task, pairs in missing.items():
         emb1 = embeddings[[row[s] for s in pairs.sentences1]]
         emb2 = embeddings[[row[s] for s in pairs.sentences2]]
-        scores[task] = score_pairs(pairs, cosine_scores(emb1, emb2))
-    return StsReport(scores)
+        similarities[task] = cosine_scores(emb1, emb2)
+        if cache is not None:
+            cache.put(task, pairs, similarities[task])
+    return StsReport({task: score_pairs(pairs, similarities[task]) for task, pairs in task_pairs.items()})
 
 
 def evaluate_model(model, pooling: str = "cls_before_pooler", tasks: Sequence[str] = STS_TASKS,
-                   data_dir: str | Path | None = None, device: str | None = None) -> StsReport:
-    """Score a model name, folder or :class:`SentenceEncoder` on STS tasks."""
+                   data_dir: str | Path | None = None, device: str | None = None, cache: bool = True) -> StsReport:
+    """Score a model name, folder or :class:`SentenceEncoder` on STS tasks; with ``cache``, the similarities of
+    a task this very encoder has been scored on are read back (:mod:`nlsup_kit.similarity_cache`)."""
     from nlsup_kit.encoder import SentenceEncoder
 
     encoder = model if isinstance(model, SentenceEncoder) else SentenceEncoder.from_pretrained(str(model))
-    return evaluate_sts(lambda s: encoder.encode(s, pooling, device=device), tasks, data_dir)
+    where = pick_device(device)
+    store = SimilarityCache.of(encoder, pooling, where) if cache else None
+    return evaluate_sts(lambda s: encoder.encode(s, pooling, device=where), tasks, data_dir, cache=store)
 
 
 def stsb_dev_measures(encoder, pooling: str, device: torch.device, data_dir: str | Path | None = None

@@ -45,6 +45,22 @@ def make_tiny_model(folder: Path, family: str = "bert") -> Path:
 
 
 @pytest.fixture(scope="session")
+def learner(tmp_path_factory, data_dir):
+    """A learner's machine with the kit's wheel and its notebooks (tests/learner.py)."""
+    from learner import make_learner
+
+    return make_learner(tmp_path_factory.mktemp("learner"))
+
+
+@pytest.fixture(scope="session")
+def first_run(learner, data_dir):
+    """The five notebooks run once on the learner's machine: shared by the installed-kit and browser tests."""
+    from learner import run_every_notebook
+
+    return run_every_notebook(learner, data_dir)
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-bert"))
 

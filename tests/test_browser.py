@@ -1,5 +1,9 @@
 """A learner's view: JupyterLab in headless Chromium runs notebook 1 end to end and draws plotly figures.
 
+The learner has run the notebooks once already (the session's ``first_run``, tests/learner.py): notebook 1 is
+reopened beside that run's finished runs, as a learner reopens it, so ``train(..., reuse=True)`` loads them and
+every other cell (evaluations, figures, checks) runs again. The test checks that nothing was trained again.
+
 Every wait checks the server's own account (/api/sessions) too, so a failure says which step stalled
 (no idle kernel, Run All queued nothing, a traceback, no cell finishing) and leaves a screenshot and the
 server log.
@@ -45,13 +49,21 @@ def poll(condition, seconds: float, interval: float = 2) -> bool:
     return True
 
 
+def finished_runs(runs: Path) -> dict[str, str]:
+    """Each finished run's folder name and its result file's text."""
+    return {path.parent.name: path.read_text() for path in sorted(runs.glob("*/result.json"))}
+
+
 class Lab:
     """A JupyterLab server with its own settings, workspaces and runtime folders (nothing from ~/.jupyter)."""
 
-    def __init__(self, tmp_path: Path, data_dir: Path):
+    def __init__(self, tmp_path: Path, data_dir: Path, runs: Path):
         self.workdir = tmp_path / "notebooks"
         self.workdir.mkdir()
         shutil.copy(ROOT / "notebooks" / NOTEBOOK, self.workdir)  # a copy: autosave must not touch the repo
+        self.runs = self.workdir / "build" / "runs"  # where the notebook's RESULTS_DIR ("build") keeps its runs
+        shutil.copytree(runs, self.runs, copy_function=os.link)  # the kit replaces files, never edits them
+        self.copied = finished_runs(self.runs)
         for name, values in LAB_SETTINGS.items():
             plugin, file = name.split("/")
             path = tmp_path / "lab-settings" / "@jupyterlab" / plugin / f"{file}.jupyterlab-settings"
@@ -105,8 +117,8 @@ class Lab:
 
 
 @pytest.fixture
-def jupyterlab(tmp_path, data_dir):
-    lab = Lab(tmp_path, data_dir)
+def jupyterlab(tmp_path, data_dir, learner, first_run):
+    lab = Lab(tmp_path, data_dir, learner.results / "runs")
     try:
         lab.wait_ready()
         yield lab
@@ -180,6 +192,8 @@ def test_notebook_one_runs_in_jupyterlab_and_draws_plotly(jupyterlab):
             return output("checks passed").count() > 0
 
         wait_until(finished, LIMIT_SECONDS, "the notebook did not print 'checks passed'", diagnose)
+        assert finished_runs(lab.runs) == lab.copied, "notebook 1 trained again instead of reusing the finished runs"
+        assert {"quick-simcse-seed42", "01-quick-simcse-avg-seed42", "01-sup-quick-simcse"} <= set(lab.copied)
         assert page.locator(".js-plotly-plot .main-svg").count() >= 3
         page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
         page.screenshot(path=str(screenshot))
