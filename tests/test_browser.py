@@ -1,8 +1,9 @@
 """A learner's view: JupyterLab in headless Chromium runs notebook 1 end to end and draws plotly figures.
 
 The learner has run the notebooks once already (the session's ``first_run``, tests/learner.py): notebook 1 is
-reopened beside that run's finished runs, as a learner reopens it, so ``train(..., reuse=True)`` loads them and
-every other cell (evaluations, figures, checks) runs again. The test checks that nothing was trained again.
+reopened in that learner's home beside that run's finished runs, as a learner reopens it: ``train(...,
+reuse=True)`` loads them, the evaluations read the similarities stored by the first run
+(:mod:`nlsup_kit.similarity_cache`), and every cell runs again. The test checks that nothing was trained again.
 
 Every wait checks the server's own account (/api/sessions) too, so a failure says which step stalled
 (no idle kernel, Run All queued nothing, a traceback, no cell finishing) and leaves a screenshot and the
@@ -57,7 +58,7 @@ def finished_runs(runs: Path) -> dict[str, str]:
 class Lab:
     """A JupyterLab server with its own settings, workspaces and runtime folders (nothing from ~/.jupyter)."""
 
-    def __init__(self, tmp_path: Path, data_dir: Path, runs: Path):
+    def __init__(self, tmp_path: Path, data_dir: Path, runs: Path, home: Path):
         self.workdir = tmp_path / "notebooks"
         self.workdir.mkdir()
         shutil.copy(ROOT / "notebooks" / NOTEBOOK, self.workdir)  # a copy: autosave must not touch the repo
@@ -72,7 +73,7 @@ class Lab:
         self.port, self.token = free_port(), secrets.token_hex(16)
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / "jupyterlab.log"
-        env = {**os.environ, "NLSUP_DATA": str(data_dir), "NLSUP_MODE": "quick",
+        env = {**os.environ, "HOME": str(home), "NLSUP_DATA": str(data_dir), "NLSUP_MODE": "quick",
                "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
         with open(self.log_path, "wb") as log:
             self.server = subprocess.Popen(
@@ -118,7 +119,7 @@ class Lab:
 
 @pytest.fixture
 def jupyterlab(tmp_path, data_dir, learner, first_run):
-    lab = Lab(tmp_path, data_dir, learner.results / "runs")
+    lab = Lab(tmp_path, data_dir, learner.results / "runs", learner.base / "home")
     try:
         lab.wait_ready()
         yield lab
