@@ -76,9 +76,9 @@ def pairs_fingerprint(pairs: StsPairs) -> str:
 class SimilarityCache:
     """The stored similarities of one encoder (as fingerprinted), per task."""
 
-    def __init__(self, encoder_key: str, folder: Path | None = None):
+    def __init__(self, encoder_key: str):
         self.encoder_key = encoder_key
-        self.folder = folder if folder is not None else cache_dir()
+        self.folder = cache_dir()
 
     @classmethod
     def of(cls, encoder, pooling: str, device: torch.device) -> SimilarityCache:

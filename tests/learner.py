@@ -53,9 +53,14 @@ class Learner:
                         timeout=RUN_LIMIT)
 
     @property
+    def home(self) -> Path:
+        """The learner's home folder, empty at first."""
+        return self.base / "home"
+
+    @property
     def cache(self) -> Path:
-        """Where the kit keeps downloaded data in this learner's (empty at first) home."""
-        return self.base / "home" / ".cache" / "nlsup-kit" / "data"
+        """Where the kit keeps downloaded data in this learner's home."""
+        return self.home / ".cache" / "nlsup-kit" / "data"
 
     def executed(self, name: str) -> dict:
         return json.loads((self.results / "executed" / name).read_text())
@@ -81,7 +86,7 @@ def make_learner(base: Path) -> Learner:
     wheel = next((base / "dist").glob("nlsup_kit-*.whl"))
     checked(subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
                            capture_output=True, text=True))
-    (base / "home").mkdir()
+    (base / "home").mkdir()  # Learner.home
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("NLSUP_", "JUPYTER", "VIRTUAL_ENV", "PYTHON", "HF_", "XDG_"))}
     env.update(HOME=str(base / "home"), PATH=f"{python.parent}:{os.environ['PATH']}", NLSUP_MODE="quick",

@@ -119,7 +119,7 @@ class Lab:
 
 @pytest.fixture
 def jupyterlab(tmp_path, data_dir, learner, first_run):
-    lab = Lab(tmp_path, data_dir, learner.results / "runs", learner.base / "home")
+    lab = Lab(tmp_path, data_dir, learner.results / "runs", learner.home)
     try:
         lab.wait_ready()
         yield lab
