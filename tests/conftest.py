@@ -1,7 +1,33 @@
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+# The tests on the learner's machine share one run of the five notebooks, the suite's longest chain of work.
+LEARNER_FIXTURES = {"learner", "first_run"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under `make test` (pytest-xdist, two workers, --dist loadgroup) the learner's tests are one group that
+    one worker takes first, while the other works through everything else; tryfirst: before xdist reads the
+    groups."""
+    learner = [item for item in items if LEARNER_FIXTURES & set(item.fixturenames)]
+    for item in learner:
+        item.add_marker(pytest.mark.xdist_group("learner"))
+    chosen = {id(item) for item in learner}
+    items[:] = learner + [item for item in items if id(item) not in chosen]
+
+
+@pytest.fixture(autouse=True)
+def one_thread_beside_the_learner(request):
+    """With two workers on two cores, the worker beside the learner's notebooks (whose kernels take both cores'
+    threads) keeps to one thread, in its own process and in the processes its tests start."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and not LEARNER_FIXTURES & set(request.fixturenames):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+    yield
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
