@@ -4,18 +4,17 @@ from pathlib import Path
 import pytest
 import torch
 
-# The tests on the learner's machine share one run of the five notebooks, the suite's longest chain of work.
+# The tests on the learner's machine (tests/test_installed.py) share one run of the five notebooks, the suite's
+# longest chain of work.
 LEARNER_FIXTURES = {"learner", "first_run"}
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Under `make test` (pytest-xdist, two workers, --dist loadgroup) the learner's tests are one group that
-    one worker takes first, while the other works through everything else; tryfirst: before xdist reads the
-    groups."""
+    """The learner's tests first: under `make test` (pytest-xdist, two workers, --dist loadfile, which hands
+    out whole files in collection order) one worker starts on them at once while the other works through
+    everything else."""
     learner = [item for item in items if LEARNER_FIXTURES & set(item.fixturenames)]
-    for item in learner:
-        item.add_marker(pytest.mark.xdist_group("learner"))
     chosen = {id(item) for item in learner}
     items[:] = learner + [item for item in items if id(item) not in chosen]
 
@@ -28,6 +27,7 @@ def one_thread_beside_the_learner(request):
         os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
     yield
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:

@@ -2,8 +2,8 @@
 checkout installed into a fresh virtual environment outside it, the notebooks copied out by the installed
 `nlsup notebooks` into an empty folder, an empty home, no NLSUP_DATA, no ../shared; the data travels over HTTP
 from a mirror on 127.0.0.1 that serves SimCSE's file names. ``first_run`` runs all five notebooks there once,
-with their solutions and hints: tests/test_installed.py checks that run, and tests/test_browser.py reopens
-notebook 1 in JupyterLab beside its finished runs.
+with their solutions and hints: tests/test_installed.py checks that run, and reopens notebook 1 in JupyterLab
+beside its finished runs (tests/lab.py).
 
 The torch-sized dependencies come from the test's own environment through a .pth file, and their Jupyter data
 files (nbconvert's templates) through JUPYTER_PATH: installing them again would copy gigabytes."""

@@ -15,7 +15,7 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]  # as in test_browser.py
+        "--disable-sync", "--no-first-run"]  # as in tests/lab.py
 FORMULA = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$", re.DOTALL)
 
 SOLUTIONS = """() => [...document.querySelectorAll('.jp-CodeCell')]

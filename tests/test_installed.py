@@ -1,12 +1,18 @@
 """The kit as a learner meets it (tests/learner.py sets the machine up and runs every notebook once): the kit
 comes from the wheel, each notebook fetches its data through the kit, runs its solutions and hints, renders
-offline, and fails in a second with one line when there is no network and no data."""
+offline, fails in a second with one line when there is no network and no data, and notebook 1 runs again in
+JupyterLab in a browser. One file, so that `make test`'s workers (pytest-xdist, --dist loadfile) give every
+test of that one run of the notebooks to the same worker."""
 
 import dataclasses
+import time
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from hints import TAG
+from lab import ARGS, CHROMIUM, NOTEBOOK, Lab, finished_runs, poll, wait_until
 from learner import NOTEBOOKS, ROOT, checked
 from rendered import look
 
@@ -79,3 +85,87 @@ def test_offline_with_no_data_and_no_mirror_the_data_cell_fails_in_a_second_with
     assert "huggingface.co" in line and "NLSUP_MIRROR" in line and "nlsup download senteval" in line
     assert cell["metadata"]["papermill"]["duration"] < 2
     assert not (home / ".cache" / "nlsup-kit").exists()
+
+
+@pytest.fixture
+def jupyterlab(tmp_path, data_dir, learner, first_run):
+    lab = Lab(tmp_path, data_dir, learner.results / "runs", learner.home)
+    try:
+        lab.wait_ready()
+        yield lab
+    finally:
+        lab.stop()
+
+
+STALL_SECONDS = 600  # no cell finished for this long: stuck (a quick cell here takes well under a minute)
+LIMIT_SECONDS = 2400  # slow machines may take long, as long as cells keep finishing
+
+
+@pytest.mark.slow
+def test_notebook_one_runs_in_jupyterlab_and_draws_plotly(jupyterlab):
+    """A learner's view: JupyterLab in headless Chromium runs notebook 1 end to end and draws plotly figures.
+    The learner has run the notebooks once already (``first_run``): notebook 1 is reopened in that learner's
+    home beside that run's finished runs, as a learner reopens it: ``train(..., reuse=True)`` loads them, the
+    evaluations read the similarities stored by the first run (:mod:`nlsup_kit.similarity_cache`), and every
+    cell runs again. Nothing may be trained again."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (.ci/run does)", pytrace=False)
+    import playwright.sync_api as playwright
+    lab = jupyterlab
+    screenshot = ROOT / "build" / "jupyterlab_01_text_simcse.png"
+    screenshot.parent.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        started = time.time()
+
+        def prompts() -> list[str]:
+            return [text.strip() for text in page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()]
+
+        def diagnose() -> str:
+            page.screenshot(path=str(screenshot))
+            dialogs = page.locator(".jp-Dialog").all_inner_texts()
+            return (f"after {time.time() - started:.0f} s: kernel {lab.kernel_state()}; code cell prompts "
+                    f"{prompts()}; dialogs {dialogs}; screenshot {screenshot}\n"
+                    f"server log ({lab.log_path}):\n{lab.log_tail()}")
+
+        def output(text: str):
+            return page.locator(f".jp-OutputArea-output:has-text('{text}')")
+
+        def run_all() -> None:
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.locator("li[data-command='runmenu:run-all']").click()
+
+        page.goto(f"{lab.base}/lab/tree/{NOTEBOOK}?token={lab.token}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+        wait_until(lambda: lab.kernel_state() == "idle", 180, "the notebook's kernel never became idle", diagnose)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+        def started_running() -> bool:
+            return any(p.startswith("[*]") or p[1:2].isdigit() for p in prompts())
+
+        run_all()
+        if not poll(started_running, 30):
+            run_all()  # a click that landed while the page was still settling: once more, then insist
+            wait_until(started_running, 60, "Run > Run All Cells queued no cell, twice", diagnose)
+
+        progress = {"done": -1, "at": time.time()}
+
+        def finished() -> bool:
+            if output("Traceback").count():
+                pytest.fail(f"the notebook raised:\n{page.locator('.jp-OutputArea-output').all_inner_texts()[-1]}")
+            if lab.kernel_state() in ("dead", "none"):
+                pytest.fail(f"the kernel died while running the notebook\n{diagnose()}")
+            done = sum(p[1:2].isdigit() for p in prompts())
+            if done != progress["done"]:
+                progress.update(done=done, at=time.time())
+            elif time.time() - progress["at"] > STALL_SECONDS:
+                pytest.fail(f"no cell finished for {STALL_SECONDS} s\n{diagnose()}")
+            return output("checks passed").count() > 0
+
+        wait_until(finished, LIMIT_SECONDS, "the notebook did not print 'checks passed'", diagnose)
+        assert finished_runs(lab.runs) == lab.copied, "notebook 1 trained again instead of reusing the finished runs"
+        assert {"quick-simcse-seed42", "01-quick-simcse-avg-seed42", "01-sup-quick-simcse"} <= set(lab.copied)
+        assert page.locator(".js-plotly-plot .main-svg").count() >= 3
+        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(screenshot))
+        browser.close()
