@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 # Two workers (tests/conftest.py): one runs the learner's five notebooks, the other everything else meanwhile.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf build

@@ -11,9 +11,9 @@ LEARNER_FIXTURES = {"learner", "first_run"}
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """The learner's tests first: under `make test` (pytest-xdist, two workers, --dist loadfile, which hands
-    out whole files in collection order) one worker starts on them at once while the other works through
-    everything else."""
+    """The learner's tests first: under `make test` (pytest-xdist, two workers, --dist loadfile with
+    --no-loadscope-reorder, which hands out whole files in collection order) one worker starts on them at once
+    while the other works through everything else."""
     learner = [item for item in items if LEARNER_FIXTURES & set(item.fixturenames)]
     chosen = {id(item) for item in learner}
     items[:] = learner + [item for item in items if id(item) not in chosen]

@@ -88,7 +88,7 @@ def make_learner(base: Path) -> Learner:
                            capture_output=True, text=True))
     (base / "home").mkdir()  # Learner.home
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("NLSUP_", "JUPYTER", "VIRTUAL_ENV", "PYTHON", "HF_", "XDG_"))}
+           if not k.startswith(("NLSUP_", "JUPYTER", "VIRTUAL_ENV", "PYTHON", "HF_", "XDG_", "OMP_"))}
     env.update(HOME=str(base / "home"), PATH=f"{python.parent}:{os.environ['PATH']}", NLSUP_MODE="quick",
                JUPYTER_PATH=str(Path(sys.prefix) / "share" / "jupyter"))  # the reused wheels' templates
     learner = Learner(base, python, env, base / "lessons", base / "results")
