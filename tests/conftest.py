@@ -19,13 +19,20 @@ def pytest_collection_modifyitems(config, items):
     items[:] = learner + [item for item in items if id(item) not in chosen]
 
 
+_BESIDE_THE_LEARNER: list[int] = []  # this worker's pid, once it has stepped aside
+
+
 @pytest.fixture(autouse=True)
 def one_thread_beside_the_learner(request):
-    """With two workers on two cores, the worker beside the learner's notebooks (whose kernels take both cores'
-    threads) keeps to one thread, in its own process and in the processes its tests start."""
+    """With two workers on two cores, the worker beside the learner's notebooks (the suite's longest chain,
+    whose kernels take both cores' threads) keeps to one thread and yields the CPU to them (nice 19), in its
+    own process and in the processes its tests start: it works in the gaps the notebooks leave."""
     if os.environ.get("PYTEST_XDIST_WORKER") and not LEARNER_FIXTURES & set(request.fixturenames):
-        os.environ["OMP_NUM_THREADS"] = "1"
-        torch.set_num_threads(1)
+        if not _BESIDE_THE_LEARNER:  # once per worker
+            _BESIDE_THE_LEARNER.append(os.getpid())
+            os.environ["OMP_NUM_THREADS"] = "1"
+            torch.set_num_threads(1)
+            os.nice(19)
     yield
 
 
