@@ -17,9 +17,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/nlsup demo --out build
 
-# Two workers (tests/conftest.py): one runs the learner's five notebooks, the other everything else meanwhile.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf build

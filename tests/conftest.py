@@ -1,40 +1,7 @@
-import os
 from pathlib import Path
 
 import pytest
 import torch
-
-# The tests on the learner's machine (tests/test_installed.py) share one run of the five notebooks, the suite's
-# longest chain of work.
-LEARNER_FIXTURES = {"learner", "first_run"}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """The learner's tests first: under `make test` (pytest-xdist, two workers, --dist loadfile with
-    --no-loadscope-reorder, which hands out whole files in collection order) one worker starts on them at once
-    while the other works through everything else."""
-    learner = [item for item in items if LEARNER_FIXTURES & set(item.fixturenames)]
-    chosen = {id(item) for item in learner}
-    items[:] = learner + [item for item in items if id(item) not in chosen]
-
-
-_BESIDE_THE_LEARNER: list[int] = []  # this worker's pid, once it has stepped aside
-
-
-@pytest.fixture(autouse=True)
-def one_thread_beside_the_learner(request):
-    """With two workers on two cores, the worker beside the learner's notebooks (the suite's longest chain,
-    whose kernels take both cores' threads) keeps to one thread and yields the CPU to them (nice 19), in its
-    own process and in the processes its tests start: it works in the gaps the notebooks leave."""
-    if os.environ.get("PYTEST_XDIST_WORKER") and not LEARNER_FIXTURES & set(request.fixturenames):
-        if not _BESIDE_THE_LEARNER:  # once per worker
-            _BESIDE_THE_LEARNER.append(os.getpid())
-            os.environ["OMP_NUM_THREADS"] = "1"
-            torch.set_num_threads(1)
-            os.nice(19)
-    yield
-
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:

@@ -1,8 +1,7 @@
 """The kit as a learner meets it (tests/learner.py sets the machine up and runs every notebook once): the kit
 comes from the wheel, each notebook fetches its data through the kit, runs its solutions and hints, renders
 offline, fails in a second with one line when there is no network and no data, and notebook 1 runs again in
-JupyterLab in a browser. One file, so that `make test`'s workers (pytest-xdist, --dist loadfile) give every
-test of that one run of the notebooks to the same worker."""
+JupyterLab in a browser (tests/lab.py)."""
 
 import dataclasses
 import time
