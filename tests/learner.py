@@ -22,7 +22,7 @@ from httpmirror import Handler, serving, simcse_release
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = [p.name for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
-RUN_LIMIT = 2400  # seconds for the five notebooks with their solutions and hints: 1,564 on a 2-core AMD EPYC (2026-12)
+RUN_LIMIT = 2400  # seconds for the five notebooks with their solutions and hints: 1,215 on a 2-core AMD EPYC (2026-12)
 
 DRIVER = """
 import sys
