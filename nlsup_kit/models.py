@@ -61,8 +61,10 @@ def native_pooling(name: str) -> str:
     return "avg"
 
 
-def load_pretrained(loader, name: str, **kwargs):
-    """``loader.from_pretrained`` from a folder, the local cache, or the hub; one clear line when offline."""
+def load_pretrained(loader, name: str, instead: str = f"use --model {OFFLINE_MODEL} (bundled, works offline) or a "
+                    "local folder", **kwargs):
+    """``loader.from_pretrained`` from a folder, the local cache, or the hub; one clear line when offline, which
+    ends with ``instead``: what to use in its place."""
     source = resolve_model(name)
     if Path(source).is_dir():
         try:
@@ -77,12 +79,13 @@ def load_pretrained(loader, name: str, **kwargs):
     if reason is not None:
         raise NlsupError(
             f"model {name!r} is not on this machine and the Hugging Face hub cannot be reached "
-            f"({reason}); use --model {OFFLINE_MODEL} (bundled, works offline) or a local folder"
+            f"({reason}); {instead}"
         )
     try:
         return loader.from_pretrained(source, **kwargs)
     except OSError as err:
-        raise NlsupError(f"model {name!r} could not be loaded from the hub ({str(err).splitlines()[0]})") from None
+        raise NlsupError(f"model {name!r} could not be loaded from the hub ({str(err).splitlines()[0]}); "
+                         f"{instead}") from None
 
 
 def random_backbone(name: str, seed: int):

@@ -1,23 +1,77 @@
 """A data mirror on 127.0.0.1 for the tests: serves in-memory files under SimCSE's release names, honours
-HTTP Range, can cut a body short once, and logs every request so a test can tell what was downloaded."""
+HTTP Range, can cut a body short once or misbehave as real networks do (``Handler.faults``), and logs every
+GET so a test can tell what was downloaded."""
 
 from __future__ import annotations
 
 import http.server
 import io
+import socket
+import struct
 import tarfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 
+PORTAL_PAGE = (b"<!DOCTYPE html>\n<html>\n<head>\n<title>Sign in to Campus Wi-Fi</title>\n</head>\n<body>\n"
+               b"<form action=\"/login\" method=\"post\">\n<input name=\"user\">\n</form>\n</body>\n</html>\n")
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
+    """``faults`` maps a path (or ``"*"``, every path) to how the network misbehaves there:
+
+    - ``portal``: a Wi-Fi sign-in page, 200 text/html, whatever was asked for;
+    - ``portal-as-text``: the same page sent as text/plain, after a blank line (only the content tells);
+    - ``chunked``: the body as a chunked transfer, with no length announced;
+    - ``chunked-cut``: a chunked transfer cut in the middle of a chunk, once;
+    - ``reset``: the connection reset before any answer, once;
+    - ``error-page``: HTTP 500 with an HTML body.
+
+    ``head_headers`` adds headers to HEAD answers (the hub's ``X-Linked-Etag``)."""
+
     files: dict[str, bytes] = {}
     truncate: set[str] = set()
+    faults: dict[str, str] = {}
+    head_headers: dict[str, dict[str, str]] = {}
     requests: list[str] = []
+
+    def fault(self) -> str | None:
+        fault = self.faults.get(self.path) or self.faults.get("*")
+        if fault in ("chunked-cut", "reset"):
+            self.faults.pop(self.path, None)
+        return fault
+
+    def do_HEAD(self):  # noqa: N802
+        if (self.faults.get(self.path) or self.faults.get("*")) in ("portal", "portal-as-text"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(PORTAL_PAGE)))
+            self.end_headers()
+            return
+        ok = self.path in self.files
+        self.send_response(200 if ok else 404)
+        for name, value in self.head_headers.get(self.path, {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(self.files.get(self.path, b""))))
+        self.end_headers()
 
     def do_GET(self):  # noqa: N802
         self.requests.append(self.path)
+        fault = self.fault()
+        if fault in ("portal", "portal-as-text", "error-page"):
+            self.send_response(500 if fault == "error-page" else 200)
+            self.send_header("Content-Type", "text/plain" if fault == "portal-as-text" else "text/html; charset=utf-8")
+            page = (b"\n" if fault == "portal-as-text" else b"") + PORTAL_PAGE
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
+        if fault == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return
         body = self.files.get(self.path)
         if body is None:
             self.send_error(404)
@@ -32,9 +86,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(206)
         else:
             self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
         payload = body[start:]
+        if fault in ("chunked", "chunked-cut"):  # no length; a cut: half the body, then half a chunk, and silence
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            end, piece = (len(payload) // 2 if fault == "chunked-cut" else len(payload)), 8192
+            for at in range(0, end, piece):
+                chunk = payload[at:min(at + piece, end)]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"%x\r\n%s" % (piece, payload[end:end + piece // 2]) if fault == "chunked-cut" else b"0\r\n\r\n")
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
         if self.path in self.truncate:
             payload = payload[: len(payload) // 2]
             self.truncate.discard(self.path)
@@ -50,7 +115,7 @@ def serving():
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    Handler.files, Handler.truncate, Handler.requests = {}, set(), []
+    Handler.files, Handler.truncate, Handler.faults, Handler.head_headers, Handler.requests = {}, set(), {}, {}, []
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:

@@ -122,11 +122,11 @@ def test_ensure_data_fetches_missing_data_from_the_mirror_once(server, tmp_path,
     monkeypatch.setenv("NLSUP_MIRROR", server)
     (tmp_path / "mine").mkdir()
     assert ensure_data(["senteval", "wiki"], tmp_path / "mine", progress=False) == tmp_path / "mine"
-    assert sorted(Handler.requests) == ["/senteval.tar", "/wiki1m_for_simcse.txt"]
+    assert sorted(Handler.requests) == ["/SHA256SUMS", "/senteval.tar", "/wiki1m_for_simcse.txt"]  # none published
     assert (tmp_path / "mine/wiki/wiki_sentences.txt").read_bytes() == (data_dir / "wiki/wiki_sentences.txt").read_bytes()
     assert len(load_sts_task("STS12", tmp_path / "mine")) == 3108  # the shared data's README: 3108 scored pairs
     ensure_data(["senteval", "wiki"], tmp_path / "mine", progress=False)
-    assert len(Handler.requests) == 2  # the second call finds everything and downloads nothing
+    assert len(Handler.requests) == 3  # the second call finds everything and downloads nothing
 
 
 def test_ensure_data_downloads_into_the_home_cache_when_no_folder_is_named(server, tmp_path, monkeypatch):
@@ -139,7 +139,7 @@ def test_ensure_data_downloads_into_the_home_cache_when_no_folder_is_named(serve
     folder = ensure_data(["nli"], progress=False)  # ../shared/data has no NLI file: the cache gets it
     assert folder == tmp_path / ".cache" / "nlsup-kit" / "data"
     assert (folder / "nli" / "nli_for_simcse.csv").read_bytes() == Handler.files["/nli_for_simcse.csv"]
-    assert Handler.requests == ["/nli_for_simcse.csv"]
+    assert Handler.requests == ["/SHA256SUMS", "/nli_for_simcse.csv"]
 
 
 def test_ensure_data_in_a_checkout_reads_the_shared_folder_without_downloading(server, data_dir, monkeypatch,

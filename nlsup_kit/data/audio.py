@@ -151,13 +151,16 @@ def librispeech_clips(data_dir: Path, speakers: int = 50, download: bool = True)
     """LibriSpeech train-clean-100 utterances of the ``speakers`` speakers with the most of them."""
     from torchaudio.datasets import LIBRISPEECH
 
+    from nlsup_kit.data.disk import writing
+    from nlsup_kit.data.download import ONLINE_ONLY_ERRORS, online_only_failure
+
     root = data_dir / "librispeech"
-    root.mkdir(parents=True, exist_ok=True)
+    with writing(root):
+        root.mkdir(parents=True, exist_ok=True)
     try:
         corpus = LIBRISPEECH(str(root), url="train-clean-100", download=download)
-    except (OSError, RuntimeError) as err:
-        raise NlsupError(f"LibriSpeech could not be downloaded into {root} ({err}); offline, use "
-                         "--set modality_data=spoken-words") from None
+    except ONLINE_ONLY_ERRORS as err:
+        raise online_only_failure("LibriSpeech", root, err, "offline, use --set modality_data=spoken-words") from None
     items = [corpus.get_metadata(i) for i in range(len(corpus))]
     top = [speaker for speaker, _ in Counter(item[3] for item in items).most_common(speakers)]
     label = {speaker: i for i, speaker in enumerate(sorted(top))}

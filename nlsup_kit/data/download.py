@@ -1,77 +1,231 @@
-"""Downloads that cannot leave a half-written file behind, and archive extraction that cannot escape.
+"""Downloads that keep only the file asked for, and archive extraction that cannot escape.
 
-A download streams to ``<name>.part`` (resuming it with an HTTP Range request when the server allows),
-checks the size and, where known, the sha256, then renames into place. Tar archives are unpacked with
-Python's ``data`` filter, which refuses absolute paths, ``..`` and links that point outside the target.
+A download streams to ``<name>.part`` (resuming it with an HTTP Range request when the server allows). It is
+moved into place only when it is whole, matches the sha256 its source publishes (the Hugging Face hub's
+``X-Linked-Etag``, read by ``huggingface_hub``; a mirror's ``SHA256SUMS`` beside the file) and passes a
+content check (:mod:`nlsup_kit.data.content`: never an HTML page). Every failure on the way, of the network
+or of the disk, is one line (:class:`NlsupError`). A cut transfer keeps its ``.part`` for the next try; content
+that is not the file is deleted. Tar archives are unpacked with Python's ``data`` filter, which refuses
+absolute paths, ``..`` and links that point outside the target.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
+import re
 import shutil
+import socket
 import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
-
+from nlsup_kit.data.content import (HTML_PAGE, archive_problem, is_html_type, looks_like_html, parse_checksums,
+                                    text_corpus_problem)
+from nlsup_kit.data.disk import MB, DiskProblem, disk_problem, require_space, writing
 from nlsup_kit.errors import NlsupError
+from nlsup_kit.net import hub_endpoint
 from nlsup_kit.progress import progress_bar
 
-# SimCSE's dataset release; NLSUP_MIRROR replaces the base, so a course can serve the same file names itself.
-OFFICIAL_BASE = "https://huggingface.co/datasets/princeton-nlp/datasets-for-simcse/resolve/main"
+# SimCSE's dataset release on the hub (or the hub mirror HF_ENDPOINT names); NLSUP_MIRROR replaces the whole
+# base, so a course can serve the same file names itself, with a SHA256SUMS file beside them if it likes.
+OFFICIAL_REPO = "princeton-nlp/datasets-for-simcse"
 MIRROR_VARIABLE = "NLSUP_MIRROR"
+CHECKSUM_FILE = "SHA256SUMS"
 FILE_NAMES = {"senteval": "senteval.tar", "wiki1m": "wiki1m_for_simcse.txt", "nli": "nli_for_simcse.csv"}
 CHUNK = 1 << 20
+TIMEOUT = 60.0
+
+
+def official_base() -> str:
+    return f"{hub_endpoint()}/datasets/{OFFICIAL_REPO}/resolve/main"
 
 
 def source_url(what: str) -> str:
     """Where ``what`` (senteval, wiki1m, nli) is downloaded from: ``$NLSUP_MIRROR/<file>`` or the official copy."""
-    base = os.environ.get(MIRROR_VARIABLE) or OFFICIAL_BASE
-    return f"{base.rstrip('/')}/{FILE_NAMES[what]}"
+    mirror = os.environ.get(MIRROR_VARIABLE, "").strip()
+    if mirror:
+        require_address(mirror, MIRROR_VARIABLE)
+    return f"{(mirror or official_base()).rstrip('/')}/{FILE_NAMES[what]}"
 
 
-def fetch(url: str, dest: Path, sha256: str | None = None, progress: bool | None = None, timeout: float = 60) -> Path:
-    """Download ``url`` to ``dest`` atomically; resumes a previous ``.part`` file."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    offset = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+def require_address(url: str, where: str) -> None:
+    """``url`` must be an http(s) address with a host, or a file:// path: a typo fails here, in one line."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            if offset and response.status != 206:  # server ignored the range: start over
-                offset = 0
-            length = response.headers.get("Content-Length")
-            total = offset + int(length) if length is not None else None
-            with open(part, "ab" if offset else "wb") as out, progress_bar(
-                total=total, initial=offset, unit="B", unit_scale=True, desc=dest.name, show=progress
-            ) as bar:
-                while chunk := response.read(CHUNK):
-                    out.write(chunk)
-                    bar.update(len(chunk))
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
+        ok = ok or (parts.scheme == "file" and bool(parts.path))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise NlsupError(f"{where}={url!r} is not an address: expected http://HOST/FOLDER, https://... or file:///FOLDER")
+
+
+# The network: every failure of the connection or the read becomes one phrase.
+
+def network_problem(err: BaseException, timeout: float) -> str:
+    if isinstance(err, urllib.error.HTTPError):
+        return f"HTTP {err.code} {err.reason}"
+    reason = err.reason if isinstance(err, urllib.error.URLError) else err
+    if isinstance(reason, socket.gaierror):
+        return "cannot resolve the host name; offline, or a typo in the address?"
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return f"no answer within {timeout:g} s"
+    if isinstance(reason, http.client.IncompleteRead):
+        return "the connection was cut in the middle of the transfer"
+    if isinstance(reason, http.client.RemoteDisconnected):
+        return "the server closed the connection without an answer"
+    if isinstance(reason, ConnectionResetError):
+        return "the connection was reset"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, ValueError):
+        return f"not a usable address ({reason})"
+    text = (str(getattr(reason, "strerror", None) or reason).strip().splitlines() or [""])[0][:200]
+    return f"{type(reason).__name__}: {text}" if text else type(reason).__name__
+
+
+NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, OSError, ValueError)
+
+
+def online_only_failure(what: str, root: Path, err: BaseException, instead: str) -> NlsupError:
+    """A download by torchvision or torchaudio (which check their own published checksums) failed: one line."""
+    if isinstance(err, OSError) and err.errno is not None and err.filename is not None:
+        return disk_problem(err, root)
+    return NlsupError(f"{what} could not be downloaded into {root} ({network_problem(err, TIMEOUT)}); {instead}")
+
+
+ONLINE_ONLY_ERRORS = (*NETWORK_ERRORS, RuntimeError)
+
+
+def open_url(url: str, timeout: float, headers: dict[str, str] | None = None, kept: str = ""):
+    """The response to a GET of ``url``; any failure to get one is one line (``kept``: what is left on disk)."""
+    try:
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout)
+    except urllib.error.HTTPError:
+        raise
+    except NETWORK_ERRORS as err:
+        raise NlsupError(f"download of {url} failed ({network_problem(err, timeout)}){kept}") from None
+
+
+def refuse_html(url: str, response, what: str, kept: str = "") -> None:
+    if is_html_type(response.headers.get("Content-Type")):
+        raise NlsupError(f"{url} sent {HTML_PAGE}, not {what}; nothing of it was kept{kept}")
+
+
+# Checksums the source publishes.
+
+def published_sha256(url: str, timeout: float = TIMEOUT) -> tuple[str, str] | None:
+    """(sha256, who publishes it) for ``url``, or None where its source publishes none."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return None
+    if url.startswith(hub_endpoint() + "/"):
+        from huggingface_hub import get_hf_file_metadata
+
+        try:
+            etag = (get_hf_file_metadata(url, timeout=timeout).etag or "").lower()
+        except Exception as err:  # noqa: BLE001 - the library's transport errors changed with each release
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise NlsupError(f"download of {url} failed: the hub's file record could not be read ({reason})") from None
+        # an LFS file's X-Linked-Etag is its sha256; a small file's ETag is a git hash (40 digits), not usable
+        return (etag, "the Hugging Face hub publishes") if re.fullmatch(r"[0-9a-f]{64}", etag) else None
+    sums_url = f"{url.rsplit('/', 1)[0]}/{CHECKSUM_FILE}"
+    try:
+        with urllib.request.urlopen(sums_url, timeout=timeout) as response:
+            refuse_html(sums_url, response, "a checksum list")
+            body = response.read(MB)
     except urllib.error.HTTPError as err:
-        if err.code == 416 and offset:  # the .part file is already complete
-            total = offset
-        else:
-            raise NlsupError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        raise NlsupError(f"download of {url} failed ({reason}); offline? the partial file {part} "
-                         "is kept and the next try resumes it") from None
+        if err.code in (403, 404, 410):
+            return None  # a plain mirror: nothing published
+        raise NlsupError(f"download of {sums_url} failed ({network_problem(err, timeout)})") from None
+    except NETWORK_ERRORS as err:  # the file's server, not its checksum list: name the file asked for
+        raise NlsupError(f"download of {url} failed ({network_problem(err, timeout)})") from None
+    if looks_like_html(body):
+        raise NlsupError(f"{sums_url} sent {HTML_PAGE}, not a checksum list; nothing was downloaded")
+    try:
+        sums = parse_checksums(body.decode("utf-8"), sums_url)
+    except UnicodeDecodeError:
+        raise NlsupError(f"{sums_url}: not a checksum list (not UTF-8 text); nothing was downloaded") from None
+    name = url.rsplit("/", 1)[1]
+    return (sums[name], f"{sums_url} publishes") if name in sums else None
+
+
+# The transfer.
+
+def fetch(url: str, dest: Path, sha256: str | None = None, check: Callable[[Path], str | None] | None = None,
+          progress: bool | None = None, timeout: float = TIMEOUT) -> Path:
+    """Download ``url`` to ``dest`` atomically, resuming a previous ``.part``; ``sha256`` (else the source's
+    published one) and ``check`` (why the file is not what was asked for, or None) decide whether it is kept."""
+    dest = Path(dest)
+    folder = dest.parent
+    with writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    expected = (sha256, "the caller expected") if sha256 else published_sha256(url, timeout)
+    offset = part.stat().st_size if part.exists() else 0
+    kept = f"; the partial file {part} is kept and the next try resumes it" if offset else ""
+    try:
+        response = open_url(url, timeout, {"Range": f"bytes={offset}-"} if offset else None, kept)
+    except urllib.error.HTTPError as err:
+        if not (err.code == 416 and offset):  # 416 with a .part: the .part is already whole
+            raise NlsupError(f"download of {url} failed: HTTP {err.code} {err.reason}{kept}") from None
+        response = None
+    if response is not None:
+        with response:
+            receive(url, response, part, offset, progress, timeout)
+    if expected is not None:
+        digest = file_sha256(part)
+        if digest != expected[0]:
+            part.unlink()
+            raise NlsupError(f"download of {url} has sha256 {digest}, but {expected[1]} {expected[0]}: not the "
+                             "file asked for; it was deleted, run the same command again")
+    problem = check(part) if check else None
+    if problem is not None:
+        part.unlink()
+        raise NlsupError(f"{url} sent {problem}, not {dest.name}; nothing of it was kept")
+    with writing(folder):
+        os.replace(part, dest)
+    return dest
+
+
+def receive(url: str, response, part: Path, offset: int, progress: bool | None, timeout: float) -> None:
+    """Stream the body into ``part`` (appending when the server honoured the range); the first bytes are
+    looked at before anything is written, so a web page never lands on disk."""
+    resumed = bool(offset) and response.status == 206
+    offset = offset if resumed else 0
+    kept_after = f"; the partial file {part} is kept and the next try resumes it"
+    refuse_html(url, response, part.name.removesuffix(".part"), kept_after if part.exists() else "")
+    length = response.headers.get("Content-Length")
+    total = offset + int(length) if length is not None and length.isdigit() else None
+    needed = total - offset if total is not None else None
+    require_space(part.parent, needed)
+
+    def read() -> bytes:
+        try:
+            return response.read(CHUNK)
+        except NETWORK_ERRORS as err:
+            kept = kept_after if part.exists() and part.stat().st_size else ""
+            raise NlsupError(f"download of {url} failed ({network_problem(err, timeout)}){kept}") from None
+
+    chunk = read()
+    if not resumed and looks_like_html(chunk):
+        raise NlsupError(f"{url} sent {HTML_PAGE}, not {part.name.removesuffix('.part')}; nothing of it was kept")
+    with writing(part.parent, needed), open(part, "ab" if resumed else "wb") as out, progress_bar(
+            total=total, initial=offset, unit="B", unit_scale=True, desc=part.name.removesuffix(".part"),
+            show=progress) as bar:
+        while chunk:
+            out.write(chunk)
+            bar.update(len(chunk))
+            chunk = read()
     size = part.stat().st_size
     if total is not None and size != total:
-        raise NlsupError(f"download of {url} is incomplete ({size} of {total} bytes); run the same command "
-                         "again to resume")
-    if sha256 is not None:
-        digest = file_sha256(part)
-        if digest != sha256:
-            part.unlink()
-            raise NlsupError(f"download of {url} has sha256 {digest}, expected {sha256}; the file was deleted")
-    os.replace(part, dest)
-    return dest
+        raise NlsupError(f"download of {url} is incomplete ({size:,} of {total:,} bytes; the connection was cut){kept_after}")
 
 
 def file_sha256(path: Path) -> str:
@@ -82,38 +236,98 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def fetch_head(url: str, dest: Path, max_lines: int, progress: bool | None = None, timeout: float = TIMEOUT) -> Path:
+    """The first ``max_lines`` lines of a text file, streamed, checked as a corpus, written atomically. A slice
+    cut short by the network is deleted, never kept as if it were the whole head."""
+    dest = Path(dest)
+    folder = dest.parent
+    with writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        response = open_url(url, timeout)
+    except urllib.error.HTTPError as err:
+        raise NlsupError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
+    try:
+        with response:
+            refuse_html(url, response, dest.name)
+            length = response.headers.get("Content-Length")
+            lines = received = 0
+            with writing(folder), open(part, "wb") as out, progress_bar(total=max_lines, desc=dest.name, unit="line",
+                                                                      show=progress) as bar:
+                while lines < max_lines:
+                    try:
+                        line = response.readline(MB)
+                    except NETWORK_ERRORS as err:
+                        raise NlsupError(f"download of {url} failed ({network_problem(err, timeout)}); "
+                                         "the partial slice was deleted") from None
+                    if not line:
+                        break
+                    if not received and looks_like_html(line):
+                        raise NlsupError(f"{url} sent {HTML_PAGE}, not {dest.name}; nothing of it was kept")
+                    out.write(line)
+                    received += len(line)
+                    lines += 1
+                    bar.update()
+            if lines < max_lines and length is not None and length.isdigit() and received != int(length):
+                raise NlsupError(f"download of {url} is incomplete ({received:,} of {int(length):,} bytes; the "
+                                 "connection was cut); the partial slice was deleted")
+        problem = text_corpus_problem(part)
+        if problem is not None:
+            raise NlsupError(f"{url} sent {problem}, not {dest.name}; nothing of it was kept")
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    with writing(folder):
+        os.replace(part, dest)
+    return dest
+
+
 def safe_extract(archive: Path, target: Path) -> None:
     """Unpack a tar archive; any member that would land outside ``target`` aborts the whole extraction."""
-    target.mkdir(parents=True, exist_ok=True)
+    with writing(target):
+        target.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
+            needed = sum(member.size for member in tar.getmembers())
+            with writing(target, needed):
+                tar.extractall(target, filter="data")
     except tarfile.FilterError as err:
         raise NlsupError(f"{archive}: refused to extract, unsafe member ({err})") from None
     except (tarfile.TarError, EOFError) as err:
-        raise NlsupError(f"{archive}: not a complete tar archive ({err}); delete it and download again") from None
+        raise NlsupError(f"{archive}: not a complete tar archive ({err})") from None
 
 
 def download_senteval(data_dir: Path, url: str | None = None, progress: bool | None = None) -> Path:
     """SimCSE's ``senteval.tar`` unpacked to ``data_dir/senteval`` (its ``downstream/`` folder), then checked
-    by reading every STS task; an existing, readable copy is left alone."""
+    by reading every STS task; an existing, readable copy is left alone. An archive that is not SentEval's is
+    deleted; one that could not be unpacked for want of space is kept."""
     from nlsup_kit.data.senteval import STS_TASKS, load_sts_task
 
     target = data_dir / "senteval"
     if target.is_dir():
         return target
-    archive = fetch(url or source_url("senteval"), data_dir / "downloads" / "senteval.tar", progress=progress)
-    staging = Path(tempfile.mkdtemp(prefix=".senteval-", dir=data_dir))
+    url = url or source_url("senteval")
+    archive = fetch(url, data_dir / "downloads" / "senteval.tar", check=archive_problem, progress=progress)
+    with writing(data_dir):
+        staging = Path(tempfile.mkdtemp(prefix=".senteval-", dir=data_dir))
     try:
-        safe_extract(archive, staging / "archive")
-        unpacked = next((p for p in (staging / "archive" / "downstream", staging / "archive" / "senteval")
-                         if p.is_dir()), None)
-        if unpacked is None:
-            raise NlsupError(f"{archive}: has no downstream/ or senteval/ folder; not SentEval's archive")
-        unpacked.rename(staging / "senteval")
-        for task in STS_TASKS:
-            load_sts_task(task, staging)
-        os.replace(staging / "senteval", target)
+        try:
+            safe_extract(archive, staging / "archive")
+            unpacked = next((p for p in (staging / "archive" / "downstream", staging / "archive" / "senteval")
+                             if p.is_dir()), None)
+            if unpacked is None:
+                raise NlsupError(f"{archive}: has no downstream/ or senteval/ folder; not SentEval's archive")
+            unpacked.rename(staging / "senteval")
+            for task in STS_TASKS:
+                load_sts_task(task, staging)
+        except DiskProblem:
+            raise  # the archive is fine: kept, and unpacked by the next try
+        except NlsupError as err:
+            archive.unlink(missing_ok=True)
+            raise NlsupError(f"{err}; it was deleted, and the next try downloads it again") from None
+        with writing(data_dir):
+            os.replace(staging / "senteval", target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -132,22 +346,5 @@ def download_text(what: str, data_dir: Path, url: str | None = None, max_lines: 
         return dest
     url = url or source_url(what)
     if max_lines is None:
-        return fetch(url, dest, progress=progress)
+        return fetch(url, dest, check=text_corpus_problem, progress=progress)
     return fetch_head(url, dest, max_lines, progress)
-
-
-def fetch_head(url: str, dest: Path, max_lines: int, progress: bool | None = None) -> Path:
-    """The first ``max_lines`` lines of a text file, streamed, written atomically."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(part, "wb") as out:
-            for count, line in enumerate(progress_bar(response, total=max_lines, desc=dest.name,
-                                                                 unit="line", show=progress), start=1):
-                out.write(line)
-                if count >= max_lines:
-                    break
-    except (urllib.error.URLError, OSError) as err:
-        raise NlsupError(f"download of {url} failed ({getattr(err, 'reason', err)}); offline?") from None
-    os.replace(part, dest)
-    return dest

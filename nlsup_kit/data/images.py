@@ -135,14 +135,16 @@ def imagenette(data_dir: Path, download: bool = True):
     """torchvision's Imagenette (10 ImageNet classes, 160 px), downloaded into ``data_dir/imagenette``."""
     from torchvision.datasets import Imagenette
 
+    from nlsup_kit.data.download import ONLINE_ONLY_ERRORS, online_only_failure
+
     root = data_dir / "imagenette"
     already = (root / "imagenette2-160").is_dir()
     try:
         return Imagenette(str(root), split="train", size="160px", download=download and not already,
                           loader=_rgb)
-    except (OSError, RuntimeError) as err:
-        raise NlsupError(f"Imagenette could not be downloaded into {root} ({err}); use --set modality_data=digits "
-                         "offline, or an ImageFolder path") from None
+    except ONLINE_ONLY_ERRORS as err:
+        raise online_only_failure("Imagenette", root, err, "offline, use --set modality_data=digits or an "
+                                  "ImageFolder path") from None
 
 
 def load_images(source: str, data_dir: Path, image_size: int) -> Dataset:

@@ -56,8 +56,11 @@ def require_dir(folder: Path, source: str) -> Path:
 def download_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """Where ``nlsup download`` writes: the folder the user named (created if need be), else the cache folder."""
     chosen = chosen_data_dir(data_dir)
+    from nlsup_kit.data.disk import writing
+
     folder = chosen[0] if chosen else cache_data_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    with writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nlsup_kit.data.download import (MIRROR_VARIABLE, download_senteval, download_text, fetch_head,
                                      source_url)
+from nlsup_kit.data.disk import writing
 from nlsup_kit.data.paths import cache_data_dir, checkout_data_dir, chosen_data_dir, require_dir, shipped_dir
 from nlsup_kit.data.text import NLI_CSV, WIKI1M, WIKI_SMALL
 from nlsup_kit.errors import NlsupError
@@ -91,7 +92,8 @@ def ensure_data(needs: Iterable[str] = ("senteval",), data_dir: str | os.PathLik
                 f"{', '.join(missing)} not in {folder} and {url} cannot be reached ({reason}): connect and run "
                 f"this again, set {MIRROR_VARIABLE} to a copy of SimCSE's data, or point NLSUP_DATA at a folder "
                 f"that has it (`nlsup download {DOWNLOADS[missing[0]].source} --data-dir DIR`)")
-        folder.mkdir(parents=True, exist_ok=True)
+        with writing(folder):
+            folder.mkdir(parents=True, exist_ok=True)
         for name in missing:
             DOWNLOADS[name].fetch(folder, progress)
     return folder

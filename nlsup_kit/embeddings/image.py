@@ -43,7 +43,8 @@ class ImagePatchEmbedding(nn.Module):
 
         from nlsup_kit.models import load_pretrained
 
-        vit = load_pretrained(ViTModel, name, add_pooling_layer=False)
+        vit = load_pretrained(ViTModel, name, "--set vit_embeddings=none starts the image side from a random patch "
+                              "embedding, as the offline recipes do", add_pooling_layer=False)
         config = vit.config
         if config.hidden_size != hidden_size:
             raise NlsupError(
