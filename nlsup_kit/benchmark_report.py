@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 from dataclasses import dataclass, field
 
@@ -83,7 +84,9 @@ def environment() -> dict:
 
     info = {"python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine()}
+            "cpu": platform.processor() or platform.machine(),
+            # torch.compile's backend: inductor, unless torch's per-graph override names another (the tiny mode's)
+            "compile_backend": os.environ.get("TORCH_COMPILE_OVERRIDE_BACKENDS") or "inductor"}
     try:
         import sentence_transformers
 

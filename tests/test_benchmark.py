@@ -26,6 +26,7 @@ def test_gpu_check_runs_on_cpu_in_tiny_mode(data_dir, tmp_path):
     assert all(rows["text", path]["speedup_vs_st"] > 0 for path in ("kit", "kit compiled"))
     assert rows["image", "kit"]["speedup_vs_st"] is None  # the ST loop has no image step to compare with
     assert main["agreement"] and max(main["agreement"].values()) < 1e-3  # fp32 on the CPU
+    assert main["environment"]["compile_backend"] == ">=0:aot_eager_decomp_partition"  # no C++ compile on a CPU
     assert main["epoch_steps"] == 1_000_000 // 8  # the paper's wiki1m at the tiny batch of 8
     assert main["eval_seconds"] > 0 and main["first_eval_seconds"] > 0 and main["projected_epoch_minutes"] > 0
     assert all(r["first_step_s"] > 0 for r in main["rows"])

@@ -58,7 +58,8 @@ def require_address(url: str, where: str) -> None:
     """``url`` must be an http(s) address with a host, or a file:// path: a typo fails here, in one line."""
     try:
         parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
+        _ = parts.port  # raises ValueError on a port that is not a number from 0 to 65535
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
         ok = ok or (parts.scheme == "file" and bool(parts.path))
     except ValueError:
         ok = False
@@ -113,8 +114,10 @@ def open_url(url: str, timeout: float, headers: dict[str, str] | None = None, ke
         raise NlsupError(f"download of {url} failed ({network_problem(err, timeout)}){kept}") from None
 
 
-def refuse_html(url: str, response, what: str, kept: str = "") -> None:
-    if is_html_type(response.headers.get("Content-Type")):
+def refuse_html(url: str, what: str, response=None, first: bytes = b"", kept: str = "") -> None:
+    """A web page (a sign-in portal, an error page) is refused by its declared type before anything is read, and
+    by its first bytes before anything is written."""
+    if (response is not None and is_html_type(response.headers.get("Content-Type"))) or looks_like_html(first):
         raise NlsupError(f"{url} sent {HTML_PAGE}, not {what}; nothing of it was kept{kept}")
 
 
@@ -138,7 +141,7 @@ def published_sha256(url: str, timeout: float = TIMEOUT) -> tuple[str, str] | No
     sums_url = f"{url.rsplit('/', 1)[0]}/{CHECKSUM_FILE}"
     try:
         with urllib.request.urlopen(sums_url, timeout=timeout) as response:
-            refuse_html(sums_url, response, "a checksum list")
+            refuse_html(sums_url, "a checksum list", response)
             body = response.read(MB)
     except urllib.error.HTTPError as err:
         if err.code in (403, 404, 410):
@@ -146,8 +149,7 @@ def published_sha256(url: str, timeout: float = TIMEOUT) -> tuple[str, str] | No
         raise NlsupError(f"download of {sums_url} failed ({network_problem(err, timeout)})") from None
     except NETWORK_ERRORS as err:  # the file's server, not its checksum list: name the file asked for
         raise NlsupError(f"download of {url} failed ({network_problem(err, timeout)})") from None
-    if looks_like_html(body):
-        raise NlsupError(f"{sums_url} sent {HTML_PAGE}, not a checksum list; nothing was downloaded")
+    refuse_html(sums_url, "a checksum list", first=body)
     try:
         sums = parse_checksums(body.decode("utf-8"), sums_url)
     except UnicodeDecodeError:
@@ -200,7 +202,8 @@ def receive(url: str, response, part: Path, offset: int, progress: bool | None, 
     resumed = bool(offset) and response.status == 206
     offset = offset if resumed else 0
     kept_after = f"; the partial file {part} is kept and the next try resumes it"
-    refuse_html(url, response, part.name.removesuffix(".part"), kept_after if part.exists() else "")
+    what = part.name.removesuffix(".part")
+    refuse_html(url, what, response, kept=kept_after if part.exists() else "")
     length = response.headers.get("Content-Length")
     total = offset + int(length) if length is not None and length.isdigit() else None
     needed = total - offset if total is not None else None
@@ -214,10 +217,10 @@ def receive(url: str, response, part: Path, offset: int, progress: bool | None, 
             raise NlsupError(f"download of {url} failed ({network_problem(err, timeout)}){kept}") from None
 
     chunk = read()
-    if not resumed and looks_like_html(chunk):
-        raise NlsupError(f"{url} sent {HTML_PAGE}, not {part.name.removesuffix('.part')}; nothing of it was kept")
+    if not resumed:
+        refuse_html(url, what, first=chunk)
     with writing(part.parent, needed), open(part, "ab" if resumed else "wb") as out, progress_bar(
-            total=total, initial=offset, unit="B", unit_scale=True, desc=part.name.removesuffix(".part"),
+            total=total, initial=offset, unit="B", unit_scale=True, desc=what,
             show=progress) as bar:
         while chunk:
             out.write(chunk)
@@ -250,7 +253,7 @@ def fetch_head(url: str, dest: Path, max_lines: int, progress: bool | None = Non
         raise NlsupError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
     try:
         with response:
-            refuse_html(url, response, dest.name)
+            refuse_html(url, dest.name, response)
             length = response.headers.get("Content-Length")
             lines = received = 0
             with writing(folder), open(part, "wb") as out, progress_bar(total=max_lines, desc=dest.name, unit="line",
@@ -263,8 +266,8 @@ def fetch_head(url: str, dest: Path, max_lines: int, progress: bool | None = Non
                                          "the partial slice was deleted") from None
                     if not line:
                         break
-                    if not received and looks_like_html(line):
-                        raise NlsupError(f"{url} sent {HTML_PAGE}, not {dest.name}; nothing of it was kept")
+                    if not received:
+                        refuse_html(url, dest.name, first=line)
                     out.write(line)
                     received += len(line)
                     lines += 1
