@@ -13,16 +13,22 @@ ONLINE_ONLY = ("imagenette", "librispeech")  # fetched by torchvision / torchaud
 
 def cmd_eval_sts(args) -> None:
     from nlsup_kit.data import ensure_data
+    from nlsup_kit.data.multilingual import tasks_for_language
     from nlsup_kit.data.senteval import STS_TASKS
     from nlsup_kit.encoder import SentenceEncoder
-    from nlsup_kit.evaluation import evaluate_sts
+    from nlsup_kit.evaluation import evaluate_sts, task_data_needs
 
-    tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else list(STS_TASKS)
-    data_dir = ensure_data(["senteval"], args.data_dir)  # before loading the model: data problems come first
+    if args.tasks and args.language:
+        raise NlsupError("give --tasks or --language, not both")
+    tasks = ([t.strip() for t in args.tasks.split(",")] if args.tasks else
+             tasks_for_language(args.language) if args.language else list(STS_TASKS))
+    # before loading the model: data problems come first
+    data_dir = ensure_data(task_data_needs(tasks), args.data_dir)
     encoder = SentenceEncoder.from_pretrained(args.model)
     report = evaluate_sts(lambda s: encoder.encode(s, args.pooling, args.batch_size, args.device),
                           tasks, data_dir)
     print(report.table(f"{args.model} ({args.pooling}): Spearman x 100, SentEval protocol"))
+    print(report.protocol())
     if args.json:
         report.write_json(args.json)
 
@@ -142,11 +148,14 @@ def _model_commands(sub, poolers: tuple[str, ...]) -> None:
     """Commands that train, score and export models."""
     from nlsup_kit.export import ST_POOLING
 
-    p = sub.add_parser("eval-sts", help="score a model on STS12-16, STS-B, SICK-R (SentEval protocol)")
-    p.add_argument("--model", required=True, help="minilm-l6, bert-base-uncased, a hub id, or a folder")
+    p = sub.add_parser("eval-sts", help="score a model on STS12-16, STS-B, SICK-R (SentEval protocol) or the "
+                                         "multilingual STS-B")
+    p.add_argument("--model", required=True, help="minilm-l6, bert-base-uncased, xlmr-base, mbert, a hub id, or a folder")
     p.add_argument("--pooling", default="cls_before_pooler", choices=poolers)
     p.add_argument("--data-dir")
-    p.add_argument("--tasks", help="comma-separated, e.g. STS12,STSBenchmark (default: all seven)")
+    p.add_argument("--tasks", help="comma-separated, e.g. STS12,STSBenchmark or stsb-de (default: the English "
+                                   "seven)")
+    p.add_argument("--language", help="every set in this language, e.g. de (the multilingual STS-B)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
     p.add_argument("--json", help="write the scores to this JSON file")

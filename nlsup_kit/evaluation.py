@@ -3,6 +3,7 @@
 Score = Spearman x 100 between the cosine similarity of the two embeddings and the gold score. STS12-16
 use the "all" aggregation (one Spearman over the pooled subsets); STS-B and SICK-R use their test split.
 The average is the mean of the seven scores, each rounded to 2 decimals first (how the paper's tables read).
+The multilingual STS-B (``stsb-de``...) is scored as STS-B is: Spearman x 100 of the cosine on its test split.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 
 from nlsup_kit.data.sources import ensure_data
-from nlsup_kit.data.senteval import STS_TASKS, StsPairs, load_sts_task
+from nlsup_kit.data.multilingual import MULTILINGUAL_TASKS, task_language
+from nlsup_kit.data.senteval import STS_TASKS, STS_YEARS, StsPairs, load_sts_task
 from nlsup_kit.device import pick_device
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.similarity_cache import SimilarityCache
 
 EncodeFn = Callable[[Sequence[str]], torch.Tensor]
+ALL_STS_TASKS: tuple[str, ...] = (*STS_TASKS, *MULTILINGUAL_TASKS)
 
 
 @dataclass
@@ -64,6 +67,19 @@ class StsReport:
         lines = [title] if title else []
         return "\n".join([*lines, header, "-" * len(header), row])
 
+    def protocol(self, split: str = "test") -> str:
+        """Which set, split and aggregation each number is, one line per task."""
+        lines = ["Spearman x 100 between the cosine of the two embeddings and the human score, per task:"]
+        for task, score in self.scores.items():
+            if task in MULTILINGUAL_TASKS:
+                source = f"stsb_multi_mt (STS-B machine-translated by DeepL into {task_language(task)!r}), {split} split"
+            elif task in STS_YEARS:
+                source = "SentEval, 'all' (the subsets' pairs pooled), test"
+            else:
+                source = f"SentEval, {split} split"
+            lines.append(f"  {task}: {source}, {score.pairs:,} pairs")
+        return "\n".join(lines)
+
     def write_json(self, path: str | Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +112,15 @@ def score_pairs(pairs: StsPairs, similarities: np.ndarray) -> TaskScore:
     return TaskScore(spearman, pearson, len(pairs), subsets if len(subsets) > 1 else {}, similarities, gold)
 
 
+def task_data_needs(tasks: Sequence[str]) -> list[str]:
+    """What :func:`ensure_data` must provide to score ``tasks``: SentEval for the English seven, a language's
+    STS-B files for ``stsb-<lang>``."""
+    unknown = [t for t in tasks if t not in ALL_STS_TASKS]
+    if unknown:
+        raise NlsupError(f"unknown STS task {unknown[0]!r}; choose from {', '.join(ALL_STS_TASKS)}")
+    return list(dict.fromkeys("senteval" if task in STS_TASKS else task for task in tasks))
+
+
 def evaluate_sts(
     encode: EncodeFn,
     tasks: Sequence[str] = STS_TASKS,
@@ -105,10 +130,7 @@ def evaluate_sts(
 ) -> StsReport:
     """Score ``encode`` (sentences -> embeddings) on the given tasks; every distinct sentence is encoded once,
     and none for a task whose similarities ``cache`` already holds."""
-    unknown = [t for t in tasks if t not in STS_TASKS]
-    if unknown:
-        raise NlsupError(f"unknown STS task {unknown[0]!r}; choose from {', '.join(STS_TASKS)}")
-    root = ensure_data(["senteval"], data_dir)
+    root = ensure_data(task_data_needs(tasks), data_dir)
     task_pairs = {task: load_sts_task(task, root, split) for task in tasks}
     similarities = {task: cache.get(task, pairs) for task, pairs in task_pairs.items()} if cache is not None else {}
     missing = {task: pairs for task, pairs in task_pairs.items() if similarities.get(task) is None}

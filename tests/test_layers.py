@@ -1,5 +1,5 @@
 """The fast layer stack (packed tokens, CLS-only last layer) against HF's own forward: same losses, same
-gradients, for BERT and RoBERTa, every fast pooler, packed and fixed-shape, text and image tokens."""
+gradients, for BERT, RoBERTa and XLM-R, every fast pooler, packed and fixed-shape, text and image tokens."""
 
 import pytest
 import torch
@@ -31,7 +31,7 @@ def loss_and_grads(encoder, features, pooling, fast_path):
     return loss.detach(), {n: p.grad.clone() for n, p in encoder.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("family", ["tiny_model", "tiny_roberta"])
+@pytest.mark.parametrize("family", ["tiny_model", "tiny_roberta", "tiny_xlmr"])
 @pytest.mark.parametrize("pooling", ["cls", "cls_before_pooler", "avg"])
 @pytest.mark.parametrize("fast_path", ["packed", "fixed"])
 def test_fast_layers_give_hf_loss_and_gradients(request, family, pooling, fast_path):

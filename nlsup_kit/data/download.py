@@ -38,6 +38,8 @@ OFFICIAL_REPO = "princeton-nlp/datasets-for-simcse"
 MIRROR_VARIABLE = "NLSUP_MIRROR"
 CHECKSUM_FILE = "SHA256SUMS"
 FILE_NAMES = {"senteval": "senteval.tar", "wiki1m": "wiki1m_for_simcse.txt", "nli": "nli_for_simcse.csv"}
+# the multilingual STS-B (stsb_multi_mt): its repository's data folder, stsb-<lang>-<split>.csv
+STSB_MULTI_MT_BASE = "https://raw.githubusercontent.com/PhilipMay/stsb-multi-mt/main/data"
 CHUNK = 1 << 20
 TIMEOUT = 60.0
 
@@ -46,12 +48,24 @@ def official_base() -> str:
     return f"{hub_endpoint()}/datasets/{OFFICIAL_REPO}/resolve/main"
 
 
+def release_file(what: str) -> tuple[str, str]:
+    """(file name, official base) of ``what``: SimCSE's release for senteval, wiki1m and nli; stsb_multi_mt's
+    repository for ``stsb-<lang>-<split>``."""
+    if what in FILE_NAMES:
+        return FILE_NAMES[what], official_base()
+    if re.fullmatch(r"stsb-[a-z]{2}-(train|dev|test)", what):
+        return f"{what}.csv", STSB_MULTI_MT_BASE
+    raise NlsupError(f"unknown download {what!r}")
+
+
 def source_url(what: str) -> str:
-    """Where ``what`` (senteval, wiki1m, nli) is downloaded from: ``$NLSUP_MIRROR/<file>`` or the official copy."""
+    """Where ``what`` is downloaded from: ``$NLSUP_MIRROR/<file>`` (one folder holds every file name), or the
+    official copy."""
+    name, official = release_file(what)
     mirror = os.environ.get(MIRROR_VARIABLE, "").strip()
     if mirror:
         require_address(mirror, MIRROR_VARIABLE)
-    return f"{(mirror or official_base()).rstrip('/')}/{FILE_NAMES[what]}"
+    return f"{(mirror or official).rstrip('/')}/{name}"
 
 
 def require_address(url: str, where: str) -> None:

@@ -49,8 +49,9 @@ def normalise(sentence: str) -> str:
     return " ".join(sentence.split())
 
 
-def _read_lines(path: Path) -> list[str]:
-    require_file(path, DOWNLOAD_HINT)
+def read_text(path: Path, hint: str = DOWNLOAD_HINT) -> str:
+    """A data file's text: missing (with ``hint``: how to get it), not UTF-8 (the line) or empty is one line."""
+    require_file(path, hint)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
@@ -58,7 +59,11 @@ def _read_lines(path: Path) -> list[str]:
         raise at_line(path, line, "not valid UTF-8 text") from None
     if not text.strip():
         raise NlsupError(f"{path}: file is empty")
-    return text.splitlines()
+    return text
+
+
+def _read_lines(path: Path) -> list[str]:
+    return read_text(path).splitlines()
 
 
 def _score(raw: str, path: Path, line: int, low: float, high: float) -> float:
@@ -130,7 +135,8 @@ def read_sick_entailment(path: Path) -> list[tuple[str, str, str]]:
 
 
 def load_sts_task(task: str, data_dir: str | Path, split: str = "test") -> StsPairs:
-    """Pairs of one task; STS12-16 only have a test split, STS-B and SICK also train/dev."""
+    """Pairs of one task; STS12-16 only have a test split, STS-B and SICK also train/dev; the multilingual
+    STS-B (``stsb-de``...) dev and test (:mod:`nlsup_kit.data.multilingual`)."""
     root = Path(data_dir) / "senteval"
     if task in STS_YEARS:
         if split != "test":
@@ -143,4 +149,8 @@ def load_sts_task(task: str, data_dir: str | Path, split: str = "test") -> StsPa
         if split not in files:
             raise NlsupError(f"SICKRelatedness has splits train, dev, test (asked for {split!r})")
         return read_sick(root / "SICK" / files[split])
-    raise NlsupError(f"unknown STS task {task!r}; choose from {', '.join(STS_TASKS)}")
+    from nlsup_kit.data.multilingual import MULTILINGUAL_TASKS, load_multilingual_task
+
+    if task in MULTILINGUAL_TASKS:
+        return load_multilingual_task(task, data_dir, split)
+    raise NlsupError(f"unknown STS task {task!r}; choose from {', '.join((*STS_TASKS, *MULTILINGUAL_TASKS))}")

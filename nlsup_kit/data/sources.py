@@ -3,7 +3,8 @@
 ``ensure_data(["senteval", "wiki"])`` returns the data directory to read from:
 the folder the user named (``data_dir`` / ``NLSUP_DATA``; what it lacks is downloaded into it), else a
 checkout's ``../shared/data`` when it holds everything, else the cache folder ``~/.cache/nlsup-kit/data``,
-filled from SimCSE's dataset release (or ``$NLSUP_MIRROR``) with a progress bar, through ``.part`` files
+filled from SimCSE's dataset release (the multilingual STS-B from its own repository; either from
+``$NLSUP_MIRROR`` when set) with a progress bar, through ``.part`` files
 that a later call resumes, checked before they are moved into place. The spoken-word clips and the digits
 ship with the kit and scikit-learn, so for them the call only checks that they are there.
 """
@@ -18,6 +19,8 @@ from pathlib import Path
 from nlsup_kit.data.download import (MIRROR_VARIABLE, download_senteval, download_text, fetch_head,
                                      source_url)
 from nlsup_kit.data.disk import writing
+from nlsup_kit.data.multilingual import (MULTILINGUAL_TASKS, STSB_MULTI_DIR, download_stsb_multi, stsb_multi_name,
+                                         task_language)
 from nlsup_kit.data.paths import cache_data_dir, checkout_data_dir, chosen_data_dir, require_dir, shipped_dir
 from nlsup_kit.data.text import NLI_CSV, WIKI1M, WIKI_SMALL
 from nlsup_kit.errors import NlsupError
@@ -31,7 +34,7 @@ class Download:
     """A piece of data that lives in the data directory."""
 
     relative_path: Path  # what must exist there
-    source: str  # the file name in SimCSE's release (see download.FILE_NAMES)
+    source: str  # the release file it comes from (download.release_file): its address is checked first
     fetch: Callable[[Path, bool | None], object]
 
     def present(self, folder: Path) -> bool:
@@ -45,6 +48,12 @@ DOWNLOADS = {
         source_url("wiki1m"), folder / WIKI_SMALL, WIKI_SLICE_LINES, progress)),
     "wiki1m": Download(WIKI1M, "wiki1m", lambda folder, progress: download_text("wiki1m", folder, progress=progress)),
     "nli": Download(NLI_CSV, "nli", lambda folder, progress: download_text("nli", folder, progress=progress)),
+    # stsb-de ...: the multilingual STS-B's dev and test of one language
+    **{task: Download(STSB_MULTI_DIR / f"{stsb_multi_name(task_language(task), 'test')}.csv",
+                      stsb_multi_name(task_language(task), "test"),
+                      lambda folder, progress, language=task_language(task): download_stsb_multi(
+                          language, folder, progress))
+       for task in MULTILINGUAL_TASKS},
 }
 
 
@@ -90,8 +99,8 @@ def ensure_data(needs: Iterable[str] = ("senteval",), data_dir: str | os.PathLik
         if reason is not None:
             raise NlsupError(
                 f"{', '.join(missing)} not in {folder} and {url} cannot be reached ({reason}): connect and run "
-                f"this again, set {MIRROR_VARIABLE} to a copy of SimCSE's data, or point NLSUP_DATA at a folder "
-                f"that has it (`nlsup download {DOWNLOADS[missing[0]].source} --data-dir DIR`)")
+                f"this again, set {MIRROR_VARIABLE} to a folder that serves the same file names, or point NLSUP_DATA "
+                f"at a folder that has it (`nlsup download {missing[0]} --data-dir DIR`)")
         with writing(folder):
             folder.mkdir(parents=True, exist_ok=True)
         for name in missing:
