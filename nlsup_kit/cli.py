@@ -148,14 +148,14 @@ def _model_commands(sub, poolers: tuple[str, ...]) -> None:
     """Commands that train, score and export models."""
     from nlsup_kit.export import ST_POOLING
 
-    p = sub.add_parser("eval-sts", help="score a model on STS12-16, STS-B, SICK-R (SentEval protocol) or the "
-                                         "multilingual STS-B")
+    p = sub.add_parser("eval-sts", help="score a model on STS12-16, STS-B, SICK-R (SentEval protocol), the "
+                                         "multilingual STS-B or STS17")
     p.add_argument("--model", required=True, help="minilm-l6, bert-base-uncased, xlmr-base, mbert, a hub id, or a folder")
     p.add_argument("--pooling", default="cls_before_pooler", choices=poolers)
     p.add_argument("--data-dir")
-    p.add_argument("--tasks", help="comma-separated, e.g. STS12,STSBenchmark or stsb-de (default: the English "
-                                   "seven)")
-    p.add_argument("--language", help="every set in this language, e.g. de (the multilingual STS-B)")
+    p.add_argument("--tasks", help="comma-separated, e.g. STS12,STSBenchmark or stsb-de,sts17-en-de (default: "
+                                   "the English seven)")
+    p.add_argument("--language", help="every set in this language, e.g. de: stsb-de and sts17-en-de")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
     p.add_argument("--json", help="write the scores to this JSON file")

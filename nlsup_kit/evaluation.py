@@ -3,7 +3,8 @@
 Score = Spearman x 100 between the cosine similarity of the two embeddings and the gold score. STS12-16
 use the "all" aggregation (one Spearman over the pooled subsets); STS-B and SICK-R use their test split.
 The average is the mean of the seven scores, each rounded to 2 decimals first (how the paper's tables read).
-The multilingual STS-B (``stsb-de``...) is scored as STS-B is: Spearman x 100 of the cosine on its test split.
+The multilingual STS-B (``stsb-de``...) and STS17 (``sts17-en-de``...) are scored as STS-B is: Spearman x 100 of
+the cosine on the test split.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 
 from nlsup_kit.data.sources import ensure_data
-from nlsup_kit.data.multilingual import MULTILINGUAL_TASKS, task_language
+from nlsup_kit.data.multilingual import MULTILINGUAL_TASKS, describe_task, task_download
 from nlsup_kit.data.senteval import STS_TASKS, STS_YEARS, StsPairs, load_sts_task
 from nlsup_kit.device import pick_device
 from nlsup_kit.errors import NlsupError
@@ -72,7 +73,7 @@ class StsReport:
         lines = ["Spearman x 100 between the cosine of the two embeddings and the human score, per task:"]
         for task, score in self.scores.items():
             if task in MULTILINGUAL_TASKS:
-                source = f"stsb_multi_mt (STS-B machine-translated by DeepL into {task_language(task)!r}), {split} split"
+                source = describe_task(task, split)
             elif task in STS_YEARS:
                 source = "SentEval, 'all' (the subsets' pairs pooled), test"
             else:
@@ -114,11 +115,11 @@ def score_pairs(pairs: StsPairs, similarities: np.ndarray) -> TaskScore:
 
 def task_data_needs(tasks: Sequence[str]) -> list[str]:
     """What :func:`ensure_data` must provide to score ``tasks``: SentEval for the English seven, a language's
-    STS-B files for ``stsb-<lang>``."""
+    STS-B files for ``stsb-<lang>``, the STS17 archive for ``sts17-<a>-<b>``."""
     unknown = [t for t in tasks if t not in ALL_STS_TASKS]
     if unknown:
         raise NlsupError(f"unknown STS task {unknown[0]!r}; choose from {', '.join(ALL_STS_TASKS)}")
-    return list(dict.fromkeys("senteval" if task in STS_TASKS else task for task in tasks))
+    return list(dict.fromkeys("senteval" if task in STS_TASKS else task_download(task) for task in tasks))
 
 
 def evaluate_sts(

@@ -9,13 +9,14 @@ import os
 import random
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
 import torch
 
 from httpmirror import Handler, serving
-from nlsup_kit.data.multilingual import STSB_MULTI_ROWS, read_stsb_multi
+from nlsup_kit.data.multilingual import STS17_PAIRS, STS17_ROWS, STSB_MULTI_ROWS, read_sts17, read_stsb_multi
 from nlsup_kit.errors import NlsupError
 
 SUBJECTS = ["Ein Mann", "Eine Frau", "Ein Kind", "Zwei Hunde", "Die Katze", "Ein Mädchen", "Der Junge",
@@ -45,6 +46,43 @@ def german_split(rows: int, seed: int) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
+ENGLISH = (["A man", "A woman", "A child", "Two dogs", "The cat", "A girl", "The boy", "A group of men"],
+           ["plays", "cuts", "eats", "sees", "carries", "opens", "paints", "buys"],
+           ["a guitar", "an onion", "an apple", "the window", "a book", "football on the beach", "tofu", "the door"])
+
+
+def sts17_track(pair: str, seed: int, rows: int = STS17_ROWS) -> bytes:
+    """A track of STS2017-extended: ``sentence1<TAB>sentence2<TAB>score``, sentence 1 in the pair's first language
+    (English words, or German for ``de``), sentence 2 in its second, scored by how many words differ."""
+    rng = random.Random(seed)
+    words = {"de": (SUBJECTS, VERBS, OBJECTS)}
+    first_words, second_words = (words.get(language, ENGLISH) for language in pair.split("-"))
+    lines = []
+    for _ in range(rows):
+        picks = [rng.randrange(8) for _ in range(3)]
+        other = list(picks)
+        changed = rng.sample(range(3), rng.randint(0, 3))
+        for i in changed:
+            other[i] = (picks[i] + rng.randrange(1, 8)) % 8
+        score = round(min(5.0, max(0.0, 5 - 1.6 * len(changed) + rng.uniform(-0.4, 0.4))), 2)
+        lines.append(f"{' '.join(first_words[i][k] for i, k in enumerate(picks))}.\t"
+                     f"{' '.join(second_words[i][k] for i, k in enumerate(other))}.\t{score}")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def sts17_archive(tracks: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for pair, body in tracks.items():
+            archive.writestr(f"STS2017-extended/STS.{pair}.txt", body)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def sts17():
+    return {pair: sts17_track(pair, seed) for seed, pair in enumerate(STS17_PAIRS)}
+
+
 @pytest.fixture(scope="module")
 def german():
     return {split: german_split(STSB_MULTI_ROWS[split], seed) for split, seed in (("dev", 1), ("test", 2))}
@@ -64,48 +102,62 @@ def xlmr_hub(tmp_path_factory):
     return hub
 
 
-def test_eval_sts_scores_xlmr_on_german_stsb_as_an_independent_computation_does(german, xlmr_hub, tmp_path):
-    """The acceptance command, offline: ``xlmr-base`` resolves to the cached stand-in, stsb-de's dev and test
-    come over HTTP into an empty data folder, and the score equals sentence-transformers' evaluator on the same
-    folder (mean pooling, the kit's ``avg``), fed by Python's csv module with SentEval's whitespace join."""
-    from sentence_transformers import SentenceTransformer
+def independent_spearman(model, rows: list[list[str]]) -> float:
+    """sentence-transformers' evaluator on rows read by Python's csv module, joined as SentEval joins tokens."""
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+
+    joined = [[" ".join(cell.split()) for cell in row[:2]] for row in rows]
+    evaluator = EmbeddingSimilarityEvaluator([a for a, _ in joined], [b for _, b in joined],
+                                             [float(r[2]) for r in rows], main_similarity="cosine")
+    reference = evaluator(model)
+    return 100 * reference[next(k for k in reference if k.endswith("spearman_cosine"))]
+
+
+def test_eval_sts_scores_xlmr_in_german_as_an_independent_computation_does(german, sts17, xlmr_hub, tmp_path):
+    """The acceptance command, offline: ``xlmr-base`` resolves to the cached stand-in; ``--language de`` picks the
+    German STS-B and STS17's English-German track, whose files come over HTTP into an empty data folder; each
+    score equals sentence-transformers' evaluator on the same folder (mean pooling, the kit's ``avg``)."""
+    from sentence_transformers import SentenceTransformer
 
     data, out = tmp_path / "data", tmp_path / "scores.json"
     data.mkdir()  # an empty data folder the user named
     with serving() as address:
-        Handler.files = {"/stsb-de-dev.csv": german["dev"], "/stsb-de-test.csv": german["test"]}
+        Handler.files = {"/stsb-de-dev.csv": german["dev"], "/stsb-de-test.csv": german["test"],
+                         "/STS2017-extended.zip": sts17_archive(sts17)}
         env = dict(os.environ, NLSUP_MIRROR=address, HF_HUB_CACHE=str(xlmr_hub), HF_HUB_OFFLINE="1")
-        done = subprocess.run([sys.executable, "-m", "nlsup_kit.cli", "eval-sts", "--model", "xlmr-base", "--tasks",
-                               "stsb-de", "--pooling", "avg", "--data-dir", str(data), "--json", str(out)],
+        done = subprocess.run([sys.executable, "-m", "nlsup_kit.cli", "eval-sts", "--model", "xlmr-base",
+                               "--language", "de", "--pooling", "avg", "--data-dir", str(data), "--json", str(out)],
                               env=env, capture_output=True, text=True, timeout=300)
         requested = list(Handler.requests)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert [r for r in requested if r.endswith(".csv")] == ["/stsb-de-dev.csv", "/stsb-de-test.csv"]
+    assert [r for r in requested if r != "/SHA256SUMS"] == ["/stsb-de-dev.csv", "/stsb-de-test.csv",
+                                                             "/STS2017-extended.zip"]
     assert (data / "stsb-multi-mt" / "stsb-de-test.csv").read_bytes() == german["test"]
-    printed = done.stdout
-    assert "stsb-de: stsb_multi_mt (STS-B machine-translated by DeepL into 'de'), test split, 1,379 pairs" in printed
+    assert sorted(p.name for p in (data / "sts17").iterdir()) == sorted(f"STS.{pair}.txt" for pair in STS17_PAIRS)
+    assert "stsb-de: stsb_multi_mt (STS-B machine-translated by DeepL into 'de'), test split, 1,379 pairs" in done.stdout
+    assert "sts17-en-de: STS17, cross-lingual (en sentence 1, de sentence 2), SemEval-2017 test, 250 pairs" in done.stdout
     scores = json.loads(out.read_text())
+    assert list(scores)[:3] == ["stsb-de", "sts17-en-de", "avg"]
 
-    folder = next((xlmr_hub / "models--FacebookAI--xlm-roberta-base" / "snapshots").iterdir())
-    rows = list(csv.reader(io.StringIO(german["test"].decode("utf-8"))))
-    joined = [[" ".join(cell.split()) for cell in row[:2]] for row in rows]
-    evaluator = EmbeddingSimilarityEvaluator([a for a, _ in joined], [b for _, b in joined],
-                                             [float(r[2]) for r in rows], main_similarity="cosine")
-    reference = evaluator(SentenceTransformer(str(folder), device="cpu"))
-    key = next(k for k in reference if k.endswith("spearman_cosine"))
-    assert scores["stsb-de"] == pytest.approx(reference[key] * 100, abs=0.01)
-    assert abs(scores["stsb-de"]) > 1  # a score that says something about the stand-in, not a constant 0
+    model = SentenceTransformer(str(next((xlmr_hub / "models--FacebookAI--xlm-roberta-base" / "snapshots").iterdir())),
+                                device="cpu")
+    expected = {"stsb-de": list(csv.reader(io.StringIO(german["test"].decode("utf-8")))),
+                "sts17-en-de": [line.split("\t") for line in sts17["en-de"].decode("utf-8").splitlines()]}
+    for task, rows in expected.items():
+        reference = independent_spearman(model, rows)
+        assert scores[task] == pytest.approx(reference, abs=0.01), task
+        assert abs(reference) > 1  # a score that says something about the stand-in, not a constant 0
 
 
-def test_language_picks_its_sets_and_refuses_an_unknown_one(german, tmp_path, capsys):
+def test_language_picks_its_sets_and_refuses_an_unknown_one(tmp_path, capsys):
     from nlsup_kit.cli import main
     from nlsup_kit.data.multilingual import tasks_for_language
 
-    assert tasks_for_language("de") == ["stsb-de"]
+    assert tasks_for_language("de") == ["stsb-de", "sts17-en-de"]
+    assert tasks_for_language("ar") == ["sts17-ar-ar", "sts17-en-ar"]
     assert main(["eval-sts", "--model", "minilm-l6", "--language", "xx", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: no STS set in language 'xx'") and "de, en, es" in err and "\n" not in err
+    assert err.startswith("error: no STS set in language 'xx'") and "ar, de, en, es" in err and "\n" not in err
 
 
 def test_a_download_that_is_not_the_release_file_is_refused_and_nothing_is_kept(german, tmp_path, monkeypatch):
@@ -116,9 +168,9 @@ def test_a_download_that_is_not_the_release_file_is_refused_and_nothing_is_kept(
     short = b"\n".join(german["test"].split(b"\n")[1:])
     broken = german["dev"].replace(b"\n", b"\nnur ein Feld\n", 1)
     for case, (files, problem) in enumerate((({"/stsb-de-dev.csv": german["dev"], "/stsb-de-test.csv": short},
-                            "1,378 pairs, but stsb_multi_mt's test split has 1,379 in every language"),
+                            "1,378 pairs, but stsb_multi_mt's test split (in every language) has 1,379"),
                            ({"/stsb-de-dev.csv": broken, "/stsb-de-test.csv": german["test"]},
-                            "2: expected 3 comma-separated fields (sentence1,sentence2,score), found 1"))):
+                            "2: expected 3 comma-separated fields (sentence1, sentence2, score), found 1"))):
         data = tmp_path / f"case{case}"
         data.mkdir()
         with serving() as address:
@@ -158,3 +210,36 @@ def test_xlmr_base_is_xlm_roberta_base_by_its_parameter_count():
         backbone = random_backbone("xlmr-base", seed=0)
     assert backbone.config.model_type == "xlm-roberta"
     assert sum(p.numel() for p in backbone.parameters()) == 277_450_752 + 2 * 768 + 768
+
+
+def test_an_sts17_archive_that_is_not_the_release_is_refused_and_nothing_is_kept(sts17, tmp_path, monkeypatch):
+    """A zip without one of the ten tracks is refused before it is kept; one whose track is a row short is
+    deleted after it is read; neither leaves an sts17/ folder behind."""
+    from nlsup_kit.data import ensure_data
+
+    without = sts17_archive({pair: body for pair, body in sts17.items() if pair != "nl-en"})
+    short = sts17_archive({**sts17, "en-de": b"\n".join(sts17["en-de"].split(b"\n")[1:])})
+    for case, (archive, problem) in enumerate(((without, "an archive without STS2017-extended/STS.nl-en.txt"),
+                                               (short, "STS.en-de.txt: 249 pairs, but every STS17 track has 250"))):
+        data = tmp_path / f"case{case}"
+        data.mkdir()
+        with serving() as address:
+            Handler.files = {"/STS2017-extended.zip": archive}
+            monkeypatch.setenv("NLSUP_MIRROR", address)
+            with pytest.raises(NlsupError) as err:
+                ensure_data(["sts17"], data, progress=False)
+        message = str(err.value)
+        assert problem in message and "\n" not in message, message
+        assert not (data / "sts17").exists() and not list(data.glob(".sts17-*"))
+        assert not (data / "downloads" / "STS2017-extended.zip").exists()
+
+
+def test_an_sts17_track_reads_as_tab_separated_pairs_and_names_a_bad_line(tmp_path):
+    path = tmp_path / "STS.en-de.txt"
+    path.write_bytes("A man  plays.\tEin Mann spielt.\t4.5\n".encode())
+    pairs = read_sts17(path)
+    assert (pairs.sentences1, pairs.sentences2, pairs.scores) == (["A man plays."], ["Ein Mann spielt."], [4.5])
+    path.write_bytes(b"a\tb\t1\na\tb\n")
+    with pytest.raises(NlsupError) as err:
+        read_sts17(path)
+    assert str(err.value) == f"{path}:2: expected 3 tab-separated fields (sentence1, sentence2, score), found 2"

@@ -38,8 +38,10 @@ OFFICIAL_REPO = "princeton-nlp/datasets-for-simcse"
 MIRROR_VARIABLE = "NLSUP_MIRROR"
 CHECKSUM_FILE = "SHA256SUMS"
 FILE_NAMES = {"senteval": "senteval.tar", "wiki1m": "wiki1m_for_simcse.txt", "nli": "nli_for_simcse.csv"}
-# the multilingual STS-B (stsb_multi_mt): its repository's data folder, stsb-<lang>-<split>.csv
+# the multilingual STS-B (stsb_multi_mt): its repository's data folder, stsb-<lang>-<split>.csv; STS17 as
+# sentence-transformers publishes it (nlsup_kit.data.multilingual)
 STSB_MULTI_MT_BASE = "https://raw.githubusercontent.com/PhilipMay/stsb-multi-mt/main/data"
+STS17_BASE = "https://sbert.net/datasets"
 CHUNK = 1 << 20
 TIMEOUT = 60.0
 
@@ -50,11 +52,13 @@ def official_base() -> str:
 
 def release_file(what: str) -> tuple[str, str]:
     """(file name, official base) of ``what``: SimCSE's release for senteval, wiki1m and nli; stsb_multi_mt's
-    repository for ``stsb-<lang>-<split>``."""
+    repository for ``stsb-<lang>-<split>``; sentence-transformers' datasets for sts17."""
     if what in FILE_NAMES:
         return FILE_NAMES[what], official_base()
     if re.fullmatch(r"stsb-[a-z]{2}-(train|dev|test)", what):
         return f"{what}.csv", STSB_MULTI_MT_BASE
+    if what == "sts17":
+        return "STS2017-extended.zip", STS17_BASE
     raise NlsupError(f"unknown download {what!r}")
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from nlsup_kit.data.download import (MIRROR_VARIABLE, download_senteval, download_text, fetch_head,
                                      source_url)
 from nlsup_kit.data.disk import writing
-from nlsup_kit.data.multilingual import (MULTILINGUAL_TASKS, STSB_MULTI_DIR, download_stsb_multi, stsb_multi_name,
-                                         task_language)
+from nlsup_kit.data.multilingual import (STS17_DIR, STSB_MULTI_DIR, STSB_MULTI_LANGUAGES, download_sts17,
+                                         download_stsb_multi, stsb_multi_name)
 from nlsup_kit.data.paths import cache_data_dir, checkout_data_dir, chosen_data_dir, require_dir, shipped_dir
 from nlsup_kit.data.text import NLI_CSV, WIKI1M, WIKI_SMALL
 from nlsup_kit.errors import NlsupError
@@ -48,12 +48,13 @@ DOWNLOADS = {
         source_url("wiki1m"), folder / WIKI_SMALL, WIKI_SLICE_LINES, progress)),
     "wiki1m": Download(WIKI1M, "wiki1m", lambda folder, progress: download_text("wiki1m", folder, progress=progress)),
     "nli": Download(NLI_CSV, "nli", lambda folder, progress: download_text("nli", folder, progress=progress)),
-    # stsb-de ...: the multilingual STS-B's dev and test of one language
-    **{task: Download(STSB_MULTI_DIR / f"{stsb_multi_name(task_language(task), 'test')}.csv",
-                      stsb_multi_name(task_language(task), "test"),
-                      lambda folder, progress, language=task_language(task): download_stsb_multi(
-                          language, folder, progress))
-       for task in MULTILINGUAL_TASKS},
+    # stsb-de ...: the multilingual STS-B's dev and test of one language; sts17: every STS17 track
+    **{f"stsb-{language}": Download(STSB_MULTI_DIR / f"{stsb_multi_name(language, 'test')}.csv",
+                                    stsb_multi_name(language, "test"),
+                                    lambda folder, progress, language=language: download_stsb_multi(
+                                        language, folder, progress))
+       for language in STSB_MULTI_LANGUAGES},
+    "sts17": Download(STS17_DIR, "sts17", lambda folder, progress: download_sts17(folder, progress)),
 }
 
 
