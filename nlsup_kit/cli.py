@@ -70,16 +70,21 @@ def cmd_recipes(args) -> None:
 def cmd_download(args) -> None:
     from nlsup_kit.data.download import download_text
     from nlsup_kit.data.paths import download_dir
-    from nlsup_kit.data.sources import DOWNLOADS
+    from nlsup_kit.data.leipzig import PREFIX as LEIPZIG_PREFIX
+    from nlsup_kit.data.sources import DOWNLOADS, leipzig_download
 
+    if args.what not in (*DOWNLOADS, *ONLINE_ONLY) and not args.what.startswith(LEIPZIG_PREFIX):
+        raise NlsupError(f"nothing to download called {args.what!r}; choose from "
+                         f"{', '.join((*DOWNLOADS, *ONLINE_ONLY))} or {LEIPZIG_PREFIX}<corpus>")
     data_dir = download_dir(args.data_dir)
     if args.max_lines is not None:
         if args.what not in ("wiki1m", "nli"):
             raise NlsupError(f"--max-lines applies to wiki1m and nli, not {args.what}")
         path = download_text(args.what, data_dir, max_lines=args.max_lines)
-    elif args.what in DOWNLOADS:
-        DOWNLOADS[args.what].fetch(data_dir, None)
-        path = data_dir / DOWNLOADS[args.what].relative_path
+    elif args.what in DOWNLOADS or args.what.startswith(LEIPZIG_PREFIX):
+        download = DOWNLOADS.get(args.what) or leipzig_download(args.what)
+        download.fetch(data_dir, None)
+        path = data_dir / download.relative_path
     elif args.what == "imagenette":
         from nlsup_kit.data.images import imagenette
 
@@ -190,8 +195,10 @@ def _tool_commands(sub) -> None:
 
     p = sub.add_parser("download", help="fetch data into --data-dir / NLSUP_DATA / the cache folder "
                                          "(from $NLSUP_MIRROR when set)")
-    p.add_argument("what", choices=(*DOWNLOADS, *ONLINE_ONLY),
-                   help=f"wiki is the {WIKI_SLICE_LINES:,}-line head of wiki1m that the QUICK recipes train on")
+    p.add_argument("what", metavar="WHAT",
+                   help=f"{', '.join((*DOWNLOADS, *ONLINE_ONLY))}, or leipzig:<corpus> (sentences in another "
+                        f"language, e.g. leipzig:deu_wikipedia_2021_100K); wiki is the {WIKI_SLICE_LINES:,}-line "
+                        "head of wiki1m that the QUICK recipes train on")
     p.add_argument("--data-dir")
     p.add_argument("--max-lines", type=int, help="wiki1m/nli: only the first N lines")
     p.set_defaults(run=cmd_download)

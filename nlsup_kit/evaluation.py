@@ -159,14 +159,16 @@ def evaluate_model(model, pooling: str = "cls_before_pooler", tasks: Sequence[st
     return evaluate_sts(lambda s: encoder.encode(s, pooling, device=where), tasks, data_dir, cache=store)
 
 
-def stsb_dev_measures(encoder, pooling: str, device: torch.device, data_dir: str | Path | None = None
-                      ) -> dict[str, float]:
-    """What training watches at each evaluation, from one encoding of STS-B dev: Spearman x 100 (the
-    checkpoint-selection metric), and alignment and uniformity as the SimCSE paper measures them (section 5:
-    alignment over the pairs scored above 4, uniformity over every sentence)."""
+def stsb_dev_measures(encoder, pooling: str, device: torch.device, data_dir: str | Path | None = None,
+                      language: str = "en") -> dict[str, float]:
+    """What training watches at each evaluation, from one encoding of STS-B dev (SentEval's for English, else
+    the language's stsb_multi_mt): Spearman x 100 (the checkpoint-selection metric), and alignment and
+    uniformity as the SimCSE paper measures them (section 5: alignment over the pairs scored above 4,
+    uniformity over every sentence)."""
     from nlsup_kit.analysis import alignment, uniformity
 
-    pairs = load_sts_task("STSBenchmark", ensure_data(["senteval"], data_dir), "dev")
+    task = "STSBenchmark" if language == "en" else f"stsb-{language}"
+    pairs = load_sts_task(task, ensure_data(task_data_needs([task]), data_dir), "dev")
     sentences = list(dict.fromkeys((*pairs.sentences1, *pairs.sentences2)))
     embeddings = encoder.encode(sentences, pooling, device=device, progress=False)
     row = {sentence: i for i, sentence in enumerate(sentences)}

@@ -17,6 +17,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlsup_kit.data.multilingual import STSB_MULTI_LANGUAGES
 from nlsup_kit.embeddings.branch import MODALITIES as BRANCH_MODALITIES
 from nlsup_kit.embeddings.branch import BranchConfig
 from nlsup_kit.encoder import POOLERS
@@ -33,7 +34,10 @@ class Recipe:
     name: str = "custom"
     model: str = "minilm-l6"
     # ---- text: the SimCSE side, every recipe ----
-    text_data: str = "wiki"  # wiki (the 16,926-sentence stand-in), wiki1m, nli, sick-nli, or a file
+    text_data: str = "wiki"  # wiki (the 16,926-sentence stand-in), wiki1m, nli, sick-nli, leipzig:<corpus>, a file
+    # the language of text_data, whose STS-B dev split picks the checkpoint: en is SentEval's (the paper's); any
+    # other is stsb_multi_mt's (nlsup_kit.data.multilingual)
+    text_language: str = "en"
     max_text_examples: int | None = None  # None: the whole corpus
     bad_text: str = "fail"  # a corpus line that is not UTF-8: fail naming it, or skip (counted)
     supervised: bool = False  # triples (anchor, positive, hard negative) instead of dropout views
@@ -99,7 +103,8 @@ class Recipe:
                 hint = "must be at least 2 for a contrastive loss" if "batch" in key else "is out of range"
                 raise NlsupError(f"setting {key}={getattr(self, key)} {hint}")
         choices = {"modality": MODALITIES, "modality_loss": MODALITY_LOSSES, "pooler": POOLERS,
-                   "eval_pooling": (None, *POOLERS), "bad_text": ("fail", "skip")}
+                   "eval_pooling": (None, *POOLERS), "bad_text": ("fail", "skip"),
+                   "text_language": STSB_MULTI_LANGUAGES}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise NlsupError(f"setting {key}={getattr(self, key)!r} is not one of "
@@ -125,8 +130,9 @@ class Recipe:
 
 # Which settings belong together: text for every recipe, the modality side, image-only, audio-only, the run.
 SECTIONS = {
-    "text": ("name", "model", "text_data", "max_text_examples", "bad_text", "supervised", "batch_size",
-             "learning_rate", "max_length", "temperature", "hard_negative_weight", "pooler", "eval_pooling"),
+    "text": ("name", "model", "text_data", "text_language", "max_text_examples", "bad_text", "supervised",
+             "batch_size", "learning_rate", "max_length", "temperature", "hard_negative_weight", "pooler",
+             "eval_pooling"),
     "modality": ("modality", "modality_data", "modality_batch_size", "modality_learning_rate",
                  "modality_loss_weight", "modality_temperature", "modality_loss", "joint_loss"),
     "image": ("vit_embeddings", "image_size", "patch_size"),
@@ -162,6 +168,11 @@ _QUICK = dict(model="minilm-l6", text_data="wiki", max_text_examples=640, batch_
 _CLASS = dict(model="bert-base-uncased", text_data="wiki", batch_size=64, learning_rate=3e-5, epochs=3,
               eval_steps=125, log_steps=25, modality_batch_size=30, modality_learning_rate=1e-5,
               modality_loss_weight=0.1, modality_loss="supcon")
+# Beyond English in class mode (the kit's settings): XLM-R base on 20,000 sentences of the German Wikipedia (a
+# Leipzig corpus, nlsup_kit.data.leipzig), German STS-B dev picking the checkpoint; for another language set
+# text_data and text_language together.
+_GERMAN = dict(model="xlmr-base", text_data="leipzig:deu_wikipedia_2021_100K", text_language="de",
+               max_text_examples=20_000)
 _DIGITS = dict(modality="image", modality_data="digits", image_size=32, patch_size=8)
 _SPOKEN_WORDS = dict(modality="audio", modality_data="spoken-words", audio_frames=128, audio_mel_bins=64,
                      audio_patch_size=16, spec_freq_mask=12, spec_time_mask=24)
@@ -186,6 +197,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe(name="class-simcse", **_CLASS),
     Recipe(name="class-visualcse", **_CLASS, **_DIGITS),
     Recipe(name="class-audiocse", **_CLASS, **_SPOKEN_WORDS),
+    Recipe(name="class-simcse-xlmr", **{**_CLASS, **_GERMAN}),
+    Recipe(name="class-visualcse-xlmr", **{**_CLASS, **_GERMAN}, **_DIGITS),
 ]}
 
 

@@ -78,7 +78,8 @@ class Trainer:
                  progress: bool | None = None, encoder: SentenceEncoder | None = None):
         self.recipe = recipe.validate()
         self.output_dir = Path(output_dir)
-        self.data_dir = ensure_data(text_data_needs(recipe.text_data), data_dir, progress=progress)
+        self.data_dir = ensure_data(text_data_needs(recipe.text_data, recipe.text_language), data_dir,
+                                    progress=progress)
         self.progress = progress
         self.device, self.workers = self._process_device()
         self.encoder, self.branch = starting_point(recipe, encoder)
@@ -131,8 +132,10 @@ class Trainer:
         return self._modality_batches
 
     def evaluate(self) -> dict[str, float]:
-        """STS-B dev Spearman x 100 (``stsb_dev``), alignment and uniformity, from one encoding."""
-        return stsb_dev_measures(self.encoder, self.recipe.pooling_for_evaluation(), self.device, self.data_dir)
+        """STS-B dev Spearman x 100 (``stsb_dev``; in the recipe's text_language), alignment and uniformity,
+        from one encoding."""
+        return stsb_dev_measures(self.encoder, self.recipe.pooling_for_evaluation(), self.device, self.data_dir,
+                                 self.recipe.text_language)
 
     def save(self, directory: Path, training_state: dict | None = None) -> None:
         write_save(directory, self.encoder, self.branch, self.recipe, training_state)

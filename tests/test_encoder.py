@@ -47,6 +47,25 @@ def test_roberta_backbone_pads_with_its_own_pad_id(tiny_roberta):
     torch.testing.assert_close(batch[3], manual_pool(encoder, SENTENCES[3], "avg"), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("family", ["tiny_model", "tiny_xlmr"])
+def test_a_sentence_longer_than_the_position_table_is_cut_where_the_backbone_stops(request, family):
+    """The tokenizers of these stand-ins know no length limit, so the limit comes from the position table: a
+    BERT takes as many tokens as it has positions, an XLM-R two fewer (its positions start past the padding
+    index). Found by HF's own forward: the longest input it accepts, then one token more fails."""
+    encoder = SentenceEncoder.from_pretrained(str(request.getfixturevalue(family)))
+    longest = encoder.max_input_length
+    ids = encoder.tokenizer([" ".join(["guitar"] * 400)], truncation=True, max_length=longest,
+                            return_tensors="pt")["input_ids"]
+    assert ids.shape[1] == longest
+    with torch.no_grad():
+        encoder.backbone(input_ids=ids)
+        with pytest.raises((IndexError, RuntimeError)):
+            encoder.backbone(input_ids=torch.cat([ids[:, :1], ids], dim=1))
+    long = encoder.encode([" ".join(["guitar"] * 400)], "avg", device="cpu")[0]
+    torch.testing.assert_close(long, encoder.backbone(input_ids=ids).last_hidden_state[0].mean(0).detach(),
+                               rtol=1e-4, atol=1e-5)
+
+
 def test_head_starts_from_checkpoint_pooler(tiny_model):
     from transformers import BertModel
 

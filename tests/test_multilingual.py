@@ -9,6 +9,7 @@ import os
 import random
 import subprocess
 import sys
+import tarfile
 import zipfile
 
 import numpy as np
@@ -243,3 +244,81 @@ def test_an_sts17_track_reads_as_tab_separated_pairs_and_names_a_bad_line(tmp_pa
     with pytest.raises(NlsupError) as err:
         read_sts17(path)
     assert str(err.value) == f"{path}:2: expected 3 tab-separated fields (sentence1, sentence2, score), found 2"
+
+
+def leipzig_archive(corpus: str, lines: list[str]) -> bytes:
+    """``<corpus>.tar.gz`` as the Leipzig Corpora Collection packs it: ``<corpus>/<corpus>-sentences.txt``."""
+    body = ("\n".join(lines) + "\n").encode("utf-8")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo(f"{corpus}/{corpus}-sentences.txt")
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+    return buffer.getvalue()
+
+
+CORPUS = "deu_wikipedia_2021_10K"
+GERMAN_SENTENCES = [f"{SUBJECTS[i % 8]} {VERBS[i // 8 % 8]} {OBJECTS[i // 64 % 8]}, zum {i}. Mal." for i in range(10_000)]
+
+
+def test_the_german_class_recipes_train_on_a_leipzig_corpus_and_german_sts_b_dev_picks_the_checkpoint(
+        german, tiny_xlmr, tmp_path, monkeypatch):
+    """class-simcse-xlmr and class-visualcse-xlmr, with the small XLM-R standing in for XLM-R base: their Leipzig
+    corpus comes over HTTP (a stand-in of its size), its sentences kept without their ids in one fixed random
+    order; both train two steps, and the logged STS-B dev score is the German one (sentence-transformers'
+    evaluator on the best checkpoint and stsb-de's dev rows). SentEval is never needed: the data folder has none."""
+    from sentence_transformers import SentenceTransformer
+
+    from nlsup_kit.checkpoint import read_metrics
+    from nlsup_kit.data.text import load_text_data
+    from nlsup_kit.recipes import RECIPES, apply_overrides
+    from nlsup_kit.trainer import train
+
+    corpus = RECIPES["class-simcse-xlmr"].text_data.removeprefix("leipzig:")
+    sentences = [f"{SUBJECTS[i % 8]} {VERBS[i // 8 % 8]} {OBJECTS[i // 64 % 8]}, zum {i}. Mal." for i in range(100_000)]
+    data = tmp_path / "data"
+    data.mkdir()
+    runs = {}
+    with serving() as address:
+        Handler.files = {f"/{corpus}.tar.gz": leipzig_archive(corpus, [f"{i + 1}\t{s}" for i, s in enumerate(sentences)]),
+                         "/stsb-de-dev.csv": german["dev"], "/stsb-de-test.csv": german["test"]}
+        monkeypatch.setenv("NLSUP_MIRROR", address)
+        for name in ("class-simcse-xlmr", "class-visualcse-xlmr"):
+            recipe = RECIPES[name]
+            assert (recipe.model, recipe.text_language, recipe.max_text_examples) == ("xlmr-base", "de", 20_000)
+            small = apply_overrides(recipe, [f"model={tiny_xlmr}", "pooler=avg", "max_steps=2", "eval_steps=2",
+                                             "batch_size=8", "modality_batch_size=4", "max_text_examples=64",
+                                             "device=cpu"])
+            runs[name] = train(small, tmp_path / name, data, progress=False)
+    random.Random(0).shuffle(sentences)  # the collection sorts its sentences; the kit keeps seed 0's order
+    assert load_text_data(f"leipzig:{corpus}", data) == sentences
+    assert not (data / "senteval").exists()
+    rows = list(csv.reader(io.StringIO(german["dev"].decode("utf-8"))))
+    for name, run in runs.items():
+        [evaluated] = [m for m in read_metrics(run.output_dir) if "stsb_dev" in m]
+        reference = independent_spearman(SentenceTransformer(str(run.best_dir), device="cpu"), rows)
+        assert evaluated["step"] == 2 and evaluated["stsb_dev"] == pytest.approx(reference, abs=0.01), name
+        assert run.best_dev == pytest.approx(evaluated["stsb_dev"])
+
+
+def test_a_leipzig_download_that_is_not_the_corpus_is_refused_and_nothing_is_kept(tmp_path, monkeypatch):
+    from nlsup_kit.data import ensure_data
+
+    good = [f"{i + 1}\t{s}" for i, s in enumerate(GERMAN_SENTENCES)]
+    cases = [(leipzig_archive(CORPUS, good[:-1]), f"9,999 sentences, but {CORPUS} has 10,000: not the corpus"),
+             (leipzig_archive(CORPUS, good[:4] + ["ohne Nummer"] + good[5:]), ":5: expected <id><TAB><sentence>"),
+             (leipzig_archive("deu_news_2020_10K", good), f"an archive without {CORPUS}/{CORPUS}-sentences.txt"),
+             (b"\x1f\x8b not really gzip", "a file that is not a gzipped tar archive")]
+    for case, (archive, problem) in enumerate(cases):
+        data = tmp_path / f"case{case}"
+        data.mkdir()
+        with serving() as address:
+            Handler.files = {f"/{CORPUS}.tar.gz": archive}
+            monkeypatch.setenv("NLSUP_MIRROR", address)
+            with pytest.raises(NlsupError) as err:
+                ensure_data([f"leipzig:{CORPUS}"], data, progress=False)
+        assert problem in str(err.value) and "\n" not in str(err.value), str(err.value)
+        assert not (data / "leipzig" / f"{CORPUS}.txt").exists() and not list(data.rglob("*.part"))
+        assert not (data / "downloads" / f"{CORPUS}.tar.gz").exists()
+    with pytest.raises(NlsupError, match="leipzig:german: not a Leipzig corpus name"):
+        ensure_data(["leipzig:german"], tmp_path, progress=False)

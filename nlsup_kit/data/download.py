@@ -42,6 +42,7 @@ FILE_NAMES = {"senteval": "senteval.tar", "wiki1m": "wiki1m_for_simcse.txt", "nl
 # sentence-transformers publishes it (nlsup_kit.data.multilingual)
 STSB_MULTI_MT_BASE = "https://raw.githubusercontent.com/PhilipMay/stsb-multi-mt/main/data"
 STS17_BASE = "https://sbert.net/datasets"
+LEIPZIG_BASE = "https://downloads.wortschatz-leipzig.de/corpora"  # text in other languages (data/leipzig.py)
 CHUNK = 1 << 20
 TIMEOUT = 60.0
 
@@ -52,13 +53,16 @@ def official_base() -> str:
 
 def release_file(what: str) -> tuple[str, str]:
     """(file name, official base) of ``what``: SimCSE's release for senteval, wiki1m and nli; stsb_multi_mt's
-    repository for ``stsb-<lang>-<split>``; sentence-transformers' datasets for sts17."""
+    repository for ``stsb-<lang>-<split>``; sentence-transformers' datasets for sts17; the Leipzig Corpora
+    Collection for ``leipzig:<corpus>``."""
     if what in FILE_NAMES:
         return FILE_NAMES[what], official_base()
     if re.fullmatch(r"stsb-[a-z]{2}-(train|dev|test)", what):
         return f"{what}.csv", STSB_MULTI_MT_BASE
     if what == "sts17":
         return "STS2017-extended.zip", STS17_BASE
+    if what.startswith("leipzig:"):
+        return f"{what.removeprefix('leipzig:')}.tar.gz", LEIPZIG_BASE
     raise NlsupError(f"unknown download {what!r}")
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from nlsup_kit.data.download import (MIRROR_VARIABLE, download_senteval, download_text, fetch_head,
                                      source_url)
 from nlsup_kit.data.disk import writing
+from nlsup_kit.data.leipzig import PREFIX as LEIPZIG_PREFIX, corpus_file, corpus_size, download_leipzig
 from nlsup_kit.data.multilingual import (STS17_DIR, STSB_MULTI_DIR, STSB_MULTI_LANGUAGES, download_sts17,
                                          download_stsb_multi, stsb_multi_name)
 from nlsup_kit.data.paths import cache_data_dir, checkout_data_dir, chosen_data_dir, require_dir, shipped_dir
@@ -78,13 +79,15 @@ def ensure_data(needs: Iterable[str] = ("senteval",), data_dir: str | os.PathLik
     """The data directory that holds every item of ``needs`` (senteval, wiki, wiki1m, nli, spoken-words,
     digits), downloading what is missing; offline, one line that says what to do, in about a second."""
     needs = list(dict.fromkeys(needs))
-    unknown = [n for n in needs if n not in DOWNLOADS and n not in SHIPPED]
+    downloads = {**DOWNLOADS, **{n: leipzig_download(n) for n in needs if n.startswith(LEIPZIG_PREFIX)}}
+    unknown = [n for n in needs if n not in downloads and n not in SHIPPED]
     if unknown:
-        raise NlsupError(f"unknown data {unknown[0]!r}; choose from {', '.join([*DOWNLOADS, *SHIPPED])}")
+        raise NlsupError(f"unknown data {unknown[0]!r}; choose from {', '.join([*DOWNLOADS, *SHIPPED])} or "
+                         f"{LEIPZIG_PREFIX}<corpus>")
     for name in needs:
         if name in SHIPPED:
             SHIPPED[name]()
-    wanted = [DOWNLOADS[n] for n in needs if n in DOWNLOADS]
+    wanted = [downloads[n] for n in needs if n in downloads]
     chosen = chosen_data_dir(data_dir)
     if chosen is not None:
         folder = require_dir(*chosen)
@@ -93,9 +96,9 @@ def ensure_data(needs: Iterable[str] = ("senteval",), data_dir: str | os.PathLik
         if shared is not None and all(item.present(shared) for item in wanted):
             return shared
         folder = cache_data_dir()
-    missing = [name for name in needs if name in DOWNLOADS and not DOWNLOADS[name].present(folder)]
+    missing = [name for name in needs if name in downloads and not downloads[name].present(folder)]
     if missing:
-        url = source_url(DOWNLOADS[missing[0]].source)
+        url = source_url(downloads[missing[0]].source)
         reason = unreachable_reason(url)
         if reason is not None:
             raise NlsupError(
@@ -105,10 +108,22 @@ def ensure_data(needs: Iterable[str] = ("senteval",), data_dir: str | os.PathLik
         with writing(folder):
             folder.mkdir(parents=True, exist_ok=True)
         for name in missing:
-            DOWNLOADS[name].fetch(folder, progress)
+            downloads[name].fetch(folder, progress)
     return folder
 
 
-def text_data_needs(text_data: str) -> list[str]:
-    """What a recipe's ``text_data`` reads besides SentEval (STS-B dev selects the best checkpoint)."""
-    return ["senteval"] + ([TEXT_DATA_NEEDS[text_data]] if text_data in TEXT_DATA_NEEDS else [])
+def leipzig_download(name: str) -> Download:
+    """``leipzig:<corpus>``: a Leipzig corpus's sentences (:mod:`nlsup_kit.data.leipzig`)."""
+    corpus = name.removeprefix(LEIPZIG_PREFIX)
+    corpus_size(corpus)  # a name that is not a corpus name fails here, before any download
+    return Download(corpus_file(Path(), corpus), name,
+                    lambda folder, progress: download_leipzig(corpus, folder, progress))
+
+
+def text_data_needs(text_data: str, text_language: str = "en") -> list[str]:
+    """What a run reads: the STS-B whose dev split selects the checkpoint (SentEval's for English, else the
+    language's stsb_multi_mt), and what ``text_data`` names."""
+    dev = "senteval" if text_language == "en" else f"stsb-{text_language}"
+    if text_data.startswith(LEIPZIG_PREFIX):
+        return [dev, text_data]
+    return list(dict.fromkeys([dev] + ([TEXT_DATA_NEEDS[text_data]] if text_data in TEXT_DATA_NEEDS else [])))

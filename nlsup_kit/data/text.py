@@ -6,6 +6,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlsup_kit.data.leipzig import PREFIX as LEIPZIG_PREFIX, corpus_file
 from nlsup_kit.data.paths import require_file
 from nlsup_kit.data.senteval import read_sick_entailment
 from nlsup_kit.errors import NlsupError, at_line, count
@@ -120,9 +121,14 @@ def load_text_data(source: str, data_dir: Path, max_examples: int | None = None,
         return read_nli_csv(data_dir / NLI_CSV, max_examples)
     if source == "sick-nli":
         return sick_triples(data_dir / SICK_TRAIN)[:max_examples]
+    if source.startswith(LEIPZIG_PREFIX):
+        corpus = source.removeprefix(LEIPZIG_PREFIX)
+        return read_corpus(require_file(corpus_file(data_dir, corpus), f"run `nlsup download {source}`"),
+                           max_examples, bad_text)
     path = Path(source).expanduser()
     if path.suffix == ".csv":
         return read_nli_csv(path, max_examples)
     if path.exists():
         return read_corpus(path, max_examples, bad_text)
-    raise NlsupError(f"text data {source!r} is neither a known source ({', '.join(TEXT_SOURCES)}) nor a file")
+    raise NlsupError(f"text data {source!r} is neither a known source ({', '.join(TEXT_SOURCES)}, "
+                     f"{LEIPZIG_PREFIX}<corpus>) nor a file")
