@@ -19,7 +19,7 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 
 from nlsup_kit.data.sources import ensure_data
-from nlsup_kit.data.multilingual import MULTILINGUAL_TASKS, describe_task, task_download
+from nlsup_kit.data.multilingual import MULTILINGUAL_TASKS, describe_task, dev_task, task_need
 from nlsup_kit.data.senteval import STS_TASKS, STS_YEARS, StsPairs, load_sts_task
 from nlsup_kit.device import pick_device
 from nlsup_kit.errors import NlsupError
@@ -119,7 +119,7 @@ def task_data_needs(tasks: Sequence[str]) -> list[str]:
     unknown = [t for t in tasks if t not in ALL_STS_TASKS]
     if unknown:
         raise NlsupError(f"unknown STS task {unknown[0]!r}; choose from {', '.join(ALL_STS_TASKS)}")
-    return list(dict.fromkeys("senteval" if task in STS_TASKS else task_download(task) for task in tasks))
+    return list(dict.fromkeys(task_need(task) for task in tasks))
 
 
 def evaluate_sts(
@@ -167,8 +167,8 @@ def stsb_dev_measures(encoder, pooling: str, device: torch.device, data_dir: str
     uniformity over every sentence)."""
     from nlsup_kit.analysis import alignment, uniformity
 
-    task = "STSBenchmark" if language == "en" else f"stsb-{language}"
-    pairs = load_sts_task(task, ensure_data(task_data_needs([task]), data_dir), "dev")
+    task = dev_task(language)
+    pairs = load_sts_task(task, ensure_data([task_need(task)], data_dir), "dev")
     sentences = list(dict.fromkeys((*pairs.sentences1, *pairs.sentences2)))
     embeddings = encoder.encode(sentences, pooling, device=device, progress=False)
     row = {sentence: i for i, sentence in enumerate(sentences)}

@@ -51,8 +51,17 @@ def task_languages(task: str) -> tuple[str, ...]:
     return tuple(task.split("-")[1:])
 
 
-def task_download(task: str) -> str:
-    """The download (:data:`nlsup_kit.data.sources.DOWNLOADS`) that holds ``task``: ``stsb-de`` or ``sts17``."""
+def dev_task(language: str) -> str:
+    """The STS-B whose dev split picks a run's checkpoint: SentEval's for English (the paper's), else the
+    language's stsb_multi_mt."""
+    return "STSBenchmark" if language == "en" else f"stsb-{language}"
+
+
+def task_need(task: str) -> str:
+    """The download (:func:`nlsup_kit.data.sources.ensure_data`) that holds ``task``: senteval for the English
+    seven, ``stsb-<lang>`` or ``sts17`` for the others."""
+    if task not in MULTILINGUAL_TASKS:
+        return "senteval"
     return "sts17" if task.startswith("sts17-") else task
 
 

@@ -20,8 +20,8 @@ from nlsup_kit.data.download import (MIRROR_VARIABLE, download_senteval, downloa
                                      source_url)
 from nlsup_kit.data.disk import writing
 from nlsup_kit.data.leipzig import PREFIX as LEIPZIG_PREFIX, corpus_file, corpus_size, download_leipzig
-from nlsup_kit.data.multilingual import (STS17_DIR, STSB_MULTI_DIR, STSB_MULTI_LANGUAGES, download_sts17,
-                                         download_stsb_multi, stsb_multi_name)
+from nlsup_kit.data.multilingual import (STS17_DIR, STSB_MULTI_DIR, STSB_MULTI_LANGUAGES, dev_task, download_sts17,
+                                         download_stsb_multi, stsb_multi_name, task_need)
 from nlsup_kit.data.paths import cache_data_dir, checkout_data_dir, chosen_data_dir, require_dir, shipped_dir
 from nlsup_kit.data.text import NLI_CSV, WIKI1M, WIKI_SMALL
 from nlsup_kit.errors import NlsupError
@@ -123,7 +123,7 @@ def leipzig_download(name: str) -> Download:
 def text_data_needs(text_data: str, text_language: str = "en") -> list[str]:
     """What a run reads: the STS-B whose dev split selects the checkpoint (SentEval's for English, else the
     language's stsb_multi_mt), and what ``text_data`` names."""
-    dev = "senteval" if text_language == "en" else f"stsb-{text_language}"
+    dev = task_need(dev_task(text_language))
     if text_data.startswith(LEIPZIG_PREFIX):
         return [dev, text_data]
     return list(dict.fromkeys([dev] + ([TEXT_DATA_NEEDS[text_data]] if text_data in TEXT_DATA_NEEDS else [])))
