@@ -61,3 +61,35 @@ def nearest_neighbours(query: torch.Tensor, corpus: torch.Tensor, k: int = 5) ->
     scores = F.normalize(query.float(), dim=-1) @ F.normalize(corpus.float(), dim=-1).T
     top = scores.topk(min(k, len(corpus)), dim=1)
     return top.indices.numpy(), top.values.numpy()
+
+
+def translation_retrieval(source: torch.Tensor, target: torch.Tensor) -> float:
+    """Row ``i`` of ``source`` and of ``target`` are translations of each other: the share of source rows whose
+    closest target row by cosine is their own translation (chance: 1 / rows)."""
+    scores = F.normalize(source.float(), dim=-1) @ F.normalize(target.float(), dim=-1).T
+    return float((scores.argmax(dim=1) == torch.arange(len(source))).float().mean())
+
+
+def tokenizer_report(tokenizer, parallel: dict[str, list[str]], reference: str = "en",
+                     max_length: int = 32) -> dict[str, dict[str, float]]:
+    """What one tokenizer makes of the same text in each language. Per language: ``pieces`` (tokens of all
+    units, no special tokens), ``ratio`` (pieces against the reference language's: how many times longer the
+    same content is), ``unknown`` (share of pieces that are the unknown token), ``kept`` (the mean share of a
+    unit's pieces that fit in a training input of ``max_length``, its special tokens included, as SimCSE's
+    32-token cut keeps them) and ``changed_words`` (share of space-separated words that the tokenizer's own
+    normaliser turns into something other than their lower case, e.g. by stripping accents; the spaces BERT's
+    normaliser puts around each Chinese character do not count)."""
+    special = tokenizer.num_special_tokens_to_add(pair=False)
+    normaliser = getattr(getattr(tokenizer, "backend_tokenizer", None), "normalizer", None)
+    counts = {}
+    for language, units in parallel.items():
+        pieces = [tokenizer.tokenize(unit) for unit in units]
+        words = [word for unit in units for word in unit.split()]
+        changed = [w for w in words if normaliser is not None and normaliser.normalize_str(w).replace(" ", "") != w.lower()]
+        counts[language] = {"pieces": sum(map(len, pieces)),
+                            "unknown": sum(p == tokenizer.unk_token for unit in pieces for p in unit),
+                            "kept": float(np.mean([min(len(p), max_length - special) / len(p) for p in pieces])),
+                            "changed_words": len(changed) / len(words)}
+    base = counts[reference]["pieces"]
+    return {language: {**c, "ratio": c["pieces"] / base, "unknown": c["unknown"] / c["pieces"]}
+            for language, c in counts.items()}

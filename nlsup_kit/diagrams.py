@@ -71,6 +71,18 @@ DIAGRAMS: dict[str, Diagram] = {
          "bootstrap": Box(3, 0.5, "two-level bootstrap (seeds,\nthen pairs) -> interval\n-> printed conclusion", "loss")},
         (("recipes", "seed1"), ("recipes", "seed2"), ("seed1", "scores"), ("seed2", "scores"),
          ("scores", "bootstrap"))),
+    "beyond-english": Diagram(
+        "Beyond English: nothing on the image side is in any language; only the text lane changes",
+        {"digits": Box(0, 0, "unpaired images\n(no captions, no language)", "data"),
+         "patches": Box(1, 0, "patch embedding"),
+         "sentences": Box(0, 1, "unlabelled sentences in\nthe chosen language", "data"),
+         "words": Box(1, 1, "a multilingual tokenizer\nand word embeddings (XLM-R)"),
+         "shared": Box(2, 0, "shared Transformer layers", "shared", rows=2),
+         "image_loss": Box(3, 0, "SupCon on image classes", "loss"),
+         "text_loss": Box(3, 1, "InfoNCE on the sentences", "loss"),
+         "score": Box(4, 0.5, "STS-B in that language,\nSTS17 across languages", "result")},
+        (("digits", "patches"), ("patches", "shared"), ("sentences", "words"), ("words", "shared"),
+         ("shared", "image_loss"), ("shared", "text_loss"), ("text_loss", "score"))),
     "embedding-space": Diagram(
         "Looking at the embedding space",
         {"inputs": Box(0, 0.5, "sentences, digits,\nspoken words", "data"),

@@ -80,6 +80,7 @@ TEXT_STEP_SECONDS = {"H100": (0.011, 0.013), "H200": (0.013, 0.014), "T4": (0.10
 # Class mode's image/audio step (2 x 30 items of 17-33 tokens) waits on kernel launches, not arithmetic: 32-37 ms
 # measured eager on an H200 (benchmarks/RESULTS.md), at most that compiled, more behind a slower host CPU.
 CLASS_MODALITY_STEP_SECONDS = (0.032, 0.037)
+STEP_TIMES_MODEL = "bert-base-uncased"  # the backbone those step times were measured (or projected) for
 
 
 def text_step_seconds(gpu: str) -> tuple[float, float] | None:
@@ -116,6 +117,10 @@ def class_plan(recipe_names: Sequence[str], data_dir) -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     listing = ", ".join(f"{name} {steps}" for name, (steps, _) in zip(recipe_names, runs))
     line = f"class mode: {len(runs)} runs, {sum(steps for steps, _ in runs):,} steps ({listing})"
+    others = sorted({get_recipe(name).model for name in recipe_names} - {STEP_TIMES_MODEL})
+    if others:
+        return (f"{line}; no step time measured for {', '.join(others)} (the kit's step times are "
+                f"{STEP_TIMES_MODEL}'s): the progress bar shows the rate after the first steps")
     minutes = training_minutes(runs, gpu)
     if minutes is None:
         return f"{line}; no step time known for {gpu}: the progress bar shows the rate after the first steps"

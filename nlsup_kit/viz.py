@@ -51,20 +51,22 @@ def _mpl(title: str, size=(7, 4)):
     return fig, ax
 
 
-def score_bars(rows: Mapping[str, Mapping[str, float]], title: str = "STS (Spearman x 100)"):
-    """Grouped bars: one group per task, one bar per model."""
+def score_bars(rows: Mapping[str, Mapping[str, float]], title: str = "STS (Spearman x 100)",
+               ylabel: str = "Spearman x 100"):
+    """Grouped bars: one group per task (or language), one bar per model."""
     tasks = list(next(iter(rows.values())))
     if has_plotly():
         import plotly.graph_objects as go
 
         fig = go.Figure([go.Bar(name=name, x=tasks, y=[scores[t] for t in tasks],
                                 text=[f"{scores[t]:.1f}" for t in tasks]) for name, scores in rows.items()])
-        return fig.update_layout(title=title, barmode="group", yaxis_title="Spearman x 100", height=420)
+        return fig.update_layout(title=title, barmode="group", yaxis_title=ylabel, height=420)
     fig, ax = _mpl(title, (9, 4))
     width = 0.8 / len(rows)
     for i, (name, scores) in enumerate(rows.items()):
         ax.bar(np.arange(len(tasks)) + i * width, [scores[t] for t in tasks], width, label=name)
     ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks)
+    ax.set_ylabel(ylabel)
     ax.legend()
     return fig
 

@@ -79,6 +79,16 @@ def make_tiny_model(folder: Path, family: str = "bert") -> Path:
     return folder
 
 
+def hub_stand_in(hub: Path, repo_id: str, family: str = "bert") -> Path:
+    """A tiny random model (:func:`make_tiny_model`) in a local Hugging Face hub cache under ``repo_id``, laid
+    out as a download would have left it: the kit, asked for the real model, finds this one."""
+    repo = hub / f"models--{repo_id.replace('/', '--')}"
+    make_tiny_model(repo / "snapshots" / ("0" * 40), family)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    return hub
+
+
 @pytest.fixture(scope="session")
 def learner(tmp_path_factory, data_dir):
     """A learner's machine with the kit's wheel and its notebooks (tests/learner.py); ``data_dir`` first, so

@@ -93,14 +93,9 @@ def german():
 def xlmr_hub(tmp_path_factory):
     """A local Hugging Face hub cache holding a 2-layer random XLM-R (SentencePiece tokenizer) under
     FacebookAI/xlm-roberta-base, as a download would have left it."""
-    from conftest import make_tiny_model
+    from conftest import hub_stand_in
 
-    hub = tmp_path_factory.mktemp("hub")
-    repo = hub / "models--FacebookAI--xlm-roberta-base"
-    make_tiny_model(repo / "snapshots" / ("0" * 40), "xlm-roberta")
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text("0" * 40)
-    return hub
+    return hub_stand_in(tmp_path_factory.mktemp("hub"), "FacebookAI/xlm-roberta-base", "xlm-roberta")
 
 
 def independent_spearman(model, rows: list[list[str]]) -> float:

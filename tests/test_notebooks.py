@@ -11,8 +11,28 @@ from hints import TAG, hint_code, with_hint_cells
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def test_five_notebooks_in_sequence():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+def test_six_notebooks_in_sequence():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
+
+
+def english_stand_in_data(data_dir, folder):
+    """A data folder for class mode on a CPU: the real SentEval, and a Wikipedia file of its first 1,000 lines."""
+    (folder / "wiki").mkdir(parents=True)
+    (folder / "senteval").symlink_to(data_dir / "senteval")
+    with open(data_dir / "wiki" / "wiki_sentences.txt", encoding="utf-8") as wiki:
+        (folder / "wiki" / "wiki_sentences.txt").write_text("".join(line for line, _ in zip(wiki, range(1000))))
+    return folder
+
+
+def failed_at_the_final_checks(failure, executed) -> str:
+    """Assert that a class-mode run stopped at the notebook's final checks, refusing a stand-in, after every
+    cell above them ran; returns everything the cells printed."""
+    assert failure.value.ename == "AssertionError" and "did not" in failure.value.evalue, failure.value.evalue
+    cells = [c for c in json.loads(executed.read_text())["cells"] if c["cell_type"] == "code"]
+    failed = next(i for i, c in enumerate(cells) if any(o.get("output_type") == "error" for o in c["outputs"]))
+    assert "if training did nothing" in "".join(cells[failed]["source"]), executed.name  # the final checks
+    assert all(c["execution_count"] for c in cells[:failed]), executed.name  # every cell before them ran
+    return "".join("".join(o.get("text", "")) for c in cells for o in c["outputs"])
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -60,18 +80,11 @@ def test_class_mode_runs_every_cell_on_a_cpu_with_stand_ins_until_the_checks_ref
 
     from papermill.exceptions import PapermillExecutionError
 
-    from conftest import make_tiny_model
+    from conftest import hub_stand_in
     from nlsup_kit.demo import execute_notebook
 
-    repo = "models--google-bert--bert-base-uncased"
-    make_tiny_model(tmp_path / "hub" / repo / "snapshots" / ("0" * 40))
-    (tmp_path / "hub" / repo / "refs").mkdir()
-    (tmp_path / "hub" / repo / "refs" / "main").write_text("0" * 40)
-    data = tmp_path / "data"
-    (data / "wiki").mkdir(parents=True)
-    (data / "senteval").symlink_to(data_dir / "senteval")
-    with open(data_dir / "wiki" / "wiki_sentences.txt", encoding="utf-8") as wiki:
-        (data / "wiki" / "wiki_sentences.txt").write_text("".join(line for line, _ in zip(wiki, range(1000))))
+    hub_stand_in(tmp_path / "hub", "google-bert/bert-base-uncased")
+    data = english_stand_in_data(data_dir, tmp_path / "data")
     for name, value in {"NLSUP_MODE": "class", "NLSUP_DATA": str(data), "HF_HUB_CACHE": str(tmp_path / "hub"),
                         "HF_HUB_OFFLINE": "1"}.items():
         monkeypatch.setenv(name, value)  # the kernel's environment, as a learner's Jupyter would have it
@@ -80,13 +93,7 @@ def test_class_mode_runs_every_cell_on_a_cpu_with_stand_ins_until_the_checks_ref
     for notebook in [p for p in NOTEBOOKS if p.name[:2] == "02"]:
         with pytest.raises(PapermillExecutionError) as failure:
             execute_notebook(notebook, tmp_path / "executed", {"RESULTS_DIR": str(tmp_path / "results")})
-        assert failure.value.ename == "AssertionError" and "did not" in failure.value.evalue, failure.value.evalue
-        cells = [c for c in json.loads((tmp_path / "executed" / notebook.name).read_text())["cells"]
-                 if c["cell_type"] == "code"]
-        failed = next(i for i, c in enumerate(cells) if any(o.get("output_type") == "error" for o in c["outputs"]))
-        assert "if training did nothing" in "".join(cells[failed]["source"]), notebook.name  # the final checks
-        assert all(c["execution_count"] for c in cells[:failed]), notebook.name  # every cell before them ran
-        printed = "".join("".join(o.get("text", "")) for c in cells for o in c["outputs"])
+        printed = failed_at_the_final_checks(failure, tmp_path / "executed" / notebook.name)
         if notebook.name.startswith("02"):
             assert f"class mode: 2 runs, {2 * steps} steps (class-visualcse {steps}, class-simcse {steps})" in printed
     runs = sorted(p.name for p in (tmp_path / "results" / "runs").iterdir())
@@ -116,3 +123,50 @@ def test_a_hint_runs_where_the_learner_reads_it_and_a_broken_one_stops_the_noteb
     assert hint["outputs"][0]["text"] == ["42\n"]
     with pytest.raises(PapermillExecutionError, match="NameError"):
         execute_notebook(bad, tmp_path / "out")
+
+
+def test_notebook_6_class_mode_trains_in_german_through_stand_ins_until_the_checks_refuse_them(data_dir, tmp_path,
+                                                                                              monkeypatch):
+    """Notebook 6's class mode on a CPU, everything it downloads replaced by stand-ins reached the way the real
+    things are: random 2-layer models in a local hub cache under bert-base-uncased's, mBERT's and XLM-R base's
+    hub ids; German STS-B, the STS17 archive and the Leipzig corpus written by the tests in their releases'
+    formats and sizes (tests/test_multilingual.py) and served by a local mirror under their release names. Every
+    cell runs (the tokenizer comparison, both German recipes, their evaluation on German STS-B and STS17 en-de,
+    the charts) until the final checks, which must refuse the random stand-ins. One seed (EXTRA_SEEDS=[]) to
+    keep the suite under 30 minutes; the second seed is the same code path with another seed."""
+    from papermill.exceptions import PapermillExecutionError
+
+    from conftest import hub_stand_in
+    from httpmirror import Handler, serving
+    from nlsup_kit.data.multilingual import STS17_PAIRS, STSB_MULTI_ROWS
+    from nlsup_kit.demo import execute_notebook
+    from nlsup_kit.recipes import RECIPES
+    from test_multilingual import german_split, leipzig_archive, sts17_archive, sts17_track
+
+    hub = tmp_path / "hub"
+    for repo_id, family in (("google-bert/bert-base-uncased", "bert"), ("google-bert/bert-base-multilingual-cased", "bert"),
+                            ("FacebookAI/xlm-roberta-base", "xlm-roberta")):
+        hub_stand_in(hub, repo_id, family)
+    data = english_stand_in_data(data_dir, tmp_path / "data")
+    corpus = RECIPES["class-simcse-xlmr"].text_data.removeprefix("leipzig:")
+    sentences = [f"Satz {i}: Ein Kind liest im Garten ein Buch über {i % 97} Sterne." for i in range(100_000)]
+    notebook = next(p for p in NOTEBOOKS if p.name.startswith("06"))
+    with serving() as address:
+        Handler.files = {f"/{corpus}.tar.gz": leipzig_archive(corpus, [f"{i + 1}\t{s}" for i, s in enumerate(sentences)]),
+                         **{f"/stsb-de-{split}.csv": german_split(STSB_MULTI_ROWS[split], seed)
+                            for split, seed in (("dev", 1), ("test", 2))},
+                         "/STS2017-extended.zip": sts17_archive({pair: sts17_track(pair, seed)
+                                                                 for seed, pair in enumerate(STS17_PAIRS)})}
+        for name, value in {"NLSUP_MODE": "class", "NLSUP_DATA": str(data), "HF_HUB_CACHE": str(hub),
+                            "HF_HUB_OFFLINE": "1", "NLSUP_MIRROR": address}.items():
+            monkeypatch.setenv(name, value)  # the kernel's environment, as a learner's Jupyter would have it
+        with pytest.raises(PapermillExecutionError) as failure:
+            execute_notebook(notebook, tmp_path / "executed", {"RESULTS_DIR": str(tmp_path / "results"), "EXTRA_SEEDS": []})
+    printed = failed_at_the_final_checks(failure, tmp_path / "executed" / notebook.name)
+    assert "did not beat the untrained XLM-R" in failure.value.evalue
+    assert "class mode: 2 runs, " in printed and "no step time measured for xlmr-base" in printed
+    for model in ("bert-base-uncased", "mbert", "xlmr-base"):
+        assert f"\n{model}: pieces x English" in printed  # each tokenizer measured
+    assert "stsb-de: stsb_multi_mt" in printed and "sts17-en-de: STS17, cross-lingual" in printed  # the protocol
+    runs = sorted(p.name for p in (tmp_path / "results" / "runs").iterdir())
+    assert runs == ["class-simcse-seed42", "class-simcse-xlmr-seed42", "class-visualcse-xlmr-seed42"]
