@@ -67,7 +67,7 @@ def translation_retrieval(source: torch.Tensor, target: torch.Tensor) -> float:
     """Row ``i`` of ``source`` and of ``target`` are translations of each other: the share of source rows whose
     closest target row by cosine is their own translation (chance: 1 / rows)."""
     scores = F.normalize(source.float(), dim=-1) @ F.normalize(target.float(), dim=-1).T
-    return float((scores.argmax(dim=1) == torch.arange(len(source))).float().mean())
+    return int((scores.argmax(dim=1) == torch.arange(len(source))).sum()) / len(source)
 
 
 def tokenizer_report(tokenizer, parallel: dict[str, list[str]], reference: str = "en",

@@ -1,5 +1,6 @@
 """The embedding-space measures on hand-made points, where the answer can be worked out on paper."""
 
+import pytest
 import torch
 
 from nlsup_kit.analysis import knn_accuracy, trunk_vectors
@@ -36,3 +37,68 @@ def test_normalised_digits_match_training_normalisation():
     assert torch.equal(normalised.labels, plain.labels)
     torch.testing.assert_close(normalised.images, plain.images * 2 - 1)  # (x - 0.5) / 0.5
     assert normalised.images.min() >= -1 and normalised.images.max() <= 1
+
+
+def test_translation_retrieval_counts_the_rows_whose_nearest_target_is_their_own_translation():
+    """Targets are the sources plus a little noise, with rows 0 and 1 swapped and row 2 replaced by row 3's
+    neighbour: by construction rows 0, 1 and 2 miss, the other seven find themselves."""
+    from nlsup_kit.analysis import translation_retrieval
+
+    torch.manual_seed(0)
+    source = torch.nn.functional.normalize(torch.randn(10, 64), dim=-1)
+    target = source + 0.01 * torch.randn(10, 64)
+    target[[0, 1]] = target[[1, 0]]
+    target[2] = source[3] + 0.02 * torch.randn(64)
+    assert translation_retrieval(source, target) == 7 / 10
+    assert translation_retrieval(source, source) == 1.0
+    # by hand: both targets lean to (1, 0), but each source's nearest target is still its own (cosines 0.995 and
+    # 0.196 beat 0.981 and 0.0995); retrieval runs from source to target, not the other way (which finds 1 of 2)
+    assert translation_retrieval(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 0.1], [1.0, 0.2]])) == 1.0
+
+
+def test_tokenizer_report_matches_counts_taken_straight_from_the_tokenizer_and_unicode(minilm):
+    """Pieces and unknown pieces from the tokenizer's ids, the share kept from its own truncation at 32, and the
+    changed words from Unicode (lower case, then accents removed: what an uncased BERT normaliser does)."""
+    import unicodedata
+
+    import numpy as np
+
+    from nlsup_kit.analysis import tokenizer_report
+    from nlsup_kit.data.parallel import udhr_preamble
+
+    tokenizer = minilm.tokenizer
+    parallel = udhr_preamble()
+    report = tokenizer_report(tokenizer, parallel, max_length=32)
+    english = sum(len(tokenizer(u, add_special_tokens=False)["input_ids"]) for u in parallel["en"])
+    for language, units in parallel.items():
+        ids = [tokenizer(u, add_special_tokens=False)["input_ids"] for u in units]
+        cut = [tokenizer(u, truncation=True, max_length=32)["input_ids"] for u in units]
+        assert report[language]["pieces"] == sum(map(len, ids))
+        assert report[language]["ratio"] == sum(map(len, ids)) / english
+        assert report[language]["unknown"] == sum(i.count(tokenizer.unk_token_id) for i in ids) / sum(map(len, ids))
+        assert report[language]["kept"] == np.mean([(len(c) - 2) / len(i) for c, i in zip(cut, ids)])
+        words = [w for u in units for w in u.split()]  # Chinese: one "word" per clause, unchanged (no case, no accents)
+        stripped = ["".join(c for c in unicodedata.normalize("NFD", w.lower()) if unicodedata.category(c) != "Mn")
+                    for w in words]
+        assert report[language]["changed_words"] == sum(s != w.lower() for s, w in zip(stripped, words)) / len(words)
+    assert report["de"]["ratio"] > 1.5 and report["zh"]["unknown"] > 0.5  # the English vocabulary, measured
+
+
+def test_the_shipped_parallel_text_reads_as_eight_units_in_seven_languages_and_a_bad_file_names_its_line(tmp_path):
+    from nlsup_kit.data.parallel import UDHR_LANGUAGES, read_parallel_file, udhr_preamble
+    from nlsup_kit.errors import NlsupError
+
+    parallel = udhr_preamble()
+    assert list(parallel) == list(UDHR_LANGUAGES) and all(len(units) == 8 for units in parallel.values())
+    assert len({units[0] for units in parallel.values()}) == 7  # no language a copy of another
+    short, blank = tmp_path / "short.txt", tmp_path / "blank.txt"
+    short.write_text("\n".join(parallel["de"][:7]) + "\n", encoding="utf-8")
+    blank.write_text("\n".join(parallel["de"][:3] + ["  "] + parallel["de"][4:]) + "\n", encoding="utf-8")
+    with pytest.raises(NlsupError) as error:
+        read_parallel_file(short)
+    assert str(error.value) == f"{short}:8: 7 lines, expected 8 (one per unit, in the same order in every language)"
+    with pytest.raises(NlsupError) as error:
+        read_parallel_file(blank)
+    assert str(error.value) == f"{blank}:4: empty line; each line is one unit of the text"
+    with pytest.raises(NlsupError, match="no UDHR preamble for 'xx'; the kit ships en, de"):
+        udhr_preamble(("de", "xx"))
