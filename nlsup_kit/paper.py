@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nlsup_kit.data.senteval import STS_TASKS
+from nlsup_kit.recipes import IN_OTHER_LANGUAGES, LANGUAGE_SETTINGS, RECIPES
 
 PAPER_URL = "https://arxiv.org/abs/2209.09433"
 SIMCSE_PAPER_URL = "https://arxiv.org/abs/2104.08821"
@@ -25,7 +26,9 @@ REFERENCE_URL = "https://github.com/yiren-jian/NonLing-CSE"
 SIMCSE_REPO = "princeton-nlp/SimCSE"
 SIMCSE_URL = "https://github.com/princeton-nlp/SimCSE"
 STSB_MULTI_MT_REPO = "PhilipMay/stsb-multi-mt"  # the multilingual STS-B's release (nlsup_kit.data.multilingual)
-CITED_REPOS = (REFERENCE_REPO, SIMCSE_REPO, STSB_MULTI_MT_REPO)
+BERT_REPO = "google-research/bert"  # its README: what the uncased models do to accents (notebook 6)
+UDHR_COPY_REPO = "lancejpollard/text"  # where the kit's copy of the UDHR preamble came from (nlsup_kit.data.parallel)
+CITED_REPOS = (REFERENCE_REPO, SIMCSE_REPO, STSB_MULTI_MT_REPO, BERT_REPO, UDHR_COPY_REPO)
 # The commits the line numbers below were read at (NonLing-CSE's last commit, 2023-01-30; SimCSE's, 2024-10-16).
 COMMITS = {REFERENCE_REPO: "3e1e01cadc3cf6520f3427a7d2d4d97cc1d89a43",
            SIMCSE_REPO: "49fa580a853752ede55b8c76d9debf748e214d3f"}
@@ -236,8 +239,16 @@ RECIPE_SOURCES: dict[str, dict[str, Source]] = {
     "sup-audiocse-bert-base": {**_sup_side("AudioCSE/run_sup_example.sh"), **_AUDIO},
 }
 
+# A paper recipe moved to another language keeps its base recipe's sources for every setting but the language's
+# (nlsup_kit.recipes.LANGUAGE_SETTINGS), which are the kit's.
+RECIPE_SOURCES.update({name: {key: source for key, source in RECIPE_SOURCES[base].items() if key not in LANGUAGE_SETTINGS}
+                       for name, base in IN_OTHER_LANGUAGES.items()})
+
 # What a learner should know beside the table: where the kit's recipe and the reference code part ways.
 RECIPE_NOTES: dict[str, str] = {
+    **{name: f"{base}'s settings in another language: " + ", ".join(
+           f"{key} {getattr(RECIPES[name], key)}" for key in LANGUAGE_SETTINGS) +
+           " are the kit's (the paper trains in English only)" for name, base in IN_OTHER_LANGUAGES.items()},
     "simcse-roberta-base": "the text settings of VisualCSE's RoBERTa-base run (a like-for-like baseline); SimCSE's "
                            "own unsupervised RoBERTa-base, which the paper's SimCSE row reports, used batch 512 and "
                            "learning rate 1e-5 (princeton-nlp/SimCSE, README.md lines 242-243)",

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from nlsup_kit.errors import NlsupError
-from nlsup_kit.recipes import RECIPES, SECTIONS, Recipe, apply_overrides
+from nlsup_kit.recipes import IN_OTHER_LANGUAGES, LANGUAGE_SETTINGS, RECIPES, SECTIONS, Recipe, apply_overrides
 
 
 def test_the_sections_name_every_setting_exactly_once_in_the_class_order():
@@ -114,11 +114,32 @@ def test_every_paper_recipe_setting_equals_the_reference_file_it_cites(name):
 
     recipe, sources = RECIPES[name], RECIPE_SOURCES[name]
     wanted = CORE + (MODALITY_CORE if recipe.modality != "none" else ())
+    if name in IN_OTHER_LANGUAGES:  # the language's settings are the kit's: nothing in the paper's code shows them
+        wanted = tuple(key for key in wanted if key not in LANGUAGE_SETTINGS)
+        assert not set(LANGUAGE_SETTINGS) & set(sources)
     assert set(wanted) <= set(sources), f"{name}: no source for {sorted(set(wanted) - set(sources))}"
     for setting, source in sources.items():
         assert getattr(recipe, setting) == source.value, (
             f"{name}.{setting} = {getattr(recipe, setting)!r}, but {source}")
     assert recipe_source(name).startswith(f"{name}: ") and "l." in recipe_source(name)
+
+
+def test_a_paper_recipe_in_another_language_differs_from_its_base_only_in_the_language():
+    """Every setting but the name and the language's equals the English paper recipe it moves; XLM-R base has
+    RoBERTa-base's shape (12 layers, 768 wide: checked from the model registry in test_multilingual.py)."""
+    from nlsup_kit.paper import recipe_source
+
+    assert IN_OTHER_LANGUAGES == {"simcse-xlmr-base-de": "simcse-roberta-base",
+                                  "visualcse-xlmr-base-de": "visualcse-roberta-base"}
+    for name, base in IN_OTHER_LANGUAGES.items():
+        moved, english = dataclasses.asdict(RECIPES[name]), dataclasses.asdict(RECIPES[base])
+        changed = {key for key in moved if moved[key] != english[key]}
+        assert changed == {"name", *LANGUAGE_SETTINGS}, name
+        assert (moved["model"], moved["text_data"], moved["text_language"]) == (
+            "xlmr-base", "leipzig:deu_wikipedia_2021_1M", "de")
+        assert recipe_source(name).endswith("(note: " + base + "'s settings in another language: model xlmr-base, "
+                                            "text_data leipzig:deu_wikipedia_2021_1M, text_language de are the kit's "
+                                            "(the paper trains in English only))")
 
 
 def test_recipe_sources_cover_exactly_the_paper_recipes_and_name_the_kits_own():
