@@ -58,6 +58,9 @@ def cmd_recipes(args) -> None:
             print(f"# {section}")
             for key in keys:
                 print(f"{key:24} {settings[key]}")
+        from nlsup_kit.paper import recipe_source
+
+        print(f"# where these come from\n{recipe_source(args.name)}")
         return
     headers = ["recipe", *(c.replace("modality_", "m_") for c in columns)]
     rows = [[name, *(str(getattr(recipe, c)) for c in columns)] for name, recipe in RECIPES.items()]

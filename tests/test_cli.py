@@ -16,6 +16,11 @@ def test_recipes_lists_every_recipe(capsys):
     assert all(name in out for name in RECIPES)
     assert main(["recipes", "visualcse-bert-base"]) == 0
     assert "google/vit-base-patch16-224-in21k" in capsys.readouterr().out
+    from nlsup_kit.paper import recipe_source
+
+    for name in ("visualcse-xlmr-base-de", "class-simcse"):  # each setting's source, or that they are the kit's
+        assert main(["recipes", name]) == 0
+        assert capsys.readouterr().out.endswith(f"# where these come from\n{recipe_source(name)}\n")
 
 
 @pytest.mark.parametrize("argv, message", [
