@@ -100,11 +100,15 @@ def make_learner(base: Path) -> Learner:
 
 
 def data_cells(lessons: Path) -> str:
-    """Every notebook's data cell as one script, with the parameters cell's ``DATA_DIR = None``."""
-    cells = ["".join(c["source"]) for name in NOTEBOOKS for c in json.loads((lessons / name).read_text())["cells"]
-             if c["cell_type"] == "code" and "ensure_data(" in "".join(c["source"])]
-    assert len(cells) == len(NOTEBOOKS)
-    return "\n".join(["DATA_DIR = None", *cells])
+    """Every notebook's parameters cell and data cell, in order, as one script (a data cell may read MODE)."""
+    cells = []
+    for name in NOTEBOOKS:
+        code = [c for c in json.loads((lessons / name).read_text())["cells"] if c["cell_type"] == "code"]
+        parameters = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
+        data = [c for c in code if "ensure_data(" in "".join(c["source"])]
+        assert len(parameters) == len(data) == 1, f"{name}: one parameters cell and one data cell expected"
+        cells += ["".join(parameters[0]["source"]), "".join(data[0]["source"])]
+    return "\n".join(cells)
 
 
 def run_every_notebook(learner: Learner, data_dir: Path) -> tuple[str, list[str], list[str], str]:
