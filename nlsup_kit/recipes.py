@@ -25,6 +25,7 @@ from nlsup_kit.errors import NlsupError
 from nlsup_kit.losses import MODALITY_LOSSES
 
 MODALITIES = ("none", *BRANCH_MODALITIES)  # none: text-only SimCSE
+MODALITY_PIPELINES = ("auto", "per-item", "cached")
 
 
 @dataclass
@@ -57,6 +58,10 @@ class Recipe:
     modality_temperature: float = 0.07
     modality_loss: str = "released-supcon"  # supcon, simclr, released-supcon
     joint_loss: bool = False  # one summed-loss step instead of the paper's two separate updates
+    # how image/audio batches are made: per-item (each view augmented in the loader on the CPU, as the reference
+    # code does), cached (decoded once, each batch augmented on the training device: nlsup_kit.data.batch_augment),
+    # auto (cached on a GPU, per-item on a CPU)
+    modality_pipeline: str = "auto"
     # ---- image only ----
     vit_embeddings: str | None = None  # pretrained HF ViT whose embeddings start the image side
     image_size: int = 224
@@ -89,6 +94,12 @@ class Recipe:
             return self.eval_pooling
         return "cls_before_pooler" if self.pooler == "cls" else self.pooler
 
+    def pipeline_on(self, device: str) -> str:
+        """``modality_pipeline`` on a device of this type (``cuda``, ``cpu``): ``auto`` is cached on a GPU."""
+        if self.modality_pipeline != "auto":
+            return self.modality_pipeline
+        return "cached" if device == "cuda" else "per-item"
+
     def validate(self) -> Recipe:
         problems = {
             "batch_size": self.batch_size < 2, "modality_batch_size": self.modality_batch_size < 2,
@@ -104,7 +115,7 @@ class Recipe:
                 raise NlsupError(f"setting {key}={getattr(self, key)} {hint}")
         choices = {"modality": MODALITIES, "modality_loss": MODALITY_LOSSES, "pooler": POOLERS,
                    "eval_pooling": (None, *POOLERS), "bad_text": ("fail", "skip"),
-                   "text_language": STSB_MULTI_LANGUAGES}
+                   "text_language": STSB_MULTI_LANGUAGES, "modality_pipeline": MODALITY_PIPELINES}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise NlsupError(f"setting {key}={getattr(self, key)!r} is not one of "
@@ -134,7 +145,7 @@ SECTIONS = {
              "batch_size", "learning_rate", "max_length", "temperature", "hard_negative_weight", "pooler",
              "eval_pooling"),
     "modality": ("modality", "modality_data", "modality_batch_size", "modality_learning_rate",
-                 "modality_loss_weight", "modality_temperature", "modality_loss", "joint_loss"),
+                 "modality_loss_weight", "modality_temperature", "modality_loss", "joint_loss", "modality_pipeline"),
     "image": ("vit_embeddings", "image_size", "patch_size"),
     "audio": ("audio_frames", "audio_mel_bins", "audio_patch_size", "spec_freq_mask", "spec_time_mask",
               "audio_mixup"),

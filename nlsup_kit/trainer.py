@@ -127,8 +127,15 @@ class Trainer:
     @property
     def modality_batches(self) -> Iterator:
         if self._modality_batches is None:
-            self._modality_batches = Repeating(modality_loader(self.recipe, self.data_dir, self.workers,
-                                                               self.pin_memory))
+            recipe = self.recipe
+            pipeline = recipe.pipeline_on(self.device.type)
+            loader = modality_loader(recipe, self.data_dir, self.workers, self.pin_memory, pipeline, self.progress)
+            augment = None
+            if pipeline == "cached":  # each process its own stream, as dropout
+                from nlsup_kit.data.batch_augment import batch_augment_for
+
+                augment = batch_augment_for(recipe, recipe.seed + self.workers.rank)
+            self._modality_batches = Repeating(loader, augment, self.device)
         return self._modality_batches
 
     def evaluate(self) -> dict[str, float]:

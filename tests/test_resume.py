@@ -153,6 +153,14 @@ def test_resume_may_change_when_it_logs_evaluates_and_saves_and_trains_the_same(
     assert json.loads((resumed / "recipe.json").read_text())["eval_steps"] == 3
 
 
+def test_a_run_augmenting_whole_batches_resumes_exactly(tiny_model, data_dir, tmp_path):
+    """The cached pipeline (images decoded once, each batch augmented where it trains: here the CPU) draws from
+    a generator of its own, which the checkpoint keeps."""
+    cached = ["modality_pipeline=cached", "max_steps=16", "checkpoint_steps=4", "eval_steps=8"]
+    reference = finish(PYTHON, tiny_model, data_dir, tmp_path / "reference", cached)
+    assert_same_run(reference, kill_then_resume(PYTHON, tiny_model, data_dir, tmp_path / "resumed", 6, cached))
+
+
 # a kill inside the Nth save of checkpoint/ (step 5 N), and what it leaves on disk at that moment
 KILL_POINTS = {
     "before its training state": ("torch/serialization.py:save", 2, lambda out: (

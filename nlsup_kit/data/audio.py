@@ -8,6 +8,7 @@ Audio is read with ``soundfile``, mixed to mono and resampled to 16 kHz.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import subprocess
@@ -167,19 +168,55 @@ def librispeech_clips(data_dir: Path, speakers: int = 50, download: bool = True)
     return [(Path(corpus._archive) / item[0], label[item[3]]) for item in items if item[3] in label]
 
 
+def audio_clips(source: str, data_dir: Path) -> list[tuple[Path, int]]:
+    """The (clip, label) list of a source name (spoken-words, librispeech) or a ``<label>/<clip>`` folder."""
+    if source == "spoken-words":
+        return clips_by_folder(spoken_words_dir(data_dir))
+    if source == "librispeech":
+        return librispeech_clips(data_dir)
+    path = Path(source).expanduser()
+    if not path.is_dir():
+        raise NlsupError(f"audio data {source!r} is neither a known source ({', '.join(AUDIO_SOURCES)}) "
+                         "nor a folder of <label>/<clip> files")
+    return clips_by_folder(path)
+
+
 def load_audio(source: str, data_dir: Path, num_mel_bins: int, target_frames: int,
                augment: AudioAugment | None, seed: int = 0) -> AudioClips:
-    if source == "spoken-words":
-        clips = clips_by_folder(spoken_words_dir(data_dir))
-    elif source == "librispeech":
-        clips = librispeech_clips(data_dir)
-    else:
-        path = Path(source).expanduser()
-        if not path.is_dir():
-            raise NlsupError(f"audio data {source!r} is neither a known source ({', '.join(AUDIO_SOURCES)}) "
-                             "nor a folder of <label>/<clip> files")
-        clips = clips_by_folder(path)
-    return AudioClips(clips, num_mel_bins, target_frames, augment, seed)
+    return AudioClips(audio_clips(source, data_dir), num_mel_bins, target_frames, augment, seed)
+
+
+class FbankClips(Dataset):
+    """Every clip's fbank computed once, in float16, with the number of its frames that hold sound (the rest
+    is padding): the ``cached`` pipeline's store, augmented per batch on the training device
+    (:class:`nlsup_kit.data.batch_augment.AudioBatchAugment`). Computed on all cores once, with a progress bar."""
+
+    def __init__(self, clips: list[tuple[Path, int]], num_mel_bins: int = 128, target_frames: int = 1024,
+                 progress: bool | None = None):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from nlsup_kit.progress import progress_bar
+
+        if not clips:
+            raise NlsupError("no audio clips found")
+
+        def features(clip: tuple[Path, int]) -> tuple[torch.Tensor, int]:
+            waveform = read_audio(clip[0])
+            return (kaldi_fbank(waveform, SAMPLE_RATE, num_mel_bins, target_frames).half(),
+                    clip_frames(len(waveform), SAMPLE_RATE, target_frames))
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # torch's kernels release the GIL
+            computed = list(progress_bar(pool.map(features, clips), total=len(clips), desc="audio fbanks",
+                                         unit="clip", show=progress))
+        self.fbanks = torch.stack([fbank for fbank, _ in computed])
+        self.frames = torch.tensor([frames for _, frames in computed])
+        self.labels = [label for _, label in clips]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        return self.fbanks[index], self.frames[index], self.labels[index]
 
 
 def generate_spoken_words(out_dir: Path, words=SPOKEN_WORDS) -> int:

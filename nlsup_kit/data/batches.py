@@ -92,11 +92,27 @@ class LocalBatches(BatchSampler):
 
 
 def modality_loader(recipe: Recipe, data_dir: Path, workers: distributed.Workers = distributed.Workers(),
-                    pin_memory: bool = False) -> DataLoader:
-    if recipe.modality == "image":
+                    pin_memory: bool = False, pipeline: str = "per-item", progress: bool | None = None
+                    ) -> DataLoader:
+    """The recipe's image/audio batches: augmented views (``per-item``), or for ``cached`` what
+    :mod:`nlsup_kit.data.batch_augment` augments: the decoded images padded into one uint8 batch with their
+    sizes, or the fbanks (float16) with their sounding frames."""
+    collate = None
+    if recipe.modality == "image" and pipeline == "cached":
+        from nlsup_kit.data.images import DecodedImages, base_images, padded_batch, stored_side
+
+        dataset = DecodedImages(base_images(recipe.modality_data, data_dir, recipe.image_size),
+                                stored_side(recipe.image_size), progress)
+        collate = padded_batch
+    elif recipe.modality == "image":
         from nlsup_kit.data.images import load_images
 
         dataset = load_images(recipe.modality_data, data_dir, recipe.image_size)
+    elif pipeline == "cached":
+        from nlsup_kit.data.audio import FbankClips, audio_clips
+
+        dataset = FbankClips(audio_clips(recipe.modality_data, data_dir), recipe.audio_mel_bins, recipe.audio_frames,
+                             progress)
     else:
         from nlsup_kit.data.audio import AudioAugment, load_audio
 
@@ -113,16 +129,17 @@ def modality_loader(recipe: Recipe, data_dir: Path, workers: distributed.Workers
     sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(recipe.seed))
     return DataLoader(dataset, batch_sampler=LocalBatches(sampler, recipe.modality_batch_size, workers),
                       num_workers=recipe.num_workers, persistent_workers=recipe.num_workers > 0,
-                      pin_memory=pin_memory)
+                      pin_memory=pin_memory, collate_fn=collate)
 
 
 class Repeating:
     """Endless batches from a seeded loader, with a position a checkpoint can store and restore exactly:
-    the sampler's generator state at the start of the current pass, batches taken since, and the dataset's
-    own random state (audio mixup)."""
+    the sampler's generator state at the start of the current pass, batches taken since, the dataset's own
+    random state (audio mixup), and the state of ``augment`` (a batch augmentation on ``device``, which makes
+    the views of each loaded batch there: :mod:`nlsup_kit.data.batch_augment`)."""
 
-    def __init__(self, loader: DataLoader):
-        self.loader = loader
+    def __init__(self, loader: DataLoader, augment=None, device: torch.device | None = None):
+        self.loader, self.augment, self.device = loader, augment, device
         self.generator = loader.batch_sampler.sampler.generator
         self.iterator, self.pass_state, self.taken = None, None, 0
 
@@ -130,6 +147,10 @@ class Repeating:
         return self
 
     def __next__(self):
+        batch = self._loaded()
+        return batch if self.augment is None else self.augment(batch, self.device)
+
+    def _loaded(self):
         if self.iterator is None:
             self.pass_state, self.taken = self.generator.get_state(), 0
             self.iterator = iter(self.loader)
@@ -137,7 +158,7 @@ class Repeating:
             batch = next(self.iterator)
         except StopIteration:
             self.iterator = None
-            return next(self)
+            return self._loaded()
         except NlsupError as err:  # from a loader worker it arrives inside its traceback: keep the one line
             raise NlsupError(str(err).strip().splitlines()[-1].removeprefix("nlsup_kit.errors.NlsupError: ")) \
                 from None
@@ -147,7 +168,8 @@ class Repeating:
     def state(self) -> dict:
         rng = getattr(self.loader.dataset, "rng", None)
         return {"pass_state": self.pass_state, "taken": self.taken,
-                "dataset_rng": rng.getstate() if rng is not None else None}
+                "dataset_rng": rng.getstate() if rng is not None else None,
+                "augment": self.augment.state() if self.augment is not None else None}
 
     def restore(self, state: dict) -> None:
         """Replay to the stored position; call before restoring the global RNG (replay draws from it)."""
@@ -155,6 +177,8 @@ class Repeating:
             self.generator.set_state(state["pass_state"])
             self.iterator, self.pass_state, self.taken = iter(self.loader), state["pass_state"], 0
             for _ in range(state["taken"]):
-                next(self)
+                self._loaded()
         if state["dataset_rng"] is not None:
             self.loader.dataset.rng.setstate(state["dataset_rng"])
+        if state.get("augment") is not None:
+            self.augment.restore(state["augment"])

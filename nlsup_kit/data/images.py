@@ -6,6 +6,8 @@ any ImageFolder directory (for instance the paper's 60-class ImageNet subset).
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 import torch
@@ -147,9 +149,82 @@ def imagenette(data_dir: Path, download: bool = True):
                                   "ImageFolder path") from None
 
 
+class DecodedImages(Dataset):
+    """Every image decoded once, as uint8 (3, H, W) with the short side at most ``max_side``: the ``cached``
+    pipeline's store, from which a batch is gathered in milliseconds and augmented on the training device
+    (:mod:`nlsup_kit.data.batch_augment`). JPEG decoding runs on all cores once, with a progress bar."""
+
+    def __init__(self, images: Dataset, max_side: int, progress: bool | None = None):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from nlsup_kit.progress import progress_bar
+
+        self.labels = TwoViews(images, None).labels
+        samples = getattr(images, "samples", None) or getattr(images, "_samples", None)
+        if isinstance(images, TensorImages):  # floats in [0, 1], already small
+            self.images = [(image * 255).round().to(torch.uint8) for image in images.images]
+        else:
+            if samples is None:
+                raise NlsupError(f"{type(images).__name__}: the cached pipeline reads image files; "
+                                 "use --set modality_pipeline=per-item")
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PIL decodes without the GIL
+                decoded = pool.map(lambda sample: _decoded(sample[0], max_side), samples)
+                self.images = list(progress_bar(decoded, total=len(samples), desc="decoding images", unit="image",
+                                                show=progress))
+        if self.labels is None:
+            self.labels = [int(label) for _, label in samples]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index], self.labels[index]
+
+
+def _decoded(path: str, max_side: int) -> torch.Tensor:
+    """One image file as uint8 (3, H, W), shrunk (antialiased) so its short side is at most ``max_side``."""
+    import numpy as np
+    from PIL import Image
+
+    image = _rgb(path)
+    short = min(image.size)
+    if short > max_side:
+        scale = max_side / short
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
+
+
+def padded_batch(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Decoded images of different sizes -> (uint8 batch padded to the largest, each (height, width), labels).
+    The padding repeats each image's last row and column, so sampling at its edge reads the edge, as
+    torchvision's resize does."""
+    sizes = torch.tensor([image.shape[1:] for image, _ in items])
+    batch = torch.empty(len(items), 3, *sizes.max(dim=0).values.tolist(), dtype=torch.uint8)
+    for row, (image, _) in zip(batch, items):
+        height, width = image.shape[1:]
+        row[:, :height, :width] = image
+        row[:, :height, width:] = image[:, :, -1:]
+        row[:, height:] = row[:, height - 1:height]
+    return batch, sizes, torch.tensor([label for _, label in items])
+
+
+def stored_side(image_size: int) -> int:
+    """The short side an image is kept at for crops of ``image_size``: ImageNet's customary 256 for 224."""
+    return math.ceil(image_size * 8 / 7)
+
+
+def base_images(source: str, data_dir: Path, image_size: int) -> Dataset:
+    """The labelled images of a source name (digits, imagenette) or ImageFolder path, before augmentation."""
+    if source == "digits":
+        return digits(image_size)
+    return imagenette(data_dir) if source == "imagenette" else image_folder(Path(source).expanduser())
+
+
+def normalisation(source: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The per-channel mean and std a source's views are normalised with."""
+    return (DIGITS_MEAN, DIGITS_STD) if source == "digits" else (IMAGENET_MEAN, IMAGENET_STD)
+
+
 def load_images(source: str, data_dir: Path, image_size: int) -> Dataset:
     """Two-view image dataset by source name (digits, imagenette) or ImageFolder path."""
-    if source == "digits":
-        return TwoViews(digits(image_size), simclr_augment(image_size, DIGITS_MEAN, DIGITS_STD))
-    base = imagenette(data_dir) if source == "imagenette" else image_folder(Path(source).expanduser())
-    return TwoViews(base, simclr_augment(image_size))
+    return TwoViews(base_images(source, data_dir, image_size), simclr_augment(image_size, *normalisation(source)))
