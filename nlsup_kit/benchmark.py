@@ -32,7 +32,8 @@ from nlsup_kit.embeddings import build_branch
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.evaluation import stsb_dev_measures
 from nlsup_kit.recipes import Recipe
-from nlsup_kit.benchmark_report import ST_PATH, BenchReport, StepRow, add_speedups, environment
+from nlsup_kit.benchmark_report import (CACHED_AUGMENT, CACHED_HOST, SHIPPED_PIPELINE, ST_PATH, BenchReport,
+                                       PipelineRow, StepRow, add_speedups, environment)
 from nlsup_kit.layers import fast_path_differences
 from nlsup_kit.step import AlternatingStep
 
@@ -247,14 +248,118 @@ def st_loop_row(recipe: Recipe, encoder: SentenceEncoder, examples: list, warmup
     return StepRow("text", ST_PATH, seconds * 1e3, size / seconds, _peak_memory_mb(device), first_step_s=first)
 
 
+def time_pipelines(recipe: Recipe, data_dir: Path, device: torch.device, batches: int = 10) -> list[PipelineRow]:
+    """Both ways of making the recipe's image/audio batches, each timed over ``batches`` batches after a first
+    untimed one (which starts any loader workers), with the recipe's ``num_workers``: the shipped per-item path
+    (read, decode, augment each view in the loader, collate, copy to ``device``), and the cached path's two
+    parts: the host's share (gather from the decoded store, collate, pin, start the copy) and the batch
+    augmentation on ``device``. The cached store's one-off construction is its row's ``setup_s``."""
+    from nlsup_kit.data.batch_augment import batch_augment_for
+    from nlsup_kit.data.batches import Repeating, modality_loader
+
+    def host(pipeline: str) -> str:
+        processes = recipe.loader_workers(device.type, pipeline)
+        return f"cpu, {processes} loader processes" if processes else "cpu, the training process"
+
+    def per_batch(make) -> float:
+        make()
+        _synchronize(device)
+        start = time.perf_counter()
+        for _ in range(batches):
+            make()
+        _synchronize(device)
+        return (time.perf_counter() - start) / batches * 1e3
+
+    shipped = Repeating(modality_loader(recipe, data_dir, device=device.type, pipeline="per-item"))
+    rows = [PipelineRow(recipe.modality, SHIPPED_PIPELINE, per_batch(
+        lambda: [t.to(device, non_blocking=True) for t in next(shipped)]), host("per-item"))]
+    start = time.perf_counter()
+    cached = Repeating(modality_loader(recipe, data_dir, device=device.type, pipeline="cached"))
+    setup = time.perf_counter() - start
+    on_device = []
+
+    def host_share():  # the copy of the images/fbanks is started, not waited for: it overlaps the running step
+        items, sizes, labels = next(cached)
+        on_device.append((items.to(device, non_blocking=True), sizes, labels))
+
+    rows.append(PipelineRow(recipe.modality, CACHED_HOST, per_batch(host_share), host("cached"), setup))
+    augment = batch_augment_for(recipe, recipe.seed)
+    loaded = iter(on_device * 2)
+    rows.append(PipelineRow(recipe.modality, CACHED_AUGMENT, per_batch(lambda: augment(next(loaded), device)),
+                            str(device)))
+    return rows
+
+
+def projected_iteration(report: BenchReport, recipe: Recipe, device: torch.device) -> tuple[float, str]:
+    """Seconds per training iteration from the fastest kit step of each side and, when timed, the batch making
+    of the recipe's pipeline on this device: on a GPU the host makes the next batch while the device trains (the
+    slower of the two sets the pace), on a CPU one after the other."""
+    fastest = {}
+    for row in report.rows:
+        if row.path != ST_PATH:
+            fastest[row.step] = min(fastest.get(row.step, math.inf), row.ms)
+    update = sum(fastest.values())
+    if not report.pipeline:
+        return update / 1e3, f"the timed updates, {update:.1f} ms"
+    parts = {row.path: row.ms for row in report.pipeline}
+    if recipe.pipeline_on(device.type) == "cached":
+        device_ms, host_ms, name = update + parts[CACHED_AUGMENT], parts[CACHED_HOST], "cached"
+    else:
+        device_ms, host_ms, name = update, parts[SHIPPED_PIPELINE], "per-item"
+    if device.type == "cuda":
+        return max(device_ms, host_ms) / 1e3, (f"the slower of the device's {device_ms:.1f} ms (updates"
+                                              f"{' + augmentation' if name == 'cached' else ''}) and the host's "
+                                              f"{host_ms:.1f} ms ({name} batch making)")
+    return (device_ms + host_ms) / 1e3, (f"updates{' + augmentation' if name == 'cached' else ''} "
+                                         f"{device_ms:.1f} ms + {name} batch making {host_ms:.1f} ms, in turn")
+
+
+def training_slice(recipe: Recipe, data_dir: Path, encoder: SentenceEncoder, report: BenchReport, steps: int,
+                   device: torch.device) -> dict:
+    """``steps`` iterations of ``recipe`` through the trainer itself, by the clock: data loading (and the cached
+    store's decoding), evaluations and checkpoints as the recipe sets them, compilation. The stretch from
+    the second logged step group to the end is set beside the projection of the same stretch from ``report``'s
+    timed steps and batch making, its evaluations at the timed evaluation cost and its checkpoints at their cost
+    in this run (the step timings do not save)."""
+    from nlsup_kit.trainer import Trainer
+
+    recipe = dataclasses.replace(recipe, max_steps=steps, epochs=steps)  # max_steps ends it, in any corpus
+    first = 2 * recipe.log_steps  # a logged step: the loss read there waits for the device
+    if not 0 < first < steps:
+        raise NlsupError(f"a training slice of {steps} steps needs more than 2 x log_steps={recipe.log_steps}")
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        trainer = Trainer(recipe, out, data_dir, progress=False, encoder=encoder)
+        trainer.train()
+        total = time.perf_counter() - start
+    clock = dict(trainer.clock)
+    evaluations = [s for s in range(1, steps + 1) if s % recipe.eval_steps == 0 or s == steps]
+    saves = [s for s in range(1, steps + 1) if s % recipe.checkpoint_steps == 0 or s == steps]
+    save_seconds = trainer.checkpoint_seconds / len(saves)
+    iteration, basis = projected_iteration(report, recipe, device)
+    in_window = lambda marks: sum(first < s <= steps for s in marks)  # noqa: E731
+    projected = ((steps - first) * iteration + in_window(evaluations) * (report.eval_seconds or 0.0)
+                 + in_window(saves) * save_seconds)
+    return {"steps": steps, "total_seconds": total, "window": [first, steps],
+            "measured_seconds": clock[steps] - clock[first], "projected_seconds": projected,
+            "evaluations": in_window(evaluations), "saves": in_window(saves), "save_seconds": save_seconds,
+            "eval_seconds_in_run": trainer.eval_seconds / len(evaluations), "iteration_basis": basis,
+            "pipeline": recipe.pipeline_on(device.type) if recipe.modality != "none" else None}
+
+
 def run_benchmark(recipe: Recipe, data_dir=None, steps: int = 20, warmup: int = 5, random_init: bool = False,
                   tokenizer: str | None = None, compare_st: bool = True, compiled: bool = False,
-                  evaluate: bool = True, profile: bool = False, whole_update_graphs: bool = False) -> BenchReport:
+                  evaluate: bool = True, profile: bool = False, whole_update_graphs: bool = False,
+                  pipeline: bool = False, slice_steps: int = 0) -> BenchReport:
     """Time the recipe's steps (eager, and compiled when asked), the ST loop, one STS-B dev evaluation; project
     one epoch of the recipe's corpus (the paper's size for wiki1m/nli, else the local data). ``profile`` adds
     the profiler's top operators of each kit step; ``whole_update_graphs`` (CUDA) a compiled row whose CUDA
     graphs hold whole updates (experimental: see :class:`AlternatingStep`). A compiled variant that fails is
-    reported with its error, after the rows that do not depend on it."""
+    reported with its error, after the rows that do not depend on it. ``pipeline`` also times the making of the
+    image/audio batches (:func:`time_pipelines`), and the projection then counts it; ``slice_steps`` then trains
+    that many iterations by the clock and sets them beside their projection (:func:`training_slice`)."""
+    if slice_steps and not evaluate:
+        raise NlsupError("--slice sets the run beside a projection that needs the evaluation's time; drop --no-eval")
     device = pick_device(recipe.device)
     report = BenchReport(recipe.name, recipe.model, str(device), environment=environment())
     report.environment["eval_steps"] = recipe.eval_steps
@@ -308,14 +413,16 @@ def run_benchmark(recipe: Recipe, data_dir=None, steps: int = 20, warmup: int = 
             except Exception as error:  # noqa: BLE001 -- a benchmark reports what broke and goes on
                 report.failures[label] = f"{type(error).__name__}: {error}"
     add_speedups(report.rows)
+    if pipeline and recipe.modality != "none":
+        report.environment["modality_batch_size"] = recipe.modality_batch_size
+        report.pipeline = time_pipelines(recipe, data_dir, device)
     report.epoch_steps = math.ceil((paper_corpus or len(examples)) / recipe.batch_size) * recipe.epochs
     if report.eval_seconds is not None:
-        fastest = {}
-        for row in report.rows:
-            if row.path != ST_PATH:
-                fastest[row.step] = min(fastest.get(row.step, math.inf), row.ms)
-        iteration_seconds = sum(fastest.values()) / 1e3
+        iteration_seconds, report.iteration_basis = projected_iteration(report, recipe, device)
         evaluations = math.ceil(report.epoch_steps / recipe.eval_steps)
         report.projected_epoch_minutes = (report.epoch_steps * iteration_seconds
                                           + evaluations * report.eval_seconds) / 60
+    if slice_steps:
+        encoder.load_state_dict(initial)
+        report.training_slice = training_slice(recipe, data_dir, encoder, report, slice_steps, device)
     return report

@@ -120,7 +120,8 @@ def cmd_bench(args) -> None:
             report = run_benchmark(recipe, args.data_dir, args.steps, args.warmup, args.random_init,
                                    args.tokenizer, compare_st=not args.no_st, compiled=args.compile,
                                    evaluate=not args.no_eval, profile=args.profile,
-                                   whole_update_graphs=args.whole_update_graphs)
+                                   whole_update_graphs=args.whole_update_graphs, pipeline=args.pipeline,
+                                   slice_steps=args.slice)
         report.environment["attention"] = args.attention
         print(report.table() + "\n", flush=True)
         reports.append(report)
@@ -218,6 +219,10 @@ def _tool_commands(sub) -> None:
     p.add_argument("--compile", action="store_true", help="add a row for the torch.compile'd step")
     p.add_argument("--whole-update-graphs", action="store_true",
                    help="with --compile on CUDA: also a row with each whole update one CUDA graph (experimental)")
+    p.add_argument("--pipeline", action="store_true", help="also time the making of image/audio batches, shipped "
+                   "per-item path beside the cached one, and count it in the projection")
+    p.add_argument("--slice", type=int, default=0, metavar="STEPS", help="then train STEPS iterations through the "
+                   "trainer by the clock (data, evaluations, checkpoints) beside their projection")
     p.add_argument("--no-st", action="store_true", help="skip the sentence-transformers loop")
     p.add_argument("--no-eval", action="store_true", help="skip the STS-B dev evaluation and the projection")
     p.add_argument("--profile", action="store_true", help="print the profiler's top operators of each eager step")

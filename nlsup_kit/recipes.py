@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +82,10 @@ class Recipe:
     log_steps: int = 25
     seed: int = 42
     device: str = "auto"
-    num_workers: int = 0
+    # image/audio loader processes; None: on a GPU with the per-item pipeline one per core but one (at most 8,
+    # shared by the processes of one machine), else none (the cached pipeline's host share is milliseconds, and on
+    # a CPU the training itself needs the cores)
+    num_workers: int | None = None
     # torch.compile the fixed-shape steps (CUDA graphs on a GPU; ~75 s to compile on an H100); None: on GPUs
     # with bf16 tensor cores (Ampere and later), where it measured 1.9x faster (benchmarks/RESULTS.md)
     compile: bool | None = None
@@ -100,6 +104,17 @@ class Recipe:
             return self.modality_pipeline
         return "cached" if device == "cuda" else "per-item"
 
+    def loader_workers(self, device: str, pipeline: str | None = None) -> int:
+        """``num_workers`` on a device of this type for ``pipeline`` (the recipe's there by default); ``None``
+        resolved as its comment says."""
+        if self.num_workers is not None:
+            return self.num_workers
+        if device != "cuda" or (pipeline or self.pipeline_on(device)) != "per-item":
+            return 0
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        per_process = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        return max(1, min(8, per_process - 1))
+
     def validate(self) -> Recipe:
         problems = {
             "batch_size": self.batch_size < 2, "modality_batch_size": self.modality_batch_size < 2,
@@ -107,6 +122,7 @@ class Recipe:
             "temperature": self.temperature <= 0, "modality_temperature": self.modality_temperature <= 0,
             "epochs": self.epochs < 1, "eval_steps": self.eval_steps < 1,
             "checkpoint_steps": self.checkpoint_steps < 1, "max_length": self.max_length < 2,
+            "num_workers": self.num_workers is not None and self.num_workers < 0,
             "max_steps": self.max_steps is not None and self.max_steps < 1,
         }
         for key, bad in problems.items():

@@ -95,7 +95,8 @@ class Trainer:
         torch.manual_seed(recipe.seed + self.workers.rank)  # same weights everywhere, different dropout
         self._modality_batches = None  # the loader starts on first use
         self._epoch_start = self.text.generator.get_state()  # the text order of the current epoch comes from it
-        self.eval_seconds = 0.0
+        self.eval_seconds = self.checkpoint_seconds = 0.0
+        self.clock: list[tuple[int, float]] = []  # (step, seconds since the loop began) after each step's work
 
     def _process_device(self) -> tuple[torch.device, distributed.Workers]:
         device = pick_device(self.recipe.device)
@@ -128,10 +129,9 @@ class Trainer:
     def modality_batches(self) -> Iterator:
         if self._modality_batches is None:
             recipe = self.recipe
-            pipeline = recipe.pipeline_on(self.device.type)
-            loader = modality_loader(recipe, self.data_dir, self.workers, self.pin_memory, pipeline, self.progress)
+            loader = modality_loader(recipe, self.data_dir, self.workers, self.device.type, progress=self.progress)
             augment = None
-            if pipeline == "cached":  # each process its own stream, as dropout
+            if recipe.pipeline_on(self.device.type) == "cached":  # each process its own stream, as dropout
                 from nlsup_kit.data.batch_augment import batch_augment_for
 
                 augment = batch_augment_for(recipe, recipe.seed + self.workers.rank)
@@ -207,6 +207,7 @@ class Trainer:
                         self._epoch_start, position.epoch_batch = self.text.generator.get_state(), 0
                     bar.update(1)
                     self._after_step(losses, position, bar, log)
+                    self.clock.append((position.step, time.perf_counter() - loop_started))
                     if position.step >= self.total_steps:
                         break
         self.synchronize()
@@ -262,10 +263,12 @@ class Trainer:
             log.flush()
         if step % self.recipe.checkpoint_steps == 0 or last:
             self.check_finite({k: float(v) for k, v in losses.items()}, step, checkpoint_dir)
+            tick = time.perf_counter()
             state = self.training_state(position)
             if self.workers.is_main:
                 self.save(checkpoint_dir, state)
             distributed.barrier()
+            self.checkpoint_seconds += time.perf_counter() - tick
 
     def _evaluate_and_keep_best(self, position: Position) -> dict[str, float]:
         self.synchronize()

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from nlsup_kit.benchmark_report import CACHED_AUGMENT, CACHED_HOST, SHIPPED_PIPELINE
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -45,6 +47,21 @@ def test_gpu_check_runs_on_cpu_in_tiny_mode(data_dir, tmp_path):
         ("text", "kit"), ("audio", "kit"), ("text", "kit compiled"), ("audio", "kit compiled")]
     memory = json.loads((tmp_path / "out" / "memory.json").read_text())
     assert [m["recipe"] for m in memory] == ["sup-visualcse-bert-base", "audiocse-bert-base"]
+    for side in ("image", "audio"):
+        [made] = json.loads((tmp_path / "out" / f"pipeline-{side}.json").read_text())
+        assert [(r["side"], r["path"]) for r in made["pipeline"]] == [
+            (side, SHIPPED_PIPELINE), (side, CACHED_HOST), (side, CACHED_AUGMENT)]
+        assert all(r["ms"] > 0 for r in made["pipeline"]) and made["pipeline"][1]["setup_s"] > 0
+    [made] = json.loads((tmp_path / "out" / "pipeline-image.json").read_text())
+    piece = made["training_slice"]  # 6 steps, the window after step 2: evaluations and saves at 3 and 6
+    assert (piece["steps"], piece["window"], piece["evaluations"], piece["saves"]) == (6, [2, 6], 2, 2)
+    assert piece["pipeline"] == "per-item" and piece["measured_seconds"] > 0 and piece["total_seconds"] > 0
+    fastest = {}
+    for row in made["rows"]:
+        fastest[row["step"]] = min(fastest.get(row["step"], float("inf")), row["ms"])
+    iteration = (sum(fastest.values()) + made["pipeline"][0]["ms"]) / 1e3  # a CPU: updates, then the batch
+    assert piece["projected_seconds"] == pytest.approx(
+        4 * iteration + 2 * made["eval_seconds"] + 2 * piece["save_seconds"])
     assert "| text | kit |" in (tmp_path / "out" / "bench.md").read_text()
     assert "FAILED" not in (tmp_path / "out" / "bench.md").read_text()
 
@@ -61,3 +78,26 @@ def test_speedup_is_the_loop_time_over_the_kit_time_in_the_table():
     assert "| text | kit compiled | 40.0 | 1600 | 0.75 | - | - |" in table
     assert "| image | kit | 20.0 | 2400 | - | - | - |" in table
     assert "| text | sentence-transformers loop | 30.0 | 2133 | - | - | - |" in table
+
+
+def test_the_projected_iteration_overlaps_batch_making_on_a_gpu_and_adds_it_on_a_cpu():
+    """Written-out rows: updates of 30 + 20 ms; per-item batches take 80 ms, cached 4 ms on the host and 6 ms of
+    augmentation on the device."""
+    import torch
+
+    from nlsup_kit.benchmark import projected_iteration
+    from nlsup_kit.benchmark_report import BenchReport, PipelineRow, StepRow
+    from nlsup_kit.recipes import apply_overrides, get_recipe
+
+    rows = [StepRow("text", "kit", 40.0, 1.0), StepRow("text", "kit compiled", 30.0, 1.0),
+            StepRow("image", "kit", 20.0, 1.0), StepRow("text", "sentence-transformers loop", 10.0, 1.0)]
+    pipeline = [PipelineRow("image", SHIPPED_PIPELINE, 80.0, "cpu"), PipelineRow("image", CACHED_HOST, 4.0, "cpu"),
+                PipelineRow("image", CACHED_AUGMENT, 6.0, "cuda")]
+    report = BenchReport("visualcse-bert-base", "bert-base-uncased", "cuda", rows, pipeline=pipeline)
+    auto = get_recipe("visualcse-bert-base")
+    per_item = apply_overrides(auto, ["modality_pipeline=per-item"])
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    assert projected_iteration(report, auto, gpu)[0] == pytest.approx(0.056)  # max(30 + 20 + 6, 4)
+    assert projected_iteration(report, per_item, gpu)[0] == pytest.approx(0.080)  # max(30 + 20, 80)
+    assert projected_iteration(report, auto, cpu)[0] == pytest.approx(0.130)  # per-item on a CPU: 50 + 80
+    assert projected_iteration(BenchReport("x", "y", "cpu", rows), auto, gpu)[0] == pytest.approx(0.050)

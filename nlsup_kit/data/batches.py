@@ -92,11 +92,12 @@ class LocalBatches(BatchSampler):
 
 
 def modality_loader(recipe: Recipe, data_dir: Path, workers: distributed.Workers = distributed.Workers(),
-                    pin_memory: bool = False, pipeline: str = "per-item", progress: bool | None = None
-                    ) -> DataLoader:
+                    device: str = "cpu", pipeline: str | None = None, progress: bool | None = None) -> DataLoader:
     """The recipe's image/audio batches: augmented views (``per-item``), or for ``cached`` what
     :mod:`nlsup_kit.data.batch_augment` augments: the decoded images padded into one uint8 batch with their
-    sizes, or the fbanks (float16) with their sounding frames."""
+    sizes, or the fbanks (float16) with their sounding frames. ``device`` is the type of the device that trains
+    (``cuda`` pins the batches); ``pipeline`` overrides the recipe's there."""
+    pipeline = pipeline or recipe.pipeline_on(device)
     collate = None
     if recipe.modality == "image" and pipeline == "cached":
         from nlsup_kit.data.images import DecodedImages, base_images, padded_batch, stored_side
@@ -127,9 +128,10 @@ def modality_loader(recipe: Recipe, data_dir: Path, workers: distributed.Workers
         raise NlsupError(f"{recipe.modality_data}: {count(len(set(labels)), 'class')}; modality_loss="
                          f"{recipe.modality_loss} clusters by class and needs at least 2 (or use modality_loss=simclr)")
     sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(recipe.seed))
+    processes = recipe.loader_workers(device, pipeline)
     return DataLoader(dataset, batch_sampler=LocalBatches(sampler, recipe.modality_batch_size, workers),
-                      num_workers=recipe.num_workers, persistent_workers=recipe.num_workers > 0,
-                      pin_memory=pin_memory, collate_fn=collate)
+                      num_workers=processes, persistent_workers=processes > 0, prefetch_factor=4 if processes else None,
+                      pin_memory=device == "cuda", collate_fn=collate)
 
 
 class Repeating:
