@@ -56,7 +56,9 @@ def one_colour_views(rgb: tuple[float, float, float], size: int = 8) -> tuple[to
     image = (pixels * 255).round().to(torch.uint8)
     torch.manual_seed(0)
     transform = simclr_augment(size)
-    theirs = torch.stack([transform(image).flatten(1).mean(1) for _ in range(DRAWS)])
+    # torchvision on the float image: the same draws, without the per-item path's rounding to uint8 after
+    # every adjustment (which the batch augmentation, computing in float, does not do)
+    theirs = torch.stack([transform(image.float() / 255).flatten(1).mean(1) for _ in range(DRAWS)])
     augment = ImageBatchAugment(size, "imagenette", seed=3)
     first, second, _ = augment(padded_batch([(image, 0)] * (DRAWS // 2)))
     ours = torch.cat([first, second]).flatten(2).mean(2)
