@@ -1,14 +1,15 @@
 """Augmentation of a whole batch on the training device, for the ``cached`` modality pipeline: images
 (:class:`ImageBatchAugment`) and audio fbanks (:class:`AudioBatchAugment`).
 
-The shipped (``per-item``) pipeline augments every view in the loader, one image at a time in float32 on the
-CPU: about 5 ms a view at 224 px, so a 48-image batch (96 views) takes longer to make than a GPU takes to train
-on it. Here the loader only gathers images decoded once (uint8) and this module makes both views of every image
+The shipped (``per-item``) pipeline augments every view in the loader, one image at a time on the CPU: about
+3 ms a view at 224 px on this project's machine (benchmarks/RESULTS.md), so a 48-image batch (96 views) takes
+longer to make than a GPU takes to train on it. Here the loader only gathers images decoded once (uint8) and this module makes both views of every image
 at once, wherever the batch is: the same SimCLR augmentation (torchvision's RandomResizedCrop(scale 0.2-1),
 flip, ColorJitter(0.4, 0.4, 0.4, 0.1) with p 0.8, grayscale p 0.2, normalisation) with its own random draw per
 image and per view. Every parameter is drawn on the CPU from one seeded generator that a checkpoint keeps, in a
-fixed number of draws per batch, so a resumed run augments exactly as an uninterrupted one. The operations are
-kornia's (crop-and-resize, torchvision's colour formulas) on the batch.
+fixed number of draws per batch, so a resumed run augments exactly as an uninterrupted one, and goes to the
+device in one copy that does not wait for it. The operations are kornia's (crop-and-resize, torchvision's
+colour formulas) on the batch.
 
 Where it differs from torchvision, the distributions do not (tests/test_batch_augment.py compares them):
 the crop is resized bilinearly without antialiasing (torchvision antialiases a downscaled crop; the images are
@@ -31,6 +32,21 @@ CROP_RATIO = (3 / 4, 4 / 3)
 CROP_ATTEMPTS = 10  # torchvision's RandomResizedCrop tries 10 boxes before it falls back to a centre crop
 JITTER = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
 JITTER_P, GRAYSCALE_P, FLIP_P = 0.8, 0.2, 0.5
+
+
+def to_device(tensors: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """Small host tensors (drawn parameters, indices) on ``device`` in one copy: packed into one float64 tensor
+    (exact for their integers and flags), pinned on a GPU so that the copy does not wait for the device (a
+    pageable copy would), unpacked there."""
+    packed = torch.cat([t.reshape(-1).double() for t in tensors])
+    if device.type == "cuda":
+        packed = packed.pin_memory()
+    packed = packed.to(device, non_blocking=True)
+    unpacked, start = [], 0
+    for t in tensors:
+        unpacked.append(packed[start:start + t.numel()].view(t.shape).to(t.dtype))
+        start += t.numel()
+    return unpacked
 
 
 def crop_boxes(heights: torch.Tensor, widths: torch.Tensor, generator: torch.Generator
@@ -109,11 +125,16 @@ class ImageBatchAugment:
         from kornia.geometry.transform import crop_and_resize
 
         device = images.device
-        # which images take which adjustment at each of ColorJitter's four positions, worked out on the CPU (a
+        # which images take which adjustment at each of ColorJitter's four positions, worked out on the host (a
         # boolean mask on a GPU would wait for it): an image not jittered takes none
-        steps = [[torch.nonzero(params["jitter"] & (params["order"][:, position] == k)).squeeze(1).to(device)
-                  for k in range(4)] for position in range(4)]
-        p = {k: v.to(device, non_blocking=True) for k, v in params.items()}
+        chosen = [torch.nonzero(params["jitter"] & (params["order"][:, position] == k)).squeeze(1)
+                  for position in range(4) for k in range(4)]
+        factors = params["factors"] * torch.tensor([1.0, 1.0, 1.0, 2 * math.pi])  # kornia's hue is in radians
+        keys = ("top", "left", "height", "width", "flip", "grayscale")
+        moved = to_device([params[k] for k in keys] + [factors, self.mean, self.std] + chosen, device)
+        p = dict(zip(keys, moved))
+        factors, mean, std = moved[len(keys):len(keys) + 3]
+        chosen = moved[len(keys) + 3:]
         # the box's corner pixels are sampled at torchvision's resize positions (pixel centres, align_corners
         # False): output pixel i of S reads crop coordinate (i + 1/2) x size / S - 1/2
         size = self.image_size
@@ -128,15 +149,14 @@ class ImageBatchAugment:
         x = torch.where(p["flip"][:, None, None, None], x.flip(-1), x)
         adjust = (adjust_brightness_accumulative, adjust_contrast_with_mean_subtraction,
                   adjust_saturation_with_gray_subtraction, adjust_hue)
-        factors = p["factors"] * torch.tensor([1.0, 1.0, 1.0, 2 * math.pi], device=device)  # kornia's hue: radians
-        for position in steps:
-            for k, (function, chosen) in enumerate(zip(adjust, position)):
-                if len(chosen):  # a shape, known on the host
-                    x[chosen] = function(x[chosen], factors[chosen, k]).clamp(0.0, 1.0)
+        for position in range(4):
+            for k, function in enumerate(adjust):
+                images_here = chosen[4 * position + k]
+                if len(images_here):  # a shape, known on the host
+                    x[images_here] = function(x[images_here], factors[images_here, k]).clamp(0.0, 1.0)
         gray = rgb_to_grayscale(x).expand_as(x)
         x = torch.where(p["grayscale"][:, None, None, None], gray, x)
-        mean, std = self.mean.to(device)[:, None, None], self.std.to(device)[:, None, None]
-        return (x - mean) / std
+        return (x - mean[:, None, None]) / std[:, None, None]
 
     def __call__(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], device: torch.device | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -200,7 +220,7 @@ class AudioBatchAugment:
               params: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The augmented fbanks (float32) and labels, from drawn ``params``; ``frames`` counts each clip's frames
         that hold sound (zero padding after them)."""
-        p = {k: v.to(fbanks.device, non_blocking=True) for k, v in params.items()}
+        p = dict(zip(params, to_device(list(params.values()), fbanks.device)))
         x = fbanks.float()
         n, length, mel_bins = x.shape
         time = torch.arange(length, device=x.device)
