@@ -161,6 +161,23 @@ def test_a_run_augmenting_whole_batches_resumes_exactly(tiny_model, data_dir, tm
     assert_same_run(reference, kill_then_resume(PYTHON, tiny_model, data_dir, tmp_path / "resumed", 6, cached))
 
 
+def test_a_checkpoint_of_one_pipeline_is_not_resumed_by_the_other(data_dir):
+    """``auto`` picks the pipeline by device: a cached run's checkpoint resumed where auto means per-item (or the
+    reverse) is refused in one line naming the setting, not continued with other random streams."""
+    from nlsup_kit.data.batch_augment import batch_augment_for
+    from nlsup_kit.data.batches import Repeating, modality_loader
+
+    recipe = apply_overrides(get_recipe("quick-visualcse"), ["modality_batch_size=4"])
+    cached = Repeating(modality_loader(recipe, data_dir, pipeline="cached"), batch_augment_for(recipe, 0))
+    next(cached)
+    per_item = Repeating(modality_loader(recipe, data_dir, pipeline="per-item"))
+    with pytest.raises(NlsupError, match="made by the cached pipeline .* --set modality_pipeline=cached$"):
+        per_item.restore(cached.state())
+    next(per_item)
+    with pytest.raises(NlsupError, match="made by the per-item pipeline .* --set modality_pipeline=per-item$"):
+        cached.restore(per_item.state())
+
+
 # a kill inside the Nth save of checkpoint/ (step 5 N), and what it leaves on disk at that moment
 KILL_POINTS = {
     "before its training state": ("torch/serialization.py:save", 2, lambda out: (

@@ -175,6 +175,12 @@ class Repeating:
 
     def restore(self, state: dict) -> None:
         """Replay to the stored position; call before restoring the global RNG (replay draws from it)."""
+        saved = "cached" if state.get("augment") is not None else "per-item"
+        if (saved == "cached") != (self.augment is not None):
+            other = "cached" if self.augment is not None else "per-item"
+            raise NlsupError(f"the checkpoint's image/audio batches were made by the {saved} pipeline and this run "
+                             f"makes them {other} (modality_pipeline=auto picks by device): resume with --set "
+                             f"modality_pipeline={saved}")
         if state["pass_state"] is not None:
             self.generator.set_state(state["pass_state"])
             self.iterator, self.pass_state, self.taken = iter(self.loader), state["pass_state"], 0
@@ -182,5 +188,5 @@ class Repeating:
                 self._loaded()
         if state["dataset_rng"] is not None:
             self.loader.dataset.rng.setstate(state["dataset_rng"])
-        if state.get("augment") is not None:
+        if self.augment is not None:
             self.augment.restore(state["augment"])
