@@ -42,7 +42,7 @@ def test_gpu_check_runs_on_cpu_in_tiny_mode(data_dir, tmp_path):
     [class_mode] = json.loads((tmp_path / "out" / "class.json").read_text())
     assert {(r["step"], r["path"]) for r in class_mode["rows"]} == {
         ("text", "kit"), ("image", "kit"), ("text", "kit compiled"), ("image", "kit compiled")}
-    [audio] = json.loads((tmp_path / "out" / "audio.json").read_text())
+    [audio] = json.loads((tmp_path / "out" / "pipeline-audio.json").read_text())
     assert [(r["step"], r["path"]) for r in audio["rows"]] == [
         ("text", "kit"), ("audio", "kit"), ("text", "kit compiled"), ("audio", "kit compiled")]
     memory = json.loads((tmp_path / "out" / "memory.json").read_text())
