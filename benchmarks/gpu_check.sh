@@ -48,7 +48,8 @@ PYTHON
 fi
 if [ "$MODE" = --wheels ]; then
   rm -rf "$ROOT/wheels"
-  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
+    --platform manylinux2014_x86_64 \
     -d "$ROOT/wheels" soundfile cffi pycparser kornia kornia-rs
   ls "$ROOT/wheels"
   exit 0
