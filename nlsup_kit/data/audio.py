@@ -8,7 +8,6 @@ Audio is read with ``soundfile``, mixed to mono and resampled to 16 kHz.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import subprocess
@@ -193,9 +192,7 @@ class FbankClips(Dataset):
 
     def __init__(self, clips: list[tuple[Path, int]], num_mel_bins: int = 128, target_frames: int = 1024,
                  progress: bool | None = None):
-        from concurrent.futures import ThreadPoolExecutor
-
-        from nlsup_kit.progress import progress_bar
+        from nlsup_kit.progress import map_on_all_cores
 
         if not clips:
             raise NlsupError("no audio clips found")
@@ -205,9 +202,7 @@ class FbankClips(Dataset):
             return (kaldi_fbank(waveform, SAMPLE_RATE, num_mel_bins, target_frames).half(),
                     clip_frames(len(waveform), SAMPLE_RATE, target_frames))
 
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # torch's kernels release the GIL
-            computed = list(progress_bar(pool.map(features, clips), total=len(clips), desc="audio fbanks",
-                                         unit="clip", show=progress))
+        computed = map_on_all_cores(features, clips, "audio fbanks", "clip", progress)  # torch releases the GIL
         self.fbanks = torch.stack([fbank for fbank, _ in computed])
         self.frames = torch.tensor([frames for _, frames in computed])
         self.labels = [label for _, label in clips]

@@ -7,7 +7,6 @@ any ImageFolder directory (for instance the paper's 60-class ImageNet subset).
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import torch
@@ -157,24 +156,19 @@ class DecodedImages(Dataset):
     (:mod:`nlsup_kit.data.batch_augment`). JPEG decoding runs on all cores once, with a progress bar."""
 
     def __init__(self, images: Dataset, max_side: int, progress: bool | None = None):
-        from concurrent.futures import ThreadPoolExecutor
+        from nlsup_kit.progress import map_on_all_cores
 
-        from nlsup_kit.progress import progress_bar
-
-        self.labels = TwoViews(images, None).labels
-        samples = getattr(images, "samples", None) or getattr(images, "_samples", None)
         if isinstance(images, TensorImages):  # floats in [0, 1], already small
             self.images = [(image * 255).round().to(torch.uint8) for image in images.images]
-        else:
-            if samples is None:
-                raise NlsupError(f"{type(images).__name__}: the cached pipeline reads image files; "
-                                 "use --set modality_pipeline=per-item")
-            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PIL decodes without the GIL
-                decoded = pool.map(lambda sample: _decoded(sample[0], max_side), samples)
-                self.images = list(progress_bar(decoded, total=len(samples), desc="decoding images", unit="image",
-                                                show=progress))
-        if self.labels is None:
-            self.labels = [int(label) for _, label in samples]
+            self.labels = [int(label) for label in images.labels]
+            return
+        samples = getattr(images, "samples", None) or getattr(images, "_samples", None)  # torchvision's Imagenette
+        if samples is None:
+            raise NlsupError(f"{type(images).__name__}: the cached pipeline reads image files; "
+                             "use --set modality_pipeline=per-item")
+        self.images = map_on_all_cores(lambda sample: _decoded(sample[0], max_side), samples, "decoding images",
+                                       "image", progress)  # PIL decodes without the GIL
+        self.labels = [int(label) for _, label in samples]
 
     def __len__(self) -> int:
         return len(self.images)
