@@ -168,9 +168,10 @@ def check_resumable(checkpoint: Path, stored: Recipe, wanted: Recipe, steps_per_
             f"at step {planned}, so a run of another length is not its continuation: train that length from "
             f"the start into a new --output-dir, or go on from these weights as a new run with "
             f"--set model={checkpoint} and a new --output-dir")
+    saved = " ".join(f"--set {k}={old}" for k, (old, _) in changed.items())
     raise NlsupError(f"{checkpoint}: saved with different settings ({shown}); a resume may change only "
-                     f"{', '.join(RESUMABLE_SETTINGS)}: resume with the saved settings, or train into a new "
-                     f"--output-dir")
+                     f"{', '.join(RESUMABLE_SETTINGS)}: resume with the saved settings ({saved}), or train into a "
+                     f"new --output-dir")
 
 
 @dataclass

@@ -139,10 +139,37 @@ def _text_flags(script: str, repo: str = REFERENCE_REPO) -> dict[str, Source]:
     return out
 
 
+def _optimizer(folder: str, repo: str = REFERENCE_REPO) -> Source:
+    """The AdamW a trainers.py imports: transformers' (the version each README pins), not torch's."""
+    file, version = ("simcse/trainers.py", "transformers==4.2.1, requirements.txt line 1, whose AdamW.step is "
+                     "4.5.0's") if repo == SIMCSE_REPO else (f"{folder}/src/trainers.py", "transformers 4.5.0")
+    return Source("reference-adamw", file, f"from transformers.optimization import Adafactor, AdamW, get_scheduler "
+                  f"({version}: eps added to sqrt(v) before the bias correction, optimization.py lines 345-355)",
+                  76, repo)
+
+
+_MODEL_FILES = {"VisualCSE": ("VisualCSE/src/models.py", 351, 353), "AudioCSE": ("AudioCSE/src/models.py", 412, 414)}
+
+
+def _own_head(folder: str) -> Source:
+    """The unsupervised scripts pass --mlp_only_train: the image/audio [CLS] goes through image_mlp alone."""
+    models, own, _ = _MODEL_FILES[folder]
+    return Source("own", f"{folder}/run_unsup_example.sh", f"--mlp_only_train (so {models} line {own}: "
+                  "pooler_output = self.image_mlp(pooler_output))", 45)
+
+
+def _text_then_own_head(folder: str) -> Source:
+    """Without --mlp_only_train (run_sup_example.sh has none) the text MLP comes first, then image_mlp."""
+    models, _, text = _MODEL_FILES[folder]
+    return Source("text-then-own", models, "else: pooler_output = self.mlp(pooler_output); the next line: "
+                  "pooler_output = self.image_mlp(pooler_output) (run_sup_example.sh passes no --mlp_only_train)",
+                  text)
+
+
 def _sup_side(script: str) -> dict[str, Source]:
     """run_sup_example.sh: the text flags and the four ``for`` loops that fix the modality settings."""
     lines = _SCRIPT_LINES[(REFERENCE_REPO, script)]
-    out = _text_flags(script)
+    out = {**_text_flags(script), "optimizer": _optimizer(script.split("/")[0])}
     out["supervised"] = Source(True, script.split("/")[0] + "/train.py",
                                "elif len(column_names) == 3:  # the next line: '# Pair datasets with hard negatives' "
                                "(nli_for_simcse.csv has three columns)", 431)
@@ -151,6 +178,7 @@ def _sup_side(script: str) -> dict[str, Source]:
                             ("modality_learning_rate", 5, float), ("modality_loss_weight", 7, float)):
         out[key] = _flag(script, line, lines[line], kind)
     out["modality_loss"] = _released_supcon(script.split("/")[0], script, 44)
+    out["modality_head"] = _text_then_own_head(script.split("/")[0])
     return out
 
 
@@ -167,13 +195,14 @@ def _command(readme: str, line: int, command: str, folder: str) -> dict[str, Sou
          ("modality_loss_weight", float)))}
     assert args[4] == "SupCon"
     out["modality_loss"] = _released_supcon(folder, f"{folder}/run_unsup_example.sh", 57)
+    out["modality_head"] = _own_head(folder)
     return out
 
 
 def _roberta_text(readme: str, line: int, folder: str) -> dict[str, Source]:
     """The README's instruction for RoBERTa-base: edit run_unsup_example.sh's model, learning rate, batch size."""
     text = ("replacing `bert-base-uncased` with `roberta-base`, learning rate to `2e-5` and batch size `128`")
-    return {**_text_flags(f"{folder}/run_unsup_example.sh"),
+    return {**_text_flags(f"{folder}/run_unsup_example.sh"), "optimizer": _optimizer(folder),
             "model": Source("roberta-base", readme, text, line), "learning_rate": Source(2e-5, readme, text, line),
             "batch_size": Source(128, readme, text, line)}
 
@@ -201,10 +230,10 @@ _SIMCSE_README = "README.md"
 
 # recipe -> setting (a field of nlsup_kit.recipes.Recipe) -> the value and where the reference code shows it
 RECIPE_SOURCES: dict[str, dict[str, Source]] = {
-    "simcse-bert-base": _text_flags("run_unsup_example.sh", SIMCSE_REPO),
+    "simcse-bert-base": {**_text_flags("run_unsup_example.sh", SIMCSE_REPO), "optimizer": _optimizer("", SIMCSE_REPO)},
     "simcse-roberta-base": {**_roberta_text(_V_README, 78, "VisualCSE")},
     "simcse-roberta-large": {
-        **_text_flags("run_unsup_example.sh", SIMCSE_REPO),
+        **_text_flags("run_unsup_example.sh", SIMCSE_REPO), "optimizer": _optimizer("", SIMCSE_REPO),
         "model": Source("roberta-large", _SIMCSE_README, "[princeton-nlp/unsup-simcse-roberta-large](...) | 78.90",
                         96, SIMCSE_REPO),
         "batch_size": Source(512, _SIMCSE_README, "| Batch size    | 64          | 512            | 512       |",
@@ -212,7 +241,7 @@ RECIPE_SOURCES: dict[str, dict[str, Source]] = {
         "learning_rate": Source(3e-5, _SIMCSE_README, "| Learning rate (large) | 1e-5 | 3e-5 | 1e-5 | "
                                 "(Unsup. RoBERTa)", 244, SIMCSE_REPO)},
     "visualcse-bert-base": {
-        **_text_flags("VisualCSE/run_unsup_example.sh"),
+        **_text_flags("VisualCSE/run_unsup_example.sh"), "optimizer": _optimizer("VisualCSE"),
         **_command(_V_README, 69, "CUDA_VISIBLE_DEVICES=0 bash run_unsup_example.sh 48 0.07 1e-6 0.05 SupCon 0.0",
                    "VisualCSE"),
         **_IMAGE},
@@ -224,7 +253,7 @@ RECIPE_SOURCES: dict[str, dict[str, Source]] = {
         "vit_embeddings": Source(_VIT_BASE, "VisualCSE/training_logs/unsup-VisualCSE-roberta-base.txt",
                                  f'"_name_or_path": "{_VIT_BASE}"', 70)},
     "audiocse-bert-base": {
-        **_text_flags("AudioCSE/run_unsup_example.sh"),
+        **_text_flags("AudioCSE/run_unsup_example.sh"), "optimizer": _optimizer("AudioCSE"),
         **_command(_A_README, 56, "CUDA_VISIBLE_DEVICES=0 bash run_unsup_example.sh 48 0.07 2e-7 0.01 SupCon 0.0",
                    "AudioCSE"),
         **_AUDIO},

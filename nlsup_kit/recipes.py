@@ -20,10 +20,11 @@ from pathlib import Path
 
 from nlsup_kit.data.multilingual import STSB_MULTI_LANGUAGES
 from nlsup_kit.embeddings.branch import MODALITIES as BRANCH_MODALITIES
-from nlsup_kit.embeddings.branch import BranchConfig
+from nlsup_kit.embeddings.branch import MODALITY_HEADS, BranchConfig
 from nlsup_kit.encoder import POOLERS
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.losses import MODALITY_LOSSES
+from nlsup_kit.optimizers import OPTIMIZERS
 
 MODALITIES = ("none", *BRANCH_MODALITIES)  # none: text-only SimCSE
 MODALITY_PIPELINES = ("auto", "per-item", "cached")
@@ -45,6 +46,9 @@ class Recipe:
     supervised: bool = False  # triples (anchor, positive, hard negative) instead of dropout views
     batch_size: int = 64
     learning_rate: float = 3e-5
+    # both updates' AdamW: reference-adamw is transformers 4.5.0's arithmetic, which the reference code trains
+    # with (eps before the bias correction); torch-adamw is torch's (nlsup_kit.optimizers)
+    optimizer: str = "reference-adamw"
     max_length: int = 32
     temperature: float = 0.05
     hard_negative_weight: float = 0.0
@@ -59,6 +63,9 @@ class Recipe:
     modality_temperature: float = 0.07
     modality_loss: str = "released-supcon"  # supcon, simclr, released-supcon
     joint_loss: bool = False  # one summed-loss step instead of the paper's two separate updates
+    # own: z = the branch's MLP head on [CLS] (the reference's unsupervised scripts); text-then-own: the text MLP
+    # head first, then the branch's (its supervised scripts): nlsup_kit.embeddings.branch.MODALITY_HEADS
+    modality_head: str = "own"
     # how image/audio batches are made: per-item (each view augmented in the loader on the CPU, as the reference
     # code does), cached (decoded once, each batch augmented on the training device: nlsup_kit.data.batch_augment),
     # auto (cached on a GPU, per-item on a CPU)
@@ -131,37 +138,48 @@ class Recipe:
                 raise NlsupError(f"setting {key}={getattr(self, key)} {hint}")
         choices = {"modality": MODALITIES, "modality_loss": MODALITY_LOSSES, "pooler": POOLERS,
                    "eval_pooling": (None, *POOLERS), "bad_text": ("fail", "skip"),
-                   "text_language": STSB_MULTI_LANGUAGES, "modality_pipeline": MODALITY_PIPELINES}
+                   "text_language": STSB_MULTI_LANGUAGES, "modality_pipeline": MODALITY_PIPELINES,
+                   "optimizer": OPTIMIZERS, "modality_head": MODALITY_HEADS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise NlsupError(f"setting {key}={getattr(self, key)!r} is not one of "
                                  f"{', '.join(str(a) for a in allowed)}")
+        if self.modality_head == "text-then-own" and self.pooler != "cls":
+            raise NlsupError(f"setting modality_head=text-then-own needs the text head, which pooler={self.pooler} "
+                             f"trains without: use pooler=cls, or modality_head=own")
         return self
 
     def branch_config(self, hidden_size: int) -> BranchConfig:
         """The shape of the modality branch this recipe trains on a backbone ``hidden_size`` wide."""
         if self.modality == "image":
-            return BranchConfig("image", hidden_size, self.patch_size, image_size=self.image_size)
+            return BranchConfig("image", hidden_size, self.patch_size, image_size=self.image_size,
+                                head=self.modality_head)
         return BranchConfig(self.modality, hidden_size, self.audio_patch_size, mel_bins=self.audio_mel_bins,
-                            frames=self.audio_frames)
+                            frames=self.audio_frames, head=self.modality_head)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     @classmethod
     def from_json(cls, path: Path) -> Recipe:
-        values = json.loads(Path(path).read_text())
+        """A saved recipe; a setting it predates takes the value the kit used then (:data:`BEFORE_SETTING`)."""
+        values = {**BEFORE_SETTING, **json.loads(Path(path).read_text())}
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# What runs saved before a setting existed did: torch's AdamW, and the branch's own head alone.
+BEFORE_SETTING = {"optimizer": "torch-adamw", "modality_head": "own"}
 
 
 # Which settings belong together: text for every recipe, the modality side, image-only, audio-only, the run.
 SECTIONS = {
     "text": ("name", "model", "text_data", "text_language", "max_text_examples", "bad_text", "supervised",
-             "batch_size", "learning_rate", "max_length", "temperature", "hard_negative_weight", "pooler",
+             "batch_size", "learning_rate", "optimizer", "max_length", "temperature", "hard_negative_weight", "pooler",
              "eval_pooling"),
     "modality": ("modality", "modality_data", "modality_batch_size", "modality_learning_rate",
-                 "modality_loss_weight", "modality_temperature", "modality_loss", "joint_loss", "modality_pipeline"),
+                 "modality_loss_weight", "modality_temperature", "modality_loss", "joint_loss", "modality_head",
+                 "modality_pipeline"),
     "image": ("vit_embeddings", "image_size", "patch_size"),
     "audio": ("audio_frames", "audio_mel_bins", "audio_patch_size", "spec_freq_mask", "spec_time_mask",
               "audio_mixup"),
@@ -182,7 +200,7 @@ _IMAGE = dict(modality="image", modality_data="imagenette", modality_batch_size=
 _AUDIO = dict(modality="audio", modality_data="librispeech", modality_batch_size=48, modality_temperature=0.07)
 _SUP = dict(model="bert-base-uncased", text_data="nli", supervised=True, batch_size=128, learning_rate=3e-5,
             epochs=3, eval_pooling="cls", modality_batch_size=48, modality_learning_rate=1e-7,
-            modality_loss_weight=100.0, modality_temperature=0.05)
+            modality_loss_weight=100.0, modality_temperature=0.05, modality_head="text-then-own")
 # eval_steps=20: one STS-B dev evaluation, at the end of the notebooks' 20-step runs (it was the best of two,
 # at steps 10 and 20, in every quick run measured: seeds 1, 2, 3 and 42), about 11 s saved per run on 2 cores.
 _QUICK = dict(model="minilm-l6", text_data="wiki", max_text_examples=640, batch_size=32, learning_rate=3e-5,

@@ -5,7 +5,8 @@ VisualCSE/src/trainers.py, ``CLTrainer.train`` between "BEGIN CHANGES" and the t
 in AudioCSE/src/trainers.py): an image/audio batch through the shared layers, its
 loss times lambda, a step of the modality optimizer (its own AdamW, learning rate and cosine schedule,
 clip 1.0); then a text batch, the SimCSE loss, a step of the text optimizer (AdamW, linear decay, clip 1.0).
-Neither has warmup or weight decay. ``joint_loss`` instead sums text loss and lambda x modality loss in one
+Neither has warmup or weight decay; AdamW is transformers 4.5.0's arithmetic by default
+(:mod:`nlsup_kit.optimizers`, ``optimizer=``). ``joint_loss`` instead sums text loss and lambda x modality loss in one
 update. Without a modality branch it is SimCSE's own step. bf16 autocast on a recent GPU (no loss scaling
 needed), fp16 with loss scaling on an older one (the reference code's own precision: ``--fp16`` in
 VisualCSE/run_unsup_example.sh, a ``torch.cuda.amp.GradScaler`` for the image step), fp32 on a CPU.
@@ -24,6 +25,7 @@ from nlsup_kit.embeddings import ModalityBranch
 from nlsup_kit.encoder import SentenceEncoder
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.losses import InfoNCELoss, SupervisedSimCSELoss, modality_loss
+from nlsup_kit.optimizers import build_optimizer, optimizer_of_state
 from nlsup_kit.recipes import Recipe
 from nlsup_kit.update_graph import UpdateGraph
 
@@ -167,12 +169,12 @@ class AlternatingStep:
         self.scaler.update()
 
     def _adamw(self, parameters: list, learning_rate: float, fused: bool) -> torch.optim.AdamW:
-        """AdamW without weight decay (the paper's); graphed, its learning rate is a device tensor that the
-        schedule refills in place, so a replay reads the current rate."""
+        """The recipe's AdamW; graphed, its learning rate is a device tensor that the schedule refills in place,
+        so a replay reads the current rate."""
         if self.update_graphs:
-            return torch.optim.AdamW(parameters, lr=torch.tensor(learning_rate, device=self.device),
-                                     weight_decay=0.0, fused=fused, capturable=True)
-        return torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.0, fused=fused)
+            return build_optimizer(self.recipe.optimizer, parameters, torch.tensor(learning_rate, device=self.device),
+                                   fused, capturable=True)
+        return build_optimizer(self.recipe.optimizer, parameters, learning_rate, fused)
 
     def global_views(self, z: torch.Tensor, views: int) -> list[torch.Tensor]:
         """Split local embeddings into views and gather each across processes (the global batch's negatives)."""
@@ -191,6 +193,10 @@ class AlternatingStep:
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        saved = optimizer_of_state(state["text_optimizer"])
+        if saved != self.recipe.optimizer:
+            raise NlsupError(f"the checkpoint's optimizer state was written by {saved} and this run steps with "
+                             f"{self.recipe.optimizer}: resume with --set optimizer={saved}")
         self.graphs.clear()  # loading replaces the optimizer state tensors a captured graph would update
         self.text_optimizer.load_state_dict(state["text_optimizer"])
         self.text_schedule.load_state_dict(state["text_schedule"])

@@ -100,9 +100,10 @@ def test_training_minutes_add_each_runs_text_and_image_steps():
 
 
 PAPER_RECIPES = sorted(name for name in RECIPES if not name.startswith(("quick-", "class-")))
-CORE = ("model", "text_data", "batch_size", "learning_rate", "max_length", "temperature", "epochs", "eval_steps")
+CORE = ("model", "text_data", "batch_size", "learning_rate", "optimizer", "max_length", "temperature", "epochs",
+        "eval_steps")
 MODALITY_CORE = ("modality_batch_size", "modality_learning_rate", "modality_loss_weight", "modality_temperature",
-                 "modality_loss")
+                 "modality_loss", "modality_head")
 
 
 @pytest.mark.parametrize("name", PAPER_RECIPES)

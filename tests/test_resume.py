@@ -245,3 +245,7 @@ def test_resume_refuses_changed_settings_and_missing_checkpoints(tiny_model, dat
     with pytest.raises(NlsupError, match=r"different settings \(learning_rate 0.0001 -> 0.0002\); a resume may "
                                          r"change only log_steps, eval_steps, checkpoint_steps: resume with"):
         Trainer(changed, tmp_path / "run", data_dir, progress=False).train(resume=True)
+    other_optimizer = apply_overrides(recipe, ["optimizer=torch-adamw"])
+    with pytest.raises(NlsupError, match=r"\(optimizer reference-adamw -> torch-adamw\).*resume with the saved "
+                                         r"settings \(--set optimizer=reference-adamw\)"):
+        Trainer(other_optimizer, tmp_path / "run", data_dir, progress=False).train(resume=True)

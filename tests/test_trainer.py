@@ -258,7 +258,7 @@ def test_graphed_updates_take_the_same_steps_as_direct_ones(tiny_model, data_dir
     from nlsup_kit.encoder import SentenceEncoder
     from nlsup_kit.step import AlternatingStep
 
-    recipe = tiny_recipe("quick-visualcse", tiny_model)
+    recipe = tiny_recipe("quick-visualcse", tiny_model, "optimizer=torch-adamw")  # the one a graph can capture
     encoder = SentenceEncoder.from_pretrained(str(tiny_model)).train()
     branch = build_branch(recipe, encoder.hidden_size).train()
     texts = list(TextBatches(encoder.tokenizer, load_text_data("wiki", data_dir, 48), 16, 32, 0).epoch())

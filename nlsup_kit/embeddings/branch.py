@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from nlsup_kit.recipes import Recipe
 
 MODALITIES = ("image", "audio")
+# Which MLP heads turn the [CLS] vector of an image or clip into z: "own" is the branch's head alone (the
+# reference code with --mlp_only_train, its unsupervised scripts: VisualCSE/src/models.py line 351);
+# "text-then-own" is SimCSE's text head, then the branch's (without --mlp_only_train, its supervised scripts:
+# lines 353-354; AudioCSE/src/models.py lines 414-415), so the image loss trains the head that supervised SimCSE
+# keeps at test time.
+MODALITY_HEADS = ("own", "text-then-own")
 
 
 @dataclass
@@ -36,14 +42,18 @@ class BranchConfig:
     mel_bins: int = 128
     frames: int = 1024
     dropout: float = 0.0
+    head: str = "own"  # MODALITY_HEADS; branches saved before this setting existed had only their own
 
     def __post_init__(self):
         if self.modality not in MODALITIES:
             raise NlsupError(f"modality {self.modality!r} is not one of {', '.join(MODALITIES)}")
+        if self.head not in MODALITY_HEADS:
+            raise NlsupError(f"modality head {self.head!r} is not one of {', '.join(MODALITY_HEADS)}")
 
 
 class ModalityBranch(nn.Module):
-    """``z = head(layers(embedding(x))[:, 0])``: the [CLS] position, as in the reference code."""
+    """``z = head(layers(embedding(x))[:, 0])``: the [CLS] position, as in the reference code; with
+    ``config.head == "text-then-own"``, ``z = head(text_head(...))``, the text head being the encoder's."""
 
     def __init__(self, config: BranchConfig, embedding: nn.Module | None = None):
         super().__init__()
@@ -58,15 +68,18 @@ class ModalityBranch(nn.Module):
         self.head = MLPHead(config.hidden_size)
 
     @classmethod
-    def with_vit_embeddings(cls, name: str, hidden_size: int) -> ModalityBranch:
+    def with_vit_embeddings(cls, name: str, hidden_size: int, head: str = "own") -> ModalityBranch:
         """An image branch that starts from a pretrained ViT's patch embedding (the paper's BERT-base setup)."""
         embedding = ImagePatchEmbedding.from_vit(name, hidden_size)
         config = BranchConfig("image", hidden_size, embedding.patch_size, embedding.image_size,
-                              embedding.patch_embeddings.projection.in_channels, embedding.dropout.p)
+                              embedding.patch_embeddings.projection.in_channels, embedding.dropout.p, head=head)
         return cls(config, embedding)
 
     def forward(self, encoder: SentenceEncoder, inputs: torch.Tensor) -> torch.Tensor:
-        return self.head(encoder.encode_tokens(self.embedding(inputs), cls_only=True))
+        cls_vectors = encoder.encode_tokens(self.embedding(inputs), cls_only=True)
+        if self.config.head == "text-then-own":
+            cls_vectors = encoder.head(cls_vectors)
+        return self.head(cls_vectors)
 
     def save(self, directory: str | Path) -> None:
         from safetensors.torch import save_file
@@ -97,5 +110,5 @@ def build_branch(recipe: Recipe, hidden_size: int) -> ModalityBranch | None:
     if recipe.modality == "none":
         return None
     if recipe.vit_embeddings:
-        return ModalityBranch.with_vit_embeddings(recipe.vit_embeddings, hidden_size)
+        return ModalityBranch.with_vit_embeddings(recipe.vit_embeddings, hidden_size, recipe.modality_head)
     return ModalityBranch(recipe.branch_config(hidden_size))
