@@ -9,6 +9,8 @@ from pathlib import Path
 from nlsup_kit.errors import NlsupError
 
 ONLINE_ONLY = ("imagenette", "librispeech")  # fetched by torchvision / torchaudio, for the paper recipes
+# ImageNet needs an account: nothing is downloaded, the user's copy is checked against the paper's list
+IMAGENET_SUBSET = "imagenet-subset"
 
 
 def cmd_eval_sts(args) -> None:
@@ -35,10 +37,12 @@ def cmd_eval_sts(args) -> None:
 
 def cmd_train(args) -> None:
     from nlsup_kit.recipes import apply_overrides, get_recipe
-    from nlsup_kit.trainer import train
+    from nlsup_kit.trainer import modality_data_description, train
 
     recipe = apply_overrides(get_recipe(args.recipe), args.set or [])
     output = Path(args.output_dir or Path("build") / "runs" / recipe.name)
+    if (described := modality_data_description(recipe)) is not None:
+        print(f"{recipe.name}: {recipe.modality} data: {described}", flush=True)
     result = train(recipe, output, args.data_dir, resume=args.resume, overwrite=args.overwrite)
     print(f"{recipe.name}: {result.steps} steps in {result.seconds:.0f}s, best STS-B dev {result.best_dev:.2f}, "
           f"checkpoint {result.best_dir}")
@@ -76,9 +80,22 @@ def cmd_download(args) -> None:
     from nlsup_kit.data.leipzig import PREFIX as LEIPZIG_PREFIX
     from nlsup_kit.data.sources import DOWNLOADS, leipzig_download
 
-    if args.what not in (*DOWNLOADS, *ONLINE_ONLY) and not args.what.startswith(LEIPZIG_PREFIX):
+    if args.what not in (*DOWNLOADS, *ONLINE_ONLY, IMAGENET_SUBSET) and not args.what.startswith(LEIPZIG_PREFIX):
         raise NlsupError(f"nothing to download called {args.what!r}; choose from "
-                         f"{', '.join((*DOWNLOADS, *ONLINE_ONLY))} or {LEIPZIG_PREFIX}<corpus>")
+                         f"{', '.join((*DOWNLOADS, *ONLINE_ONLY, IMAGENET_SUBSET))} or {LEIPZIG_PREFIX}<corpus>")
+    if (args.what == IMAGENET_SUBSET) != (args.imagenet_root is not None) or (
+            args.image_list is not None and args.imagenet_root is None):
+        raise NlsupError(f"--imagenet-root DIR (and --image-list) go with {IMAGENET_SUBSET}, and it needs "
+                         f"--imagenet-root")
+    if args.what == IMAGENET_SUBSET:
+        from nlsup_kit.data.imagenet_subset import PREFIX, checked_subset, describe
+
+        subset = checked_subset(args.imagenet_root, args.image_list)
+        print(f"{IMAGENET_SUBSET}: {len(subset):,} images in {len(subset.classes)} classes checked; "
+              f"{describe(subset.root, args.image_list)}\n"
+              f"train on them with --set modality_data={PREFIX}{subset.root}"
+              + (f" --set image_list={args.image_list}" if args.image_list else ""))
+        return
     data_dir = download_dir(args.data_dir)
     if args.max_lines is not None:
         if args.what not in ("wiki1m", "nli"):
@@ -200,11 +217,15 @@ def _tool_commands(sub) -> None:
     p = sub.add_parser("download", help="fetch data into --data-dir / NLSUP_DATA / the cache folder "
                                          "(from $NLSUP_MIRROR when set)")
     p.add_argument("what", metavar="WHAT",
-                   help=f"{', '.join((*DOWNLOADS, *ONLINE_ONLY))}, or leipzig:<corpus> (sentences in another "
+                   help=f"{', '.join((*DOWNLOADS, *ONLINE_ONLY, IMAGENET_SUBSET))}, or leipzig:<corpus> (sentences in another "
                         f"language, e.g. leipzig:deu_wikipedia_2021_100K); wiki is the {WIKI_SLICE_LINES:,}-line "
                         "head of wiki1m that the QUICK recipes train on")
     p.add_argument("--data-dir")
     p.add_argument("--max-lines", type=int, help="wiki1m/nli: only the first N lines")
+    p.add_argument("--imagenet-root", metavar="DIR", help=f"{IMAGENET_SUBSET}: ImageNet-1k's train folder (one "
+                   "folder per class); checks that every image the paper used is there and decodes, copying nothing")
+    p.add_argument("--image-list", metavar="FILE", help=f"{IMAGENET_SUBSET}: another list in the format of the "
+                   "reference's VisualCSE/sampled-Imagenet.txt (default: that list, shipped)")
     p.set_defaults(run=cmd_download)
 
     p = sub.add_parser("bench", help="time training steps against a sentence-transformers loop; peak memory")

@@ -18,6 +18,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlsup_kit.data.imagenet_subset import PREFIX as IMAGENET_SUBSET
 from nlsup_kit.data.multilingual import STSB_MULTI_LANGUAGES
 from nlsup_kit.embeddings.branch import MODALITIES as BRANCH_MODALITIES
 from nlsup_kit.embeddings.branch import MODALITY_HEADS, BranchConfig
@@ -56,7 +57,9 @@ class Recipe:
     eval_pooling: str | None = None  # None: SimCSE's convention (pooling_for_evaluation)
     # ---- modality: the image or audio side, shared by both ----
     modality: str = "none"  # none, image, audio
-    modality_data: str = "digits"  # image: digits, imagenette, folder; audio: spoken-words, librispeech, folder
+    # image: digits, imagenette, imagenet-subset:DIR (the paper's 60 x 500 from ImageNet-1k's train folder DIR),
+    # a folder; audio: spoken-words, librispeech, a folder
+    modality_data: str = "digits"
     modality_batch_size: int = 48
     modality_learning_rate: float = 1e-6
     modality_loss_weight: float = 0.05  # lambda
@@ -72,6 +75,9 @@ class Recipe:
     modality_pipeline: str = "auto"
     # ---- image only ----
     vit_embeddings: str | None = None  # pretrained HF ViT whose embeddings start the image side
+    # with modality_data=imagenet-subset:DIR, which of DIR's images: a file of .../<class>/<image> lines, as the
+    # reference's VisualCSE/sampled-Imagenet.txt; None: that list (the paper's), shipped
+    image_list: str | None = None
     image_size: int = 224
     patch_size: int = 16
     # ---- audio only ----
@@ -144,6 +150,9 @@ class Recipe:
             if getattr(self, key) not in allowed:
                 raise NlsupError(f"setting {key}={getattr(self, key)!r} is not one of "
                                  f"{', '.join(str(a) for a in allowed)}")
+        if self.image_list is not None and not self.modality_data.startswith(IMAGENET_SUBSET):
+            raise NlsupError(f"setting image_list picks images of an ImageNet folder: use it with modality_data="
+                             f"{IMAGENET_SUBSET}DIR, not {self.modality_data!r}")
         if self.modality_head == "text-then-own" and self.pooler != "cls":
             raise NlsupError(f"setting modality_head=text-then-own needs the text head, which pooler={self.pooler} "
                              f"trains without: use pooler=cls, or modality_head=own")
@@ -180,7 +189,7 @@ SECTIONS = {
     "modality": ("modality", "modality_data", "modality_batch_size", "modality_learning_rate",
                  "modality_loss_weight", "modality_temperature", "modality_loss", "joint_loss", "modality_head",
                  "modality_pipeline"),
-    "image": ("vit_embeddings", "image_size", "patch_size"),
+    "image": ("vit_embeddings", "image_list", "image_size", "patch_size"),
     "audio": ("audio_frames", "audio_mel_bins", "audio_patch_size", "spec_freq_mask", "spec_time_mask",
               "audio_mixup"),
     "run": ("epochs", "max_steps", "eval_steps", "checkpoint_steps", "log_steps", "seed", "device", "num_workers",

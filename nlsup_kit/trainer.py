@@ -289,7 +289,8 @@ class Trainer:
             (self.output_dir / RESULT_FILE).write_text(json.dumps(
                 {"best_stsb_dev": result.best_dev, "steps": result.steps, "seconds": seconds,
                  "step_seconds": step_seconds, "first_loss": result.first_loss, "last_loss": result.last_loss,
-                 "text_data": dataclasses.asdict(self.text_report) if self.text_report else None}, indent=2))
+                 "text_data": dataclasses.asdict(self.text_report) if self.text_report else None,
+                 "modality_data": modality_data_description(self.recipe)}, indent=2))
         return result
 
     @staticmethod
@@ -298,6 +299,19 @@ class Trainer:
             shown = ", ".join(f"{k}={v}" for k, v in losses.items())
             raise NlsupError(f"training stopped: {shown} at step {step}; the last good checkpoint is "
                              f"{checkpoint_dir} (lower the learning rate, then resume or start again)")
+
+
+def modality_data_description(recipe: Recipe) -> str | None:
+    """What the image/audio side of ``recipe`` trains on (None for SimCSE), in words."""
+    if recipe.modality == "image":
+        from nlsup_kit.data.images import describe_images
+
+        return describe_images(recipe.modality_data, recipe.image_list)
+    if recipe.modality == "audio":
+        from nlsup_kit.data.audio import describe_audio
+
+        return describe_audio(recipe.modality_data)
+    return None
 
 
 def train(recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = None,

@@ -167,6 +167,16 @@ def librispeech_clips(data_dir: Path, speakers: int = 50, download: bool = True)
     return [(Path(corpus._archive) / item[0], label[item[3]]) for item in items if item[3] in label]
 
 
+def describe_audio(source: str) -> str:
+    """What a source name trains on, in words for the run's log and result.json."""
+    if source == "librispeech":
+        return "LibriSpeech train-clean-100, the 50 speakers with the most utterances (the paper's audio)"
+    if source == "spoken-words":
+        return ("the kit's spoken digits (espeak-ng, 10 words, offline): a stand-in for the paper's 50 LibriSpeech "
+                "speakers (--set modality_data=librispeech)")
+    return f"the audio folder {source} (a folder per label)"
+
+
 def audio_clips(source: str, data_dir: Path) -> list[tuple[Path, int]]:
     """The (clip, label) list of a source name (spoken-words, librispeech) or a ``<label>/<clip>`` folder."""
     if source == "spoken-words":

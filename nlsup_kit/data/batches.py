@@ -102,13 +102,13 @@ def modality_loader(recipe: Recipe, data_dir: Path, workers: distributed.Workers
     if recipe.modality == "image" and pipeline == "cached":
         from nlsup_kit.data.images import DecodedImages, base_images, padded_batch, stored_side
 
-        dataset = DecodedImages(base_images(recipe.modality_data, data_dir, recipe.image_size),
-                                stored_side(recipe.image_size), progress)
+        dataset = DecodedImages(base_images(recipe.modality_data, data_dir, recipe.image_size, recipe.image_list,
+                                            progress), stored_side(recipe.image_size), progress)
         collate = padded_batch
     elif recipe.modality == "image":
         from nlsup_kit.data.images import load_images
 
-        dataset = load_images(recipe.modality_data, data_dir, recipe.image_size)
+        dataset = load_images(recipe.modality_data, data_dir, recipe.image_size, recipe.image_list, progress)
     elif pipeline == "cached":
         from nlsup_kit.data.audio import FbankClips, audio_clips
 

@@ -1,7 +1,8 @@
 """Image data for the non-linguistic task: labelled images, two SimCLR-augmented views each.
 
-Offline: scikit-learn's bundled digits (10 classes, 8x8, upsampled). Online: torchvision's Imagenette, or
-any ImageFolder directory (for instance the paper's 60-class ImageNet subset).
+Offline: scikit-learn's bundled digits (10 classes, 8x8, upsampled). Online: torchvision's Imagenette. From
+the user's disk: the paper's 60-class ImageNet subset (``imagenet-subset:DIR``,
+:mod:`nlsup_kit.data.imagenet_subset`), or any ImageFolder directory.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def image_folder(path: Path):
     from torchvision.datasets import ImageFolder
 
     if not Path(path).is_dir():
-        raise NlsupError(f"{path}: image folder not found (and not one of the sources {', '.join(IMAGE_SOURCES)})")
+        raise NlsupError(f"{path}: image folder not found (and not one of the sources {', '.join(IMAGE_SOURCES)}, "
+                         f"or imagenet-subset:DIR)")
     empty = sorted(p.name for p in Path(path).iterdir() if p.is_dir() and not any(f.is_file() for f in p.rglob("*")))
     if empty:
         raise NlsupError(f"{path}: class folder {empty[0]!r} has no images; remove it or add images")
@@ -209,11 +211,32 @@ def stored_side(image_size: int) -> int:
     return math.ceil(image_size * 8 / 7)
 
 
-def base_images(source: str, data_dir: Path, image_size: int) -> Dataset:
-    """The labelled images of a source name (digits, imagenette) or ImageFolder path, before augmentation."""
+def base_images(source: str, data_dir: Path, image_size: int, image_list: str | None = None,
+                progress: bool | None = None) -> Dataset:
+    """The labelled images of a source name (digits, imagenette, imagenet-subset:DIR with ``image_list``) or
+    ImageFolder path, before augmentation."""
+    from nlsup_kit.data.imagenet_subset import PREFIX, checked_subset
+
     if source == "digits":
         return digits(image_size)
+    if source.startswith(PREFIX):
+        return checked_subset(source.removeprefix(PREFIX), image_list, progress)
     return imagenette(data_dir) if source == "imagenette" else image_folder(Path(source).expanduser())
+
+
+def describe_images(source: str, image_list: str | None = None) -> str:
+    """What a source name trains on, in words for the run's log and result.json."""
+    from nlsup_kit.data.imagenet_subset import PREFIX, REFERENCE_SHAPE, describe
+
+    if source.startswith(PREFIX):
+        return describe(source.removeprefix(PREFIX), image_list)
+    stand_in = (f"a stand-in for the paper's ImageNet subset ({REFERENCE_SHAPE[0]} classes x {REFERENCE_SHAPE[1]}), "
+                f"which --set modality_data={PREFIX}DIR reads from ImageNet-1k's train folder")
+    if source == "imagenette":
+        return f"Imagenette (10 ImageNet classes, torchvision's 160 px release): {stand_in}"
+    if source == "digits":
+        return f"scikit-learn's digits (10 classes, 8 x 8 px, offline): {stand_in}"
+    return f"the image folder {source} (a folder per class)"
 
 
 def normalisation(source: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -221,6 +244,8 @@ def normalisation(source: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return (DIGITS_MEAN, DIGITS_STD) if source == "digits" else (IMAGENET_MEAN, IMAGENET_STD)
 
 
-def load_images(source: str, data_dir: Path, image_size: int) -> Dataset:
-    """Two-view image dataset by source name (digits, imagenette) or ImageFolder path."""
-    return TwoViews(base_images(source, data_dir, image_size), simclr_augment(image_size, *normalisation(source)))
+def load_images(source: str, data_dir: Path, image_size: int, image_list: str | None = None,
+                progress: bool | None = None) -> Dataset:
+    """Two-view image dataset by source name (see :func:`base_images`) or ImageFolder path."""
+    return TwoViews(base_images(source, data_dir, image_size, image_list, progress),
+                    simclr_augment(image_size, *normalisation(source)))
