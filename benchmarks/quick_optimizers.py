@@ -41,11 +41,11 @@ def main() -> None:
                 scores[optimizer] = (report.scores[QUICK_TASKS[0]].spearman, run.best_dev, run.last_loss)
             rows.append((name, seed, scores))
     print(f"STS-B test / best STS-B dev / last text loss, {args.steps} steps (Spearman x 100)")
-    print(f"{'recipe':16} {'seed':>4}  {'reference-adamw':>24}  {'torch-adamw':>24}  {'test difference':>15}")
+    print(f"{'recipe':16} {'seed':>4}  {'reference-adamw':>26}  {'torch-adamw':>26}  {'test difference':>15}")
     for name, seed, scores in rows:
-        cells = [f"{t:6.2f} / {d:6.2f} / {loss:.4f}" for t, d, loss in (scores[o] for o in OPTIMIZERS)]
+        cells = [f"{t:6.3f} / {d:6.3f} / {loss:.4f}" for t, d, loss in (scores[o] for o in OPTIMIZERS)]
         difference = scores["reference-adamw"][0] - scores["torch-adamw"][0]
-        print(f"{name:16} {seed:>4}  {cells[0]:>24}  {cells[1]:>24}  {difference:+15.2f}")
+        print(f"{name:16} {seed:>4}  {cells[0]:>26}  {cells[1]:>26}  {difference:+15.3f}")
 
 
 if __name__ == "__main__":

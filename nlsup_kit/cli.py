@@ -217,9 +217,9 @@ def _tool_commands(sub) -> None:
     p = sub.add_parser("download", help="fetch data into --data-dir / NLSUP_DATA / the cache folder "
                                          "(from $NLSUP_MIRROR when set)")
     p.add_argument("what", metavar="WHAT",
-                   help=f"{', '.join((*DOWNLOADS, *ONLINE_ONLY, IMAGENET_SUBSET))}, or leipzig:<corpus> (sentences in another "
-                        f"language, e.g. leipzig:deu_wikipedia_2021_100K); wiki is the {WIKI_SLICE_LINES:,}-line "
-                        "head of wiki1m that the QUICK recipes train on")
+                   help=f"{', '.join((*DOWNLOADS, *ONLINE_ONLY, IMAGENET_SUBSET))}, or leipzig:<corpus> (sentences in "
+                        f"another language, e.g. leipzig:deu_wikipedia_2021_100K); wiki is the {WIKI_SLICE_LINES:,}-"
+                        "line head of wiki1m that the QUICK recipes train on")
     p.add_argument("--data-dir")
     p.add_argument("--max-lines", type=int, help="wiki1m/nli: only the first N lines")
     p.add_argument("--imagenet-root", metavar="DIR", help=f"{IMAGENET_SUBSET}: ImageNet-1k's train folder (one "

@@ -6,8 +6,8 @@ in AudioCSE/src/trainers.py): an image/audio batch through the shared layers, it
 loss times lambda, a step of the modality optimizer (its own AdamW, learning rate and cosine schedule,
 clip 1.0); then a text batch, the SimCSE loss, a step of the text optimizer (AdamW, linear decay, clip 1.0).
 Neither has warmup or weight decay; AdamW is transformers 4.5.0's arithmetic by default
-(:mod:`nlsup_kit.optimizers`, ``optimizer=``). ``joint_loss`` instead sums text loss and lambda x modality loss in one
-update. Without a modality branch it is SimCSE's own step. bf16 autocast on a recent GPU (no loss scaling
+(:mod:`nlsup_kit.optimizers`, ``optimizer=``). ``joint_loss`` instead sums text loss and lambda x modality loss
+in one update. Without a modality branch it is SimCSE's own step. bf16 autocast on a recent GPU (no loss scaling
 needed), fp16 with loss scaling on an older one (the reference code's own precision: ``--fp16`` in
 VisualCSE/run_unsup_example.sh, a ``torch.cuda.amp.GradScaler`` for the image step), fp32 on a CPU.
 """

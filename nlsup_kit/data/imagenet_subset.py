@@ -72,7 +72,8 @@ def read_list(path: str | Path | None = None) -> tuple[list[Listed], str, str]:
             raise NlsupError(f"{name}:{number}: expected a path ending in <class>/<image file>, got {line.strip()!r}")
         entry = Listed(number, parts[-2], parts[-1])
         if entry.relative in seen:
-            raise NlsupError(f"{name}:{number}: {entry.relative} is listed twice (first at line {seen[entry.relative]})")
+            raise NlsupError(f"{name}:{number}: {entry.relative} is listed twice (first at line "
+                             f"{seen[entry.relative]})")
         seen[entry.relative] = number
         listed.append(entry)
     if not listed:
