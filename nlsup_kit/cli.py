@@ -19,18 +19,28 @@ def cmd_eval_sts(args) -> None:
     from nlsup_kit.data.senteval import STS_TASKS
     from nlsup_kit.encoder import SentenceEncoder
     from nlsup_kit.evaluation import evaluate_sts, task_data_needs
+    from nlsup_kit.models import RELEASED_PREFIX, released
 
     if args.tasks and args.language:
         raise NlsupError("give --tasks or --language, not both")
     tasks = ([t.strip() for t in args.tasks.split(",")] if args.tasks else
              tasks_for_language(args.language) if args.language else list(STS_TASKS))
+    release = released(args.model)  # released:<recipe>: the authors' model, scored as they score it
+    pooling = args.pooling or (release.pooling if release else "cls_before_pooler")
     # before loading the model: data problems come first
     data_dir = ensure_data(task_data_needs(tasks), args.data_dir)
     encoder = SentenceEncoder.from_pretrained(args.model)
-    report = evaluate_sts(lambda s: encoder.encode(s, args.pooling, args.batch_size, args.device),
+    report = evaluate_sts(lambda s: encoder.encode(s, pooling, args.batch_size, args.device),
                           tasks, data_dir)
-    print(report.table(f"{args.model} ({args.pooling}): Spearman x 100, SentEval protocol"))
+    print(report.table(f"{args.model} ({pooling}): Spearman x 100, SentEval protocol"))
     print(report.protocol())
+    if release:
+        from nlsup_kit.paper import beside_published
+
+        measured = {task: score.spearman for task, score in report.scores.items()}
+        if set(measured) == set(STS_TASKS):
+            measured["avg"] = report.average
+        print(beside_published(args.model.removeprefix(RELEASED_PREFIX), measured))
     if args.json:
         report.write_json(args.json)
 
@@ -176,8 +186,10 @@ def _model_commands(sub, poolers: tuple[str, ...]) -> None:
 
     p = sub.add_parser("eval-sts", help="score a model on STS12-16, STS-B, SICK-R (SentEval protocol), the "
                                          "multilingual STS-B or STS17")
-    p.add_argument("--model", required=True, help="minilm-l6, bert-base-uncased, xlmr-base, mbert, a hub id, or a folder")
-    p.add_argument("--pooling", default="cls_before_pooler", choices=poolers)
+    p.add_argument("--model", required=True, help="minilm-l6, bert-base-uncased, xlmr-base, mbert, a hub id, a "
+                   "folder, or released:<recipe>, a model its authors published (e.g. released:visualcse-bert-base: "
+                   "scored with their pooler and set beside their published scores)")
+    p.add_argument("--pooling", choices=poolers, help="default: cls_before_pooler, or a released model's own")
     p.add_argument("--data-dir")
     p.add_argument("--tasks", help="comma-separated, e.g. STS12,STSBenchmark or stsb-de,sts17-en-de (default: "
                                    "the English seven)")

