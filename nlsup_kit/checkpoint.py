@@ -19,17 +19,25 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from nlsup_kit.errors import NlsupError, read_back
 
-if TYPE_CHECKING:
-    from nlsup_kit.embeddings import ModalityBranch
-    from nlsup_kit.encoder import SentenceEncoder
-    from nlsup_kit.recipes import Recipe
+
+# The run folder is a low-level format: it knows what it stores by these two faces, not by the classes above it
+# (the encoder, the branch, the recipe), which import it.
+class Saves(Protocol):
+    def save(self, directory: Path) -> object: ...
+
+
+class SavedRecipe(Protocol):
+    """A dataclass of settings (nlsup_kit.recipes.Recipe) written as JSON."""
+
+    def to_json(self) -> str: ...
+
 
 HEAD_FILE = "head.safetensors"  # the MLP head, beside the HF backbone's files
 BRANCH_FILE = "modality.safetensors"  # the image/audio branch's weights
@@ -116,7 +124,7 @@ def recover(folder: Path) -> None:
         sibling(folder, ".old").rename(folder)
 
 
-def write_save(folder: Path, encoder: SentenceEncoder, branch: ModalityBranch | None, recipe: Recipe,
+def write_save(folder: Path, encoder: Saves, branch: Saves | None, recipe: SavedRecipe,
                training_state: dict | None = None) -> None:
     """A run's save: the encoder as a loadable HF folder + head, the branch, the recipe and, in checkpoint/,
     the training state; swapped in whole."""
@@ -152,7 +160,7 @@ def restore_process_random_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def check_resumable(checkpoint: Path, stored: Recipe, wanted: Recipe, steps_per_epoch: int) -> None:
+def check_resumable(checkpoint: Path, stored: SavedRecipe, wanted: SavedRecipe, steps_per_epoch: int) -> None:
     """Resuming continues the saved run exactly, so only :data:`RESUMABLE_SETTINGS` may differ; a run of
     another length is refused with the ways on."""
     changed = {k: (v, getattr(wanted, k)) for k, v in dataclasses.asdict(stored).items()
@@ -200,7 +208,7 @@ def read_result(output_dir: Path, hint: str) -> TrainResult:
                        stored.get("step_seconds", math.nan))
 
 
-def finished_run(recipe: Recipe, output_dir: str | Path) -> TrainResult | None:
+def finished_run(recipe: SavedRecipe, output_dir: str | Path) -> TrainResult | None:
     """The result of a completed run of exactly this recipe in ``output_dir``, if there is one."""
     output_dir = Path(output_dir)
     recipe_file = output_dir / RECIPE_FILE

@@ -19,8 +19,8 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 
 from nlsup_kit.data.sources import ensure_data
-from nlsup_kit.data.multilingual import MULTILINGUAL_TASKS, describe_task, dev_task, task_need
-from nlsup_kit.data.senteval import STS_TASKS, STS_YEARS, StsPairs, load_sts_task
+from nlsup_kit.data.multilingual import MULTILINGUAL_TASKS, describe_task, dev_task, load_task, task_need
+from nlsup_kit.data.senteval import STS_TASKS, STS_YEARS, StsPairs
 from nlsup_kit.device import pick_device
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.similarity_cache import SimilarityCache
@@ -132,7 +132,7 @@ def evaluate_sts(
     """Score ``encode`` (sentences -> embeddings) on the given tasks; every distinct sentence is encoded once,
     and none for a task whose similarities ``cache`` already holds."""
     root = ensure_data(task_data_needs(tasks), data_dir)
-    task_pairs = {task: load_sts_task(task, root, split) for task in tasks}
+    task_pairs = {task: load_task(task, root, split) for task in tasks}
     similarities = {task: cache.get(task, pairs) for task, pairs in task_pairs.items()} if cache is not None else {}
     missing = {task: pairs for task, pairs in task_pairs.items() if similarities.get(task) is None}
     sentences = list(dict.fromkeys(s for p in missing.values() for s in (*p.sentences1, *p.sentences2)))
@@ -168,7 +168,7 @@ def stsb_dev_measures(encoder, pooling: str, device: torch.device, data_dir: str
     from nlsup_kit.analysis import alignment, uniformity
 
     task = dev_task(language)
-    pairs = load_sts_task(task, ensure_data([task_need(task)], data_dir), "dev")
+    pairs = load_task(task, ensure_data([task_need(task)], data_dir), "dev")
     sentences = list(dict.fromkeys((*pairs.sentences1, *pairs.sentences2)))
     embeddings = encoder.encode(sentences, pooling, device=device, progress=False)
     row = {sentence: i for i, sentence in enumerate(sentences)}

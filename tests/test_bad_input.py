@@ -157,18 +157,18 @@ def test_image_folder_problems(tiny_model, data_dir, tmp_path, capsys):
 def test_sixteen_bit_and_other_modes_become_8_bit_rgb(tmp_path):
     from PIL import Image
 
-    from nlsup_kit.data.images import _rgb
+    from nlsup_kit.data.decoding import rgb as decoded
 
     ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
     Image.fromarray(ramp).save(tmp_path / "deep.png")  # mode I;16
     assert Image.open(tmp_path / "deep.png").mode.startswith("I")
-    rgb = np.asarray(_rgb(str(tmp_path / "deep.png")))
+    rgb = np.asarray(decoded(str(tmp_path / "deep.png")))
     assert rgb.shape == (8, 8, 3) and rgb.dtype == np.uint8
     expected = np.clip(ramp / 65535 * 255, 0, 255).astype(np.uint8)
     assert np.array_equal(rgb[..., 0], expected) and len(np.unique(rgb)) > 32  # not clipped to white
     for mode in ("L", "RGBA", "CMYK", "P", "LA", "1"):
         Image.new(mode, (6, 5)).save(tmp_path / f"{mode}.{'jpg' if mode == 'CMYK' else 'png'}")
-        assert _rgb(str(tmp_path / f"{mode}.{'jpg' if mode == 'CMYK' else 'png'}")).mode == "RGB"
+        assert decoded(str(tmp_path / f"{mode}.{'jpg' if mode == 'CMYK' else 'png'}")).mode == "RGB"
 
 
 # ---- audio ------------------------------------------------------------------------------------------------------

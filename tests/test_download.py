@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from httpmirror import Handler, serving, simcse_release, tarball
 
-from nlsup_kit.data.download import download_senteval, download_text, fetch, safe_extract
+from nlsup_kit.data.download import download_text, fetch, safe_extract
+from nlsup_kit.data.senteval import download_senteval
 from nlsup_kit.errors import NlsupError
 
 

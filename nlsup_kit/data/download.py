@@ -15,19 +15,18 @@ import hashlib
 import http.client
 import os
 import re
-import shutil
 import socket
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from nlsup_kit.data.content import (HTML_PAGE, archive_problem, is_html_type, looks_like_html, parse_checksums,
+from nlsup_kit.data.content import (HTML_PAGE, is_html_type, looks_like_html, parse_checksums,
                                     text_corpus_problem)
-from nlsup_kit.data.disk import MB, DiskProblem, disk_problem, require_space, writing
+from nlsup_kit.data.disk import MB, disk_problem, require_space, writing
+from nlsup_kit.data.paths import NLI_CSV, WIKI1M
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.net import hub_endpoint
 from nlsup_kit.progress import progress_bar
@@ -323,47 +322,10 @@ def safe_extract(archive: Path, target: Path) -> None:
         raise NlsupError(f"{archive}: not a complete tar archive ({err})") from None
 
 
-def download_senteval(data_dir: Path, url: str | None = None, progress: bool | None = None) -> Path:
-    """SimCSE's ``senteval.tar`` unpacked to ``data_dir/senteval`` (its ``downstream/`` folder), then checked
-    by reading every STS task; an existing, readable copy is left alone. An archive that is not SentEval's is
-    deleted; one that could not be unpacked for want of space is kept."""
-    from nlsup_kit.data.senteval import STS_TASKS, load_sts_task
-
-    target = data_dir / "senteval"
-    if target.is_dir():
-        return target
-    url = url or source_url("senteval")
-    archive = fetch(url, data_dir / "downloads" / "senteval.tar", check=archive_problem, progress=progress)
-    with writing(data_dir):
-        staging = Path(tempfile.mkdtemp(prefix=".senteval-", dir=data_dir))
-    try:
-        try:
-            safe_extract(archive, staging / "archive")
-            unpacked = next((p for p in (staging / "archive" / "downstream", staging / "archive" / "senteval")
-                             if p.is_dir()), None)
-            if unpacked is None:
-                raise NlsupError(f"{archive}: has no downstream/ or senteval/ folder; not SentEval's archive")
-            unpacked.rename(staging / "senteval")
-            for task in STS_TASKS:
-                load_sts_task(task, staging)
-        except DiskProblem:
-            raise  # the archive is fine: kept, and unpacked by the next try
-        except NlsupError as err:
-            archive.unlink(missing_ok=True)
-            raise NlsupError(f"{err}; it was deleted, and the next try downloads it again") from None
-        with writing(data_dir):
-            os.replace(staging / "senteval", target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
 def download_text(what: str, data_dir: Path, url: str | None = None, max_lines: int | None = None,
                   progress: bool | None = None) -> Path:
     """wiki1m or the NLI csv into ``data_dir``; with ``max_lines`` only the head, under its own name
     (``wiki1m_for_simcse.first<N>.txt``) so a slice is never mistaken for the whole file."""
-    from nlsup_kit.data.text import NLI_CSV, WIKI1M
-
     dest = data_dir / (WIKI1M if what == "wiki1m" else NLI_CSV)
     if max_lines is not None:
         dest = dest.with_name(f"{dest.stem}.first{max_lines}{dest.suffix}")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from nlsup_kit.data.decoding import rgb
 from nlsup_kit.errors import NlsupError
 
 PREFIX = "imagenet-subset:"
@@ -96,10 +97,8 @@ class ListedImages(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int):
-        from nlsup_kit.data.images import _rgb
-
         path, label = self.samples[index]
-        return _rgb(path), label
+        return rgb(path), label
 
 
 def record_path(root: Path, digest: str) -> Path:
@@ -119,14 +118,11 @@ def _stamp(path: Path) -> list[int] | None:
 
 
 def _decodes(path: str) -> str | None:
-    """None when the file decodes whole, else why not."""
-    from PIL import Image
-
+    """None when the file decodes whole, as training will decode it, else why not."""
     try:
-        with Image.open(path) as image:
-            image.load()
-    except (OSError, SyntaxError, ValueError) as err:  # PIL's truncated files, bad headers, unknown formats
-        return f"{type(err).__name__}: {err}"
+        rgb(path)
+    except NlsupError as err:
+        return str(err).removeprefix(f"{path}: ")
     return None
 
 
@@ -156,8 +152,8 @@ def checked_subset(root: str | Path, image_list: str | Path | None = None, progr
                                     f"checking {len(unchecked):,} listed images", "image", progress)
         for i, problem in zip(unchecked, problems):
             if problem is not None:
-                raise NlsupError(f"{root / listed[i].relative}: not a readable image ({problem}); {name} line "
-                                 f"{listed[i].line} lists it: replace it from ImageNet-1k")
+                raise NlsupError(f"{root / listed[i].relative}: {problem}; {name} line {listed[i].line} lists "
+                                 f"it: replace it from ImageNet-1k")
         _remember(record, {entry.relative: stamp for entry, stamp in zip(listed, stamps)})
     return ListedImages(root, listed)
 

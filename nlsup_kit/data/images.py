@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from nlsup_kit.data.decoding import rgb
 from nlsup_kit.errors import NlsupError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -104,7 +105,7 @@ def image_folder(path: Path):
     if empty:
         raise NlsupError(f"{path}: class folder {empty[0]!r} has no images; remove it or add images")
     try:
-        dataset = ImageFolder(str(path), loader=_rgb)
+        dataset = ImageFolder(str(path), loader=rgb)
     except FileNotFoundError as err:
         raise NlsupError(f"{path}: {err}") from None
     for file, _ in dataset.samples:
@@ -114,26 +115,6 @@ def image_folder(path: Path):
         except (UnidentifiedImageError, OSError) as err:
             raise NlsupError(f"{file}: not a readable image ({type(err).__name__}); remove or replace it") from None
     return dataset
-
-
-def _rgb(path: str):
-    """Any PIL mode as 8-bit RGB: 16/32-bit greyscale scaled down (``convert`` would clip it to white),
-    palette and alpha flattened, CMYK converted. A truncated file fails with its name."""
-    import numpy as np
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                pixels = np.asarray(image, dtype=np.float64)
-                peak = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
-                image = Image.fromarray(np.clip(pixels / peak * 255.0, 0, 255).astype(np.uint8), mode="L")
-            elif image.mode == "P":
-                image = image.convert("RGBA")
-            return image.convert("RGB")
-    except OSError as err:
-        raise NlsupError(f"{path}: not a readable image ({err})") from None
 
 
 def imagenette(data_dir: Path, download: bool = True):
@@ -146,7 +127,7 @@ def imagenette(data_dir: Path, download: bool = True):
     already = (root / "imagenette2-160").is_dir()
     try:
         return Imagenette(str(root), split="train", size="160px", download=download and not already,
-                          loader=_rgb)
+                          loader=rgb)
     except ONLINE_ONLY_ERRORS as err:
         raise online_only_failure("Imagenette", root, err, "offline, use --set modality_data=digits or an "
                                   "ImageFolder path") from None
@@ -184,7 +165,7 @@ def _decoded(path: str, max_side: int) -> torch.Tensor:
     import numpy as np
     from PIL import Image
 
-    image = _rgb(path)
+    image = rgb(path)
     short = min(image.size)
     if short > max_side:
         scale = max_side / short

@@ -25,7 +25,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from nlsup_kit.data.senteval import StsPairs, normalise, read_text
+from nlsup_kit.data.senteval import STS_TASKS, StsPairs, load_sts_task, normalise, read_text
 from nlsup_kit.errors import NlsupError, at_line
 
 STSB_MULTI_LANGUAGES = ("de", "en", "es", "fr", "it", "nl", "pl", "pt", "ru", "zh")
@@ -162,6 +162,15 @@ def sts17_archive_problem(path: Path) -> str | None:
         names = set(archive.namelist())
     missing = [pair for pair in STS17_PAIRS if STS17_MEMBER.format(pair=pair) not in names]
     return f"an archive without {STS17_MEMBER.format(pair=missing[0])}" if missing else None
+
+
+def load_task(task: str, data_dir: str | Path, split: str = "test") -> StsPairs:
+    """Any STS task by name: SentEval's English ones (:data:`STS_TASKS`) or the multilingual ones."""
+    if task in MULTILINGUAL_TASKS:
+        return load_multilingual_task(task, data_dir, split)
+    if task in STS_TASKS:
+        return load_sts_task(task, data_dir, split)
+    raise NlsupError(f"unknown STS task {task!r}; choose from {', '.join((*STS_TASKS, *MULTILINGUAL_TASKS))}")
 
 
 def load_multilingual_task(task: str, data_dir: str | Path, split: str = "test") -> StsPairs:

@@ -20,6 +20,11 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # project file. An installed kit has site-packages there instead.
 CHECKOUT_DIR = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file() else None
 
+# Where each text corpus lives in the data directory (the downloader writes there, the readers read there).
+WIKI_SMALL = Path("wiki") / "wiki_sentences.txt"
+WIKI1M = Path("wiki") / "wiki1m_for_simcse.txt"
+NLI_CSV = Path("nli") / "nli_for_simcse.csv"
+
 
 def cache_data_dir() -> Path:
     """The per-user download folder (read at call time, so a changed ``HOME`` is honoured)."""

@@ -7,11 +7,17 @@ line is empty are dropped.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nlsup_kit.errors import NlsupError, at_line, count
+from nlsup_kit.data.content import archive_problem
+from nlsup_kit.data.disk import DiskProblem, writing
+from nlsup_kit.data.download import fetch, safe_extract, source_url
 from nlsup_kit.data.paths import require_file
+from nlsup_kit.errors import NlsupError, at_line, count
 
 STS_YEARS: dict[str, tuple[str, ...]] = {
     "STS12": ("MSRpar", "MSRvid", "SMTeuroparl", "surprise.OnWN", "surprise.SMTnews"),
@@ -149,8 +155,38 @@ def load_sts_task(task: str, data_dir: str | Path, split: str = "test") -> StsPa
         if split not in files:
             raise NlsupError(f"SICKRelatedness has splits train, dev, test (asked for {split!r})")
         return read_sick(root / "SICK" / files[split])
-    from nlsup_kit.data.multilingual import MULTILINGUAL_TASKS, load_multilingual_task
+    raise NlsupError(f"unknown STS task {task!r}; choose from {', '.join(STS_TASKS)} (other languages: "
+                     f"nlsup_kit.data.multilingual.load_task)")
 
-    if task in MULTILINGUAL_TASKS:
-        return load_multilingual_task(task, data_dir, split)
-    raise NlsupError(f"unknown STS task {task!r}; choose from {', '.join((*STS_TASKS, *MULTILINGUAL_TASKS))}")
+
+def download_senteval(data_dir: Path, url: str | None = None, progress: bool | None = None) -> Path:
+    """SimCSE's ``senteval.tar`` unpacked to ``data_dir/senteval`` (its ``downstream/`` folder), then checked
+    by reading every STS task; an existing, readable copy is left alone. An archive that is not SentEval's is
+    deleted; one that could not be unpacked for want of space is kept."""
+    target = data_dir / "senteval"
+    if target.is_dir():
+        return target
+    url = url or source_url("senteval")
+    archive = fetch(url, data_dir / "downloads" / "senteval.tar", check=archive_problem, progress=progress)
+    with writing(data_dir):
+        staging = Path(tempfile.mkdtemp(prefix=".senteval-", dir=data_dir))
+    try:
+        try:
+            safe_extract(archive, staging / "archive")
+            unpacked = next((p for p in (staging / "archive" / "downstream", staging / "archive" / "senteval")
+                             if p.is_dir()), None)
+            if unpacked is None:
+                raise NlsupError(f"{archive}: has no downstream/ or senteval/ folder; not SentEval's archive")
+            unpacked.rename(staging / "senteval")
+            for task in STS_TASKS:
+                load_sts_task(task, staging)
+        except DiskProblem:
+            raise  # the archive is fine: kept, and unpacked by the next try
+        except NlsupError as err:
+            archive.unlink(missing_ok=True)
+            raise NlsupError(f"{err}; it was deleted, and the next try downloads it again") from None
+        with writing(data_dir):
+            os.replace(staging / "senteval", target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -16,14 +16,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nlsup_kit.data.download import (MIRROR_VARIABLE, download_senteval, download_text, fetch_head,
+from nlsup_kit.data.senteval import download_senteval
+from nlsup_kit.data.download import (MIRROR_VARIABLE, download_text, fetch_head,
                                      source_url)
 from nlsup_kit.data.disk import writing
 from nlsup_kit.data.leipzig import PREFIX as LEIPZIG_PREFIX, corpus_file, corpus_size, download_leipzig
 from nlsup_kit.data.multilingual import (STS17_DIR, STSB_MULTI_DIR, STSB_MULTI_LANGUAGES, dev_task, download_sts17,
                                          download_stsb_multi, stsb_multi_name, task_need)
-from nlsup_kit.data.paths import cache_data_dir, checkout_data_dir, chosen_data_dir, require_dir, shipped_dir
-from nlsup_kit.data.text import NLI_CSV, WIKI1M, WIKI_SMALL
+from nlsup_kit.data.paths import (NLI_CSV, WIKI1M, WIKI_SMALL, cache_data_dir, checkout_data_dir, chosen_data_dir,
+                                  require_dir, shipped_dir)
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.net import unreachable_reason
 

@@ -7,13 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nlsup_kit.data.leipzig import PREFIX as LEIPZIG_PREFIX, corpus_file
-from nlsup_kit.data.paths import require_file
+from nlsup_kit.data.paths import NLI_CSV, WIKI1M, WIKI_SMALL, require_file
 from nlsup_kit.data.senteval import read_sick_entailment
 from nlsup_kit.errors import NlsupError, at_line, count
 
-WIKI_SMALL = Path("wiki") / "wiki_sentences.txt"
-WIKI1M = Path("wiki") / "wiki1m_for_simcse.txt"
-NLI_CSV = Path("nli") / "nli_for_simcse.csv"
 SICK_TRAIN = Path("senteval") / "SICK" / "SICK_train.txt"
 
 

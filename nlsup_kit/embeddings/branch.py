@@ -7,7 +7,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -18,8 +18,6 @@ from nlsup_kit.embeddings.image import ImagePatchEmbedding
 from nlsup_kit.encoder import MLPHead, SentenceEncoder
 from nlsup_kit.errors import NlsupError, read_back
 
-if TYPE_CHECKING:
-    from nlsup_kit.recipes import Recipe
 
 MODALITIES = ("image", "audio")
 # Which MLP heads turn the [CLS] vector of an image or clip into z: "own" is the branch's head alone (the
@@ -105,7 +103,17 @@ class ModalityBranch(nn.Module):
         return branch.eval()
 
 
-def build_branch(recipe: Recipe, hidden_size: int) -> ModalityBranch | None:
+class BranchRecipe(Protocol):
+    """What :func:`build_branch` reads of a recipe (nlsup_kit.recipes.Recipe, which imports this module)."""
+
+    modality: str
+    vit_embeddings: str | None
+    modality_head: str
+
+    def branch_config(self, hidden_size: int) -> BranchConfig: ...
+
+
+def build_branch(recipe: BranchRecipe, hidden_size: int) -> ModalityBranch | None:
     """The recipe's modality branch for a backbone ``hidden_size`` wide (None for text-only SimCSE)."""
     if recipe.modality == "none":
         return None
