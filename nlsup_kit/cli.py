@@ -93,10 +93,10 @@ def cmd_download(args) -> None:
     if args.what not in (*DOWNLOADS, *ONLINE_ONLY, IMAGENET_SUBSET) and not args.what.startswith(LEIPZIG_PREFIX):
         raise NlsupError(f"nothing to download called {args.what!r}; choose from "
                          f"{', '.join((*DOWNLOADS, *ONLINE_ONLY, IMAGENET_SUBSET))} or {LEIPZIG_PREFIX}<corpus>")
-    if (args.what == IMAGENET_SUBSET) != (args.imagenet_root is not None) or (
-            args.image_list is not None and args.imagenet_root is None):
-        raise NlsupError(f"--imagenet-root DIR (and --image-list) go with {IMAGENET_SUBSET}, and it needs "
-                         f"--imagenet-root")
+    if args.what != IMAGENET_SUBSET and (args.imagenet_root or args.image_list):
+        raise NlsupError(f"--imagenet-root and --image-list go with {IMAGENET_SUBSET}, not {args.what}")
+    if args.what == IMAGENET_SUBSET and not args.imagenet_root:
+        raise NlsupError(f"{IMAGENET_SUBSET} reads your ImageNet-1k: give its train folder with --imagenet-root DIR")
     if args.what == IMAGENET_SUBSET:
         from nlsup_kit.data.imagenet_subset import PREFIX, checked_subset, describe
 

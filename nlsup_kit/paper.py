@@ -442,7 +442,7 @@ def published_scores(recipe: str) -> tuple[dict[str, float], str] | None:
     source here prints them (the supervised VisualCSE and AudioCSE models)."""
     if recipe in PAPER_STS:
         also = f"; also {PAPER_ROWS_ALSO_IN[recipe]}" if recipe in PAPER_ROWS_ALSO_IN else ""
-        return PAPER_STS[recipe], f"the paper's results table ({PAPER_URL}){also}"
+        return PAPER_STS[recipe], f"the paper's results table, {PAPER_URL}{also}"
     if recipe == "sup-simcse-bert-base":
         return SUPERVISED_SIMCSE_BERT_BASE, str(SUPERVISED_SIMCSE_SOURCE)
     return None
@@ -474,8 +474,7 @@ def gpu_preview(family: str = "bert-base") -> str:
     for method in ("simcse", "visualcse", "audiocse"):
         recipe = f"{method}-{family}"
         if recipe in PAPER_STS:
-            also = f"; also {PAPER_ROWS_ALSO_IN[recipe]}" if recipe in PAPER_ROWS_ALSO_IN else ""
-            rows.append((recipe, PAPER_STS[recipe], f"the paper's results table, {PAPER_URL}{also}"))
+            rows.append((recipe, *published_scores(recipe)))
     if len(rows) < 2:
         raise ValueError(f"no published rows for the family {family!r}")
     short = [t.replace("Benchmark", "-B").replace("Relatedness", "-R") for t in (*STS_TASKS, "avg")]
