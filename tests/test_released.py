@@ -39,11 +39,12 @@ def test_a_released_model_is_scored_with_its_authors_pooler_beside_its_published
     assert done.returncode == 0, done.stderr[-2000:]
     assert "released:visualcse-bert-base (cls_before_pooler)" in done.stdout
     snapshot = released_hub / "models--gcyzsl--unsup-VisualCSE-bert-base-uncased" / "snapshots" / ("0" * 40)
-    scores = {}
-    for pooling in ("cls_before_pooler", "cls"):
-        by_path = eval_sts(released_hub, data_dir, "--model", str(snapshot), "--pooling", pooling)
-        assert by_path.returncode == 0, by_path.stderr[-2000:]
-        scores[pooling] = float(re.search(r"^ +(-?[\d.]+) \|", by_path.stdout, re.M).group(1))
+    from nlsup_kit.encoder import SentenceEncoder
+    from nlsup_kit.evaluation import evaluate_sts
+
+    encoder = SentenceEncoder.from_pretrained(str(snapshot))  # the hub folder by its path, in this process
+    scores = {pooling: evaluate_sts(lambda s: encoder.encode(s, pooling), ["STSBenchmark"], data_dir)
+              .scores["STSBenchmark"].spearman for pooling in ("cls_before_pooler", "cls")}
     assert abs(scores["cls"] - scores["cls_before_pooler"]) > 0.1
     want = scores["cls_before_pooler"]
     line = re.search(r"STSBenchmark +measured +(-?[\d.]+) +published +([\d.]+) +difference +([+-][\d.]+)",
