@@ -59,3 +59,24 @@ def repeat_timings(milliseconds: Mapping[str, Sequence[float]], unit: str = "ms 
     if within[noisiest] >= between:
         return line + ": these times measure this machine's load, not the methods."
     return line + ": the methods differ more than repeats of one method do."
+
+
+def against_prediction(outcome: str, agrees: bool, differences: Mapping[str, tuple[object, object]]) -> str:
+    """A result read beside a source's prediction: when it departs, what in this run differs from the source's
+    run (``differences``: what -> (here, there)), so a departure is never left unexplained."""
+    if agrees:
+        return f"{outcome}: as the source predicts."
+    listing = "; ".join(f"{name} {here} here, {there} there" for name, (here, there) in differences.items())
+    return f"{outcome}: not what the source predicts. This run differs from the source's in: {listing}."
+
+
+def loss_against_chance(first: float, log_b: float, batch: int, trained_for_similarity: bool) -> str:
+    """The first logged loss beside log B, the loss of a model that cannot tell the batch apart; far below it,
+    the model already tells each sentence's second view from the others before training."""
+    share = first / log_b
+    if share > 0.5:
+        return f"the loss starts at {share:.0%} of log B: at first the model barely tells the {batch} sentences apart"
+    why = (" (it was trained for sentence similarity before: its sentence-transformers config says how to pool it)"
+           if trained_for_similarity else "")
+    return (f"the loss starts at {share:.0%} of log B: before any update the model already picks each sentence's "
+            f"second view out of {batch}{why}, so there is little left for the loss to fall")

@@ -80,7 +80,11 @@ def execute_notebook(notebook: Path, out_dir: Path, parameters: dict | None = No
 
 
 def results_table(rows: dict[str, dict[str, float]]) -> str:
-    tasks = list(dict.fromkeys(t for values in rows.values() for t in values if t != "avg")) + ["avg"]
+    """One column per task, and "avg" only where some row averages more than one task (over one task it would
+    repeat that task's column)."""
+    tasks = list(dict.fromkeys(t for values in rows.values() for t in values if t != "avg"))
+    if any(len([t for t in values if t != "avg"]) > 1 for values in rows.values()):
+        tasks.append("avg")
     width = max(map(len, rows)) + 2
     short = [t.replace("Benchmark", "-B").replace("Relatedness", "-R") for t in tasks]
     header = "run".ljust(width) + "".join(s.rjust(9) for s in short)

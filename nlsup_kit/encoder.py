@@ -19,7 +19,12 @@ from nlsup_kit.layers import run_layers, supports_fast_layers
 from nlsup_kit.models import load_pretrained, resolve_model
 from nlsup_kit.progress import progress_bar
 
-POOLERS = ("cls", "cls_before_pooler", "avg", "avg_first_last", "avg_top2")
+# avg_first_last is SimCSE's current one (first Transformer layer and last); avg_embeddings_last averages the static
+# word embeddings and the last layer: what SimCSE's paper reported as "first-last avg." (princeton-nlp/SimCSE
+# README.md line 201) and what the reference code computes under --pooler avg_first_last
+# (yiren-jian/NonLing-CSE VisualCSE/evaluation.py line 128)
+POOLERS = ("cls", "cls_before_pooler", "avg", "avg_first_last", "avg_top2", "avg_embeddings_last")
+ALL_LAYER_POOLERS = ("avg_first_last", "avg_top2", "avg_embeddings_last")
 FAST_PATHS = ("auto", "packed", "fixed", "off")
 
 CHECKPOINT_HINT = "the checkpoint is damaged: use the run's other folder (best/ or checkpoint/), or train again"
@@ -74,6 +79,8 @@ def pool(pooling: str, hidden_states: Sequence[torch.Tensor], attention_mask: to
         return masked_mean(last, attention_mask)
     if pooling == "avg_first_last":
         return masked_mean((hidden_states[1] + last) / 2.0, attention_mask)
+    if pooling == "avg_embeddings_last":
+        return masked_mean((hidden_states[0] + last) / 2.0, attention_mask)
     if pooling == "avg_top2":
         return masked_mean((hidden_states[-2] + last) / 2.0, attention_mask)
     raise NlsupError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLERS)}")
@@ -186,7 +193,7 @@ class SentenceEncoder(nn.Module):
         )
 
     def forward(self, features: dict[str, torch.Tensor], pooling: str = "cls") -> torch.Tensor:
-        needs_all_layers = pooling in ("avg_first_last", "avg_top2")
+        needs_all_layers = pooling in ALL_LAYER_POOLERS
         if self.fast_path != "off" and pooling in POOLERS and not needs_all_layers:
             input_ids, mask = features["input_ids"], features["attention_mask"]
             embedded = self.backbone.embeddings(input_ids=input_ids, token_type_ids=features.get("token_type_ids"))

@@ -60,7 +60,7 @@ class StsReport:
                 for task, s in self.scores.items()}
 
     def table(self, title: str | None = None) -> str:
-        names = [*self.scores, "avg"]
+        names = [*self.scores, "avg"] if len(self.scores) > 1 else list(self.scores)  # one task: avg repeats it
         values = self.as_dict()
         widths = [max(len(n), 6) for n in names]
         header = " | ".join(n.rjust(w) for n, w in zip(names, widths))

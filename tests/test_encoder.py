@@ -25,6 +25,8 @@ def manual_pool(encoder, sentence, pooling):
         vector = states[-1][0].mean(0)
     elif pooling == "avg_first_last":
         vector = ((states[1] + states[-1]) / 2)[0].mean(0)
+    elif pooling == "avg_embeddings_last":
+        vector = ((states[0] + states[-1]) / 2)[0].mean(0)
     else:
         vector = ((states[-2] + states[-1]) / 2)[0].mean(0)
     if pooling == "cls":

@@ -164,7 +164,7 @@ def test_notebook_one_runs_in_jupyterlab_and_draws_plotly(jupyterlab):
 
         wait_until(finished, LIMIT_SECONDS, "the notebook did not print 'checks passed'", diagnose)
         assert finished_runs(lab.runs) == lab.copied, "notebook 1 trained again instead of reusing the finished runs"
-        assert {"quick-simcse-seed42", "01-quick-simcse-avg-seed42", "01-sup-quick-simcse"} <= set(lab.copied)
+        assert {"quick-simcse-seed42", "quick-simcse-cls-seed42", "01-sup-quick-simcse"} <= set(lab.copied)
         assert page.locator(".js-plotly-plot .main-svg").count() >= 3
         page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
         page.screenshot(path=str(screenshot))

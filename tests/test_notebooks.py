@@ -74,8 +74,10 @@ def test_class_mode_runs_every_cell_on_a_cpu_with_stand_ins_until_the_checks_ref
     with stand-ins reached the way the real things are: a 2-layer random BERT in a local Hugging Face cache
     under bert-base-uncased's hub id, and a data folder whose Wikipedia file holds the first 1,000 sentences. Every cell runs (the plan,
     the class runs, evaluations, charts) until each notebook's final checks, which must refuse the random
-    stand-in: they guard against training that learned nothing. (Notebooks 1, 3 and 5 ran the same way by hand,
-    in about 25 s each; left out to keep the suite under 30 minutes. Notebook 4 needs a GPU for class mode.)"""
+    stand-in: they guard against training that learned nothing. The released SimCSE and VisualCSE have stand-ins
+    in the same cache, so the lesson's released-model cell measures them as it would the real ones, and the
+    first final check refuses them. (Notebooks 1, 3 and 5 ran the same way by hand, in about 25 s each; left out
+    to keep the suite under 30 minutes. Notebook 4 needs a GPU for class mode.)"""
     import math
 
     from papermill.exceptions import PapermillExecutionError
@@ -84,6 +86,9 @@ def test_class_mode_runs_every_cell_on_a_cpu_with_stand_ins_until_the_checks_ref
     from nlsup_kit.demo import execute_notebook
 
     hub_stand_in(tmp_path / "hub", "google-bert/bert-base-uncased")
+    for seed, released in enumerate(("princeton-nlp/unsup-simcse-bert-base-uncased",
+                                     "gcyzsl/unsup-VisualCSE-bert-base-uncased"), start=1):
+        hub_stand_in(tmp_path / "hub", released, seed=seed)
     data = english_stand_in_data(data_dir, tmp_path / "data")
     for name, value in {"NLSUP_MODE": "class", "NLSUP_DATA": str(data), "HF_HUB_CACHE": str(tmp_path / "hub"),
                         "HF_HUB_OFFLINE": "1"}.items():
@@ -94,6 +99,10 @@ def test_class_mode_runs_every_cell_on_a_cpu_with_stand_ins_until_the_checks_ref
         with pytest.raises(PapermillExecutionError) as failure:
             execute_notebook(notebook, tmp_path / "executed", {"RESULTS_DIR": str(tmp_path / "results")})
         printed = failed_at_the_final_checks(failure, tmp_path / "executed" / notebook.name)
+        assert "released:simcse-bert-base measured" in failure.value.evalue
+        assert "it did not reproduce its published score within 2 points" in failure.value.evalue
+        assert re.search(r"released:visualcse-bert-base over released:simcse-bert-base, STSBenchmark: published "
+                         r"\+3\.18, measured here [+-]\d", printed), printed
         if notebook.name.startswith("02"):
             assert f"class mode: 2 runs, {2 * steps} steps (class-visualcse {steps}, class-simcse {steps})" in printed
     runs = sorted(p.name for p in (tmp_path / "results" / "runs").iterdir())

@@ -26,9 +26,17 @@ def test_evaluation_follows_simcse_unless_eval_pooling_is_set(settings, expected
 
 
 def test_supervised_paper_recipes_evaluate_through_the_head_and_unsupervised_ones_before_it():
+    """SimCSE's convention for every recipe on a raw backbone; the quick recipes' MiniLM is scored through the
+    pooler its sentence-transformers config names (the mean of its tokens), as it trains."""
+    from nlsup_kit.models import native_pooling
+
     for name, recipe in RECIPES.items():
-        want = "cls" if recipe.supervised else "cls_before_pooler"
+        if name.startswith("quick-"):
+            want = native_pooling(recipe.model)
+        else:
+            want = "cls" if recipe.supervised else "cls_before_pooler"
         assert recipe.pooling_for_evaluation() == want, name
+    assert native_pooling("minilm-l6") == "avg"
 
 
 def test_an_unknown_pooler_is_one_line_naming_the_choices():

@@ -87,3 +87,103 @@ def test_every_release_is_listed_where_the_kit_says_and_the_published_rows_are_t
             assert published_scores(recipe)[0] is PAPER_STS[recipe]
     assert published_scores("sup-visualcse-bert-base") is None
     assert published_scores("sup-simcse-bert-base")[0]["avg"] == 81.58
+
+
+# ---- the lessons' comparison: untrained BERT-base and the released models, measured or published ----------------
+
+RELEASED_SCRIPT = """
+import json, sys
+from nlsup_kit.released_scores import released_scores
+result = released_scores(["simcse", "visualcse"], ["STSBenchmark"], sys.argv[1], measure=sys.argv[2] == "1",
+                         show=lambda line: None)
+print(json.dumps({"measured": result.measured, "lines": result.lines, "check": result.check()}))
+"""
+
+
+def released_lesson(hub, data_dir, measure=True):
+    import json
+
+    env = dict(os.environ, HF_HUB_CACHE=str(hub), HF_HUB_OFFLINE="1", TQDM_DISABLE="1")
+    done = subprocess.run([sys.executable, "-c", RELEASED_SCRIPT, str(data_dir), "1" if measure else "0"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def lesson_hub(tmp_path_factory):
+    """Stand-ins under the hub ids of untrained BERT-base and the released SimCSE and VisualCSE, each from its
+    own seed, so the rows differ."""
+    from conftest import hub_stand_in
+
+    hub = tmp_path_factory.mktemp("lesson-hub")
+    for seed, repo_id in enumerate(("google-bert/bert-base-uncased", "princeton-nlp/unsup-simcse-bert-base-uncased",
+                                    "gcyzsl/unsup-VisualCSE-bert-base-uncased")):
+        hub_stand_in(hub, repo_id, seed=seed)
+    return hub
+
+
+def test_the_lesson_measures_each_model_through_its_own_pooler_beside_its_published_score(lesson_hub, data_dir):
+    """Untrained BERT-base through the mean of its static word embeddings and last layer (the definition of the
+    53.87 of SimCSE's paper it is set beside, SimCSE's README line 201), the released ones before their MLP head; each number equals the score of that hub folder
+    by its path, the difference is measured minus published (SimCSE 76.85, VisualCSE 80.03 on STS-B), and the
+    notebooks' check refuses the random stand-ins, which reproduce no published score."""
+    from nlsup_kit.encoder import SentenceEncoder
+    from nlsup_kit.evaluation import evaluate_sts
+
+    got = released_lesson(lesson_hub, data_dir)
+    expected = {}
+    for label, repo_id, pooling in (("bert-base-uncased untrained (avg_embeddings_last)", "google-bert--bert-base-uncased",
+                                     "avg_embeddings_last"),
+                                    ("released:simcse-bert-base", "princeton-nlp--unsup-simcse-bert-base-uncased",
+                                     "cls_before_pooler"),
+                                    ("released:visualcse-bert-base", "gcyzsl--unsup-VisualCSE-bert-base-uncased",
+                                     "cls_before_pooler")):
+        encoder = SentenceEncoder.from_pretrained(str(lesson_hub / f"models--{repo_id}" / "snapshots" / ("0" * 40)))
+        expected[label] = evaluate_sts(lambda s: encoder.encode(s, pooling), ["STSBenchmark"], data_dir) \
+            .scores["STSBenchmark"].spearman
+    assert {label: scores["STSBenchmark"] for label, scores in got["measured"].items()} == pytest.approx(expected,
+                                                                                                          abs=1e-6)
+    assert len(set(round(v, 4) for v in expected.values())) == 3  # three different models, not one loaded thrice
+    lines = got["lines"]
+    for label, published in (("released:simcse-bert-base", 76.85), ("released:visualcse-bert-base", 80.03),
+                             ("bert-base-uncased untrained (avg_embeddings_last)", 53.87)):
+        at = next(i for i, line in enumerate(lines) if line.startswith(label) and line.endswith("published"))
+        assert float(lines[at].split()[-2]) == published
+        assert float(lines[at + 1].split()[0]) == pytest.approx(expected[label], abs=0.005)
+        assert float(lines[at + 2].split()[0]) == pytest.approx(expected[label] - published, abs=0.011)
+    gain = next(line for line in lines if line.startswith("released:visualcse-bert-base over released:simcse"))
+    assert "published +3.18" in gain
+    assert f"measured here {expected['released:visualcse-bert-base'] - expected['released:simcse-bert-base']:+.2f}" \
+        in gain
+    assert got["check"] == [f"{label} measured {expected[label]:.2f}, published {published:.2f}: it did not "
+                            "reproduce its published score within 2 points"
+                            for label, published in (("bert-base-uncased untrained (avg_embeddings_last)", 53.87),
+                                                     ("released:simcse-bert-base", 76.85),
+                                                      ("released:visualcse-bert-base", 80.03))]
+
+
+def test_offline_or_switched_off_the_lesson_prints_the_published_numbers_and_what_it_would_measure(
+        lesson_hub, data_dir, tmp_path):
+    offline = released_lesson(tmp_path, data_dir)  # an empty cache, the hub unreachable
+    assert offline["measured"] == {} and offline["check"] == []
+    assert offline["lines"][0] == ("Published scores (Spearman x 100), not measured here: the hub cannot be reached "
+                                   "(HF_HUB_OFFLINE is set).")
+    assert offline["lines"][-1] == ("Online, this cell downloads google-bert/bert-base-uncased, "
+                                    "princeton-nlp/unsup-simcse-bert-base-uncased, gcyzsl/unsup-VisualCSE-bert-base-"
+                                    "uncased and scores each on STSBenchmark with the kit's scorer, beside these "
+                                    "numbers.")
+    assert any("VisualCSE/README.md line 98" in line for line in offline["lines"])
+    assert any("row 'BERTbase (first-last avg.)'" in line for line in offline["lines"])
+    skipped = released_lesson(lesson_hub, data_dir, measure=False)  # cached, but switched off
+    assert skipped["measured"] == {} and "measuring switched off" in skipped["lines"][0]
+
+
+def test_the_download_size_is_the_preferred_weight_file_and_the_small_files():
+    from nlsup_kit.released_scores import download_bytes
+
+    files = {"model.safetensors": 440_000_000, "pytorch_model.bin": 440_100_000, "flax_model.msgpack": 439_000_000,
+             "config.json": 600, "vocab.txt": 232_000, "README.md": 9_000}
+    assert download_bytes(files) == 440_000_000 + 600 + 232_000
+    del files["model.safetensors"]
+    assert download_bytes(files) == 440_100_000 + 600 + 232_000

@@ -157,18 +157,13 @@ def test_the_kits_copy_of_the_papers_table_matches_paper_md(data_dir):
         assert round(sum(scores[:7]) / 7, 2) == pytest.approx(scores[7], abs=0.011), recipe
 
 
-def test_the_gpu_preview_prints_each_published_row_its_source_and_the_gains_over_simcse():
-    """The rows are the published ones (checked against PAPER.md above), each named with a source a learner can
-    open; the gains are recomputed here from the rows; the kit says it has no GPU numbers of its own yet."""
-    from nlsup_kit.paper import SUPERVISED_SIMCSE_BERT_BASE, gpu_preview
+def test_the_commands_for_the_kits_own_gpu_numbers_name_every_method_of_the_family():
+    from nlsup_kit.paper import SUPERVISED_SIMCSE_BERT_BASE, own_run_commands
+    from nlsup_kit.recipes import get_recipe
 
-    text = gpu_preview("bert-base")
-    simcse, visual, audio = (76.25, 77.50, 77.85)  # the averages of PAPER.md's table, BERT-base rows
-    assert f"visualcse {visual - simcse:+.2f}, audiocse {audio - simcse:+.2f}" in text
-    for row in ("simcse-bert-base", "visualcse-bert-base", "audiocse-bert-base", "BERT-base, untrained"):
-        line = next(line for line in text.splitlines() if line.startswith(row))
-        assert any(source.startswith(f"  {row}") and ("arxiv.org" in source or "github.com" in source)
-                   for source in text.splitlines()), row
-        assert line.split()[-1] in ("76.25", "77.50", "77.85", "56.70"), line
+    text = own_run_commands("roberta-base")
     assert "not run yet on a GPU" in text
+    for method in ("simcse", "visualcse", "audiocse"):
+        assert f"nlsup train --recipe {method}-roberta-base && nlsup eval-sts" in text
+        assert get_recipe(f"{method}-roberta-base").model == "roberta-base"
     assert round(sum(list(SUPERVISED_SIMCSE_BERT_BASE.values())[:7]) / 7, 2) == SUPERVISED_SIMCSE_BERT_BASE["avg"]

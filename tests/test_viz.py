@@ -44,3 +44,21 @@ def run_without_plotly(code: str) -> str:
                             env={"MPLBACKEND": "Agg", "PATH": ""}, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout.strip()
+
+
+def test_one_column_per_number_that_differs_in_tables_bars_and_the_demo_summary():
+    """Over a single task the average is that task's score: no table, chart or summary repeats it as "avg"; over
+    several tasks "avg" is a number of its own and stays."""
+    from nlsup_kit import viz
+    from nlsup_kit.demo import results_table
+    from nlsup_kit.evaluation import StsReport, TaskScore
+
+    one = StsReport({"STSBenchmark": TaskScore(76.27, 0.0, 10)})
+    assert one.table().splitlines()[0].split() == ["STSBenchmark"]
+    two = StsReport({"STSBenchmark": TaskScore(76.0, 0.0, 10), "SICKRelatedness": TaskScore(70.0, 0.0, 10)})
+    assert two.table().splitlines()[0].replace("|", " ").split() == ["STSBenchmark", "SICKRelatedness", "avg"]
+    assert [bar.x for bar in viz.score_bars({"a": one.as_dict()}).data] == [("STSBenchmark",)]
+    assert [bar.x for bar in viz.score_bars({"a": two.as_dict()}).data] == [("STSBenchmark", "SICKRelatedness", "avg")]
+    assert results_table({"a": one.as_dict(), "b": one.as_dict()}).splitlines()[0].split() == ["run", "STS-B"]
+    assert results_table({"a": one.as_dict(), "b": two.as_dict()}).splitlines()[0].split() == ["run", "STS-B", "SICK-R",
+                                                                                             "avg"]
