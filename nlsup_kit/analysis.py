@@ -4,6 +4,8 @@ audio classes (k-nearest-neighbour accuracy)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -44,6 +46,28 @@ def knn_accuracy(vectors: torch.Tensor, labels: torch.Tensor, k: int = 5) -> flo
     votes = labels[similarity.topk(k, dim=1).indices]
     predicted = torch.mode(votes, dim=1).values
     return float((predicted == labels).float().mean())
+
+
+def class_similarity(vectors: torch.Tensor, labels: Sequence) -> tuple[np.ndarray, list]:
+    """The mean cosine between examples of class i and examples of class j, over every pair of distinct examples
+    (the diagonal leaves out each example's cosine with itself), and the classes in sorted order: how far apart
+    the classes sit in the full space, which a 2-D map can only distort."""
+    unit = F.normalize(vectors.double(), dim=-1)
+    classes = sorted(set(labels))
+    index = torch.tensor([classes.index(label) for label in labels])
+    members = F.one_hot(index, len(classes)).double()  # examples x classes
+    cosine = unit @ unit.T
+    sums = members.T @ cosine @ members - torch.diag(members.T @ cosine.diagonal())
+    counts = members.sum(0)
+    pairs = torch.outer(counts, counts) - torch.diag(counts)
+    return (sums / pairs).numpy(), classes
+
+
+def within_and_between(matrix: np.ndarray) -> tuple[float, float]:
+    """The mean of a class-similarity matrix's diagonal (two examples of one class) and of the rest (two
+    classes): classes stand apart in the space when the first is clearly the larger."""
+    off_diagonal = ~np.eye(len(matrix), dtype=bool)
+    return float(np.diag(matrix).mean()), float(matrix[off_diagonal].mean())
 
 
 @torch.inference_mode()

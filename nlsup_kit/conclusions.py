@@ -35,13 +35,19 @@ def change(quantity: str, before: float, after: float, better: str = "higher", t
 
 
 def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baseline: str) -> str:
-    """The mean gap between two methods over their runs, set against how far runs of one method spread."""
+    """The gap between two methods' mean scores, set against how far repeated runs (seeds) of one method spread;
+    a method may have a single run, and with no repeat at all there is no spread to set it against."""
     gap = float(np.mean(runs[method]) - np.mean(runs[baseline]))
-    widest = max(float(np.ptp(values)) for values in runs.values())
-    seeds = min(len(values) for values in runs.values())
-    verdict = "within that spread" if abs(gap) <= widest else "wider than that spread"
-    return (f"{method} - {baseline}: {gap:+.2f} points on average over {seeds} seed(s); runs of one method span up "
-            f"to {widest:.2f} points: the gap is {verdict}.")
+    counted = ", ".join(f"{name} {'one run' if len(runs[name]) == 1 else f'mean of {len(runs[name])} runs'}"
+                        for name in (method, baseline))
+    line = f"{method} - {baseline}: {gap:+.2f} points ({counted})"
+    spans = {name: float(np.ptp(values)) for name, values in runs.items() if len(values) > 1}
+    if not spans:
+        return f"{line}; one run of each method, so nothing here measures how far runs of one method spread."
+    widest = max(spans, key=spans.get)
+    verdict = "within that spread" if abs(gap) <= spans[widest] else "wider than that spread"
+    return (f"{line}; runs of one method span up to {spans[widest]:.2f} points ({widest}, {len(runs[widest])} "
+            f"seeds): the gap is {verdict}.")
 
 
 def repeat_timings(milliseconds: Mapping[str, Sequence[float]], unit: str = "ms per iteration") -> str:
@@ -68,6 +74,18 @@ def against_prediction(outcome: str, agrees: bool, differences: Mapping[str, tup
         return f"{outcome}: as the source predicts."
     listing = "; ".join(f"{name} {here} here, {there} there" for name, (here, there) in differences.items())
     return f"{outcome}: not what the source predicts. This run differs from the source's in: {listing}."
+
+
+def class_gap_reading(means: Mapping[str, tuple[float, float]], examples: str,
+                      differences: Mapping[str, tuple[object, object]]) -> str:
+    """The within-class minus between-class mean cosine (``means``: model -> (within, between), first the model
+    before training, last the one after), read against supervised contrastive learning's prediction that training
+    pulls each class together and the classes apart."""
+    (first, (within0, between0)), (last, (within1, between1)) = list(means.items())[0], list(means.items())[-1]
+    gap0, gap1 = within0 - between0, within1 - between1
+    outcome = (f"the {examples}' within-class minus between-class cosine: {gap0:+.3f} {first}, {gap1:+.3f} {last} "
+               f"({'wider' if gap1 > gap0 else 'not wider'})")
+    return against_prediction(outcome, gap1 > gap0, differences)
 
 
 def loss_against_chance(first: float, log_b: float, batch: int, trained_for_similarity: bool) -> str:

@@ -88,7 +88,7 @@ DIAGRAMS: dict[str, Diagram] = {
         {"inputs": Box(0, 0.5, "sentences, digits,\nspoken words", "data"),
          "model": Box(1, 0.5, "trained encoder\n(+ its branch)"),
          "vectors": Box(2, 0.5, "one vector each", "result"),
-         "map": Box(3, 0, "UMAP: a 2-D map\n(fitted on before + after)", "loss"),
+         "map": Box(3, 0, "cosines, before vs after:\npairs, class by class", "loss"),
          "measures": Box(3, 1, "alignment, uniformity,\nnearest neighbours", "loss")},
         (("inputs", "model"), ("model", "vectors"), ("vectors", "map"), ("vectors", "measures"))),
 }

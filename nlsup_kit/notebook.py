@@ -159,6 +159,26 @@ def reports_over_seeds(recipes: Mapping[str, object], seeds: Sequence[int], resu
     return reports
 
 
+def show_class_similarity(vectors: Mapping[str, object], labels: Sequence, title: str) -> dict[str, tuple[float, float]]:
+    """Each model's class-similarity matrix (:func:`nlsup_kit.analysis.class_similarity`) side by side on one colour
+    scale, each with its within-class and between-class mean printed beside it; returns those means by model."""
+    import numpy as np
+
+    from nlsup_kit import viz
+    from nlsup_kit.analysis import class_similarity, within_and_between
+
+    matrices = {}
+    for name, v in vectors.items():
+        matrices[name], classes = class_similarity(v, labels)
+    values = np.concatenate([m.ravel() for m in matrices.values()])
+    viz.show(viz.heatmaps(matrices, [str(c) for c in classes], title, (float(values.min()), float(values.max()))))
+    means = {name: within_and_between(matrix) for name, matrix in matrices.items()}
+    for name, (within, between) in means.items():
+        print(f"{name}: mean cosine within a class {within:.3f}, between two classes {between:.3f} "
+              f"(gap {within - between:+.3f})")
+    return means
+
+
 def runtime_line(mode: str) -> str:
     """How long this notebook has run so far, in which mode, on what: the recap's measured runtime."""
     import torch

@@ -158,18 +158,34 @@ def _short(labels: Sequence[str]) -> list[str]:
 
 
 def heatmap(matrix: np.ndarray, labels: Sequence[str], title: str, value_range: tuple[float, float] = (-1, 1)):
+    return heatmaps({"": matrix}, labels, title, value_range)
+
+
+def heatmaps(matrices: Mapping[str, np.ndarray], labels: Sequence[str], title: str,
+             value_range: tuple[float, float] = (-1, 1)):
+    """Matrices side by side on one colour scale (each titled by its key), so that they can be compared."""
     short = _short(labels)
+    names = list(matrices)
     if has_plotly():
         import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
 
-        fig = go.Figure(go.Heatmap(z=matrix, x=short, y=short, colorscale="Viridis", zmin=value_range[0],
-                                   zmax=value_range[1]))
-        return fig.update_layout(title=title, height=520, yaxis_autorange="reversed")
-    fig, ax = _mpl(title, (7, 6))
-    image = ax.imshow(matrix, vmin=value_range[0], vmax=value_range[1])
-    ax.set_xticks(range(len(short)), short, rotation=90)
-    ax.set_yticks(range(len(short)), short)
-    fig.colorbar(image)
+        fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.12)
+        for column, name in enumerate(names, start=1):
+            fig.add_trace(go.Heatmap(z=matrices[name], x=short, y=short, colorscale="Viridis", zmin=value_range[0],
+                                     zmax=value_range[1], showscale=column == len(names)), row=1, col=column)
+            fig.update_yaxes(autorange="reversed", row=1, col=column)
+        return fig.update_layout(title=title, height=520, width=None if len(names) == 1 else 460 * len(names))
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(names), figsize=(7 * len(names), 6), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        image = ax.imshow(matrices[name], vmin=value_range[0], vmax=value_range[1])
+        ax.set_xticks(range(len(short)), short, rotation=90)
+        ax.set_yticks(range(len(short)), short)
+        ax.set_title(name)
+    fig.colorbar(image, ax=list(axes[0]))
+    fig.suptitle(title)
     return fig
 
 
@@ -205,7 +221,7 @@ def heatmap_slider(matrices: Mapping[float, np.ndarray], labels: Sequence[str], 
 
 
 def scatter(points: np.ndarray, labels: Sequence, title: str, hover: Sequence[str] | None = None):
-    """A 2-D map (UMAP), coloured by label, with the text under the cursor."""
+    """Points on two axes, coloured by label, with the text under the cursor."""
     labels = [str(label) for label in labels]
     if has_plotly():
         import plotly.graph_objects as go
@@ -313,26 +329,3 @@ def waveform_and_fbank(waveform: np.ndarray, sample_rate: int, fbank: np.ndarray
         bottom.legend(loc="upper right", fontsize=8)
     fig.suptitle(title)
     return fig
-
-
-def joint_maps(vectors: Mapping[str, "np.ndarray"], labels: Sequence, title: str, seed: int = 0) -> list:
-    """One UMAP map fitted on every model's vectors together (the same examples under each name), drawn as one
-    figure per name on the same axes: "before" and "after" can be compared, because one fit placed both."""
-    import umap
-
-    names = list(vectors)
-    stacked = np.concatenate([np.asarray(vectors[name], dtype=np.float32) for name in names])
-    points = umap.UMAP(n_neighbors=15, random_state=seed, n_jobs=1).fit_transform(stacked)
-    pad = 0.05 * (points.max(0) - points.min(0))
-    low, high = points.min(0) - pad, points.max(0) + pad
-    size = len(stacked) // len(names)
-    figures = []
-    for k, name in enumerate(names):
-        fig = scatter(points[k * size:(k + 1) * size], labels, f"{title}: {name}")
-        if has_plotly():
-            fig.update_xaxes(range=[low[0], high[0]]).update_yaxes(range=[low[1], high[1]])
-        else:
-            fig.axes[0].set_xlim(low[0], high[0])
-            fig.axes[0].set_ylim(low[1], high[1])
-        figures.append(fig)
-    return figures

@@ -1,9 +1,10 @@
 """The embedding-space measures on hand-made points, where the answer can be worked out on paper."""
 
+import numpy as np
 import pytest
 import torch
 
-from nlsup_kit.analysis import knn_accuracy, trunk_vectors
+from nlsup_kit.analysis import class_similarity, knn_accuracy, trunk_vectors, within_and_between
 
 
 def test_knn_accuracy_on_points_worked_out_by_hand():
@@ -15,6 +16,20 @@ def test_knn_accuracy_on_points_worked_out_by_hand():
     assert knn_accuracy(points, torch.tensor([0, 0, 1, 1]), k=3) == 0.0
     # scale does not matter (cosine), and a point is never its own neighbour
     assert knn_accuracy(points * torch.tensor([[5.0], [1.0], [3.0], [0.5]]), torch.tensor([0, 0, 1, 1]), k=1) == 1.0
+
+
+def test_class_similarity_is_the_mean_cosine_over_pairs_of_distinct_examples():
+    # three points of class "b" and two of class "a", of unequal lengths; the cosines worked out pair by pair below
+    points = torch.tensor([[3.0, 0.0], [1.0, 1.0], [0.0, 2.0], [1.0, 0.0], [2.0, -2.0]])
+    labels = ["b", "b", "b", "a", "a"]
+    matrix, classes = class_similarity(points, labels)
+    assert classes == ["a", "b"]
+    r = 2 ** -0.5  # cos 45 degrees
+    # a-a: the one pair (1,0)-(2,-2): r. a-b: (1,0) with b's 1, r, 0; (2,-2) with r, 0, -r: sum 1 + r over 6 pairs.
+    # b-b: (3,0)-(1,1) r, (3,0)-(0,2) 0, (1,1)-(0,2) r: mean 2r/3
+    np.testing.assert_allclose(matrix, [[r, (1 + r) / 6], [(1 + r) / 6, 2 * r / 3]], atol=1e-12)
+    within, between = within_and_between(matrix)  # the diagonal's mean and the off-diagonal's
+    assert (within, between) == pytest.approx(((r + 2 * r / 3) / 2, (1 + r) / 6))
 
 
 def test_trunk_vectors_are_the_shared_layers_cls_before_the_branch_head(minilm):

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from nlsup_kit.conclusions import change, compare, gap_against_spread, repeat_timings
+from nlsup_kit.conclusions import change, class_gap_reading, compare, gap_against_spread, repeat_timings
 
 
 def test_compare_says_above_below_or_within_by_the_gap():
@@ -25,11 +25,18 @@ def test_change_knows_which_direction_is_better():
 
 
 def test_gap_against_spread_compares_the_mean_gap_with_the_widest_range_of_one_method():
-    runs = {"SimCSE": [76.0, 76.8], "VisualCSE": [76.5, 76.9]}  # gap +0.30, SimCSE spans 0.80
+    runs = {"SimCSE": [76.0, 76.8], "VisualCSE": [76.5, 76.9]}  # means 76.4 and 76.7: gap +0.30; SimCSE spans 0.80
     assert gap_against_spread(runs, "VisualCSE", "SimCSE") == (
-        "VisualCSE - SimCSE: +0.30 points on average over 2 seed(s); runs of one method span up to 0.80 points: "
-        "the gap is within that spread.")
+        "VisualCSE - SimCSE: +0.30 points (VisualCSE mean of 2 runs, SimCSE mean of 2 runs); runs of one method span "
+        "up to 0.80 points (SimCSE, 2 seeds): the gap is within that spread.")
     assert gap_against_spread({"A": [70.0, 70.1], "B": [72.0, 72.2]}, "B", "A").endswith("wider than that spread.")
+    # one run of the method against two of the baseline: 77.5 - 76.4 = +1.10, wider than SimCSE's 0.80
+    assert gap_against_spread({"SimCSE": [76.0, 76.8], "AudioCSE": [77.5]}, "AudioCSE", "SimCSE") == (
+        "AudioCSE - SimCSE: +1.10 points (AudioCSE one run, SimCSE mean of 2 runs); runs of one method span up to "
+        "0.80 points (SimCSE, 2 seeds): the gap is wider than that spread.")
+    # a single run cannot be a spread of zero, which every gap would exceed
+    assert gap_against_spread({"A": [70.0], "B": [72.0]}, "B", "A").endswith(
+        "one run of each method, so nothing here measures how far runs of one method spread.")
 
 
 def test_repeat_timings_blames_the_machine_when_repeats_disagree_more_than_methods():
@@ -60,3 +67,14 @@ def test_the_starting_loss_is_read_against_log_b():
     assert low.startswith("the loss starts at 4% of log B: before any update") and "trained for sentence" in low
     assert "trained for" not in loss_against_chance(0.143, math.log(32), 32, False)
     assert loss_against_chance(3.0, math.log(32), 32, False).startswith("the loss starts at 87% of log B: at first")
+
+
+def test_class_gap_reading_compares_the_gaps_and_names_what_differs_when_they_narrow():
+    differences = {"steps": (20, "one epoch")}
+    # gaps: 0.887 - 0.864 = +0.023 before, 0.964 - 0.957 = +0.007 after: narrower, so the differences are listed
+    narrower = class_gap_reading({"before": (0.887, 0.864), "after": (0.964, 0.957)}, "digits", differences)
+    assert narrower == ("the digits' within-class minus between-class cosine: +0.023 before, +0.007 after (not wider): "
+                        "not what the source predicts. This run differs from the source's in: steps 20 here, one epoch there.")
+    # +0.010 before, +0.050 after: wider, as supervised contrastive learning predicts
+    wider = class_gap_reading({"before": (0.5, 0.49), "after": (0.6, 0.55)}, "digits", differences)
+    assert wider.endswith("+0.010 before, +0.050 after (wider): as the source predicts.")

@@ -197,10 +197,12 @@ def test_each_evaluation_logs_alignment_and_uniformity_of_stsb_dev(data_dir, tmp
     best = max(evaluated, key=lambda r: r["stsb_dev"])
     pairs = load_sts_task("STSBenchmark", data_dir, "dev")
     model = SentenceEncoder.from_pretrained(str(result.best_dir))
-    unit = lambda v: v.double().numpy() / np.linalg.norm(v.double().numpy(), axis=1, keepdims=True)  # noqa: E731
-    a, b = unit(model.encode(pairs.sentences1)), unit(model.encode(pairs.sentences2))
+    sentences = list(dict.fromkeys(pairs.sentences1 + pairs.sentences2))
+    vectors = model.encode(sentences).double().numpy()
+    everything = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    row = {sentence: i for i, sentence in enumerate(sentences)}
+    a, b = (everything[[row[s] for s in side]] for side in (pairs.sentences1, pairs.sentences2))
     positive = np.asarray(pairs.scores) > 4
-    everything = unit(model.encode(list(dict.fromkeys(pairs.sentences1 + pairs.sentences2))))
     squared = (2 - 2 * everything @ everything.T)[np.triu_indices(len(everything), 1)]  # unit vectors: |x-y|^2
     assert best["alignment"] == pytest.approx(((a[positive] - b[positive]) ** 2).sum(1).mean(), rel=1e-4)
     assert best["uniformity"] == pytest.approx(np.log(np.exp(-2 * squared).mean()), rel=1e-4)

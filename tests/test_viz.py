@@ -62,3 +62,17 @@ def test_one_column_per_number_that_differs_in_tables_bars_and_the_demo_summary(
     assert results_table({"a": one.as_dict(), "b": one.as_dict()}).splitlines()[0].split() == ["run", "STS-B"]
     assert results_table({"a": one.as_dict(), "b": two.as_dict()}).splitlines()[0].split() == ["run", "STS-B", "SICK-R",
                                                                                              "avg"]
+
+
+def test_heatmaps_share_one_colour_scale_and_the_fallback_draws_each_matrix():
+    from nlsup_kit import viz
+
+    fig = viz.heatmaps({"before": np.eye(2), "after": np.ones((2, 2))}, ["a", "b"], "classes", value_range=(0.2, 0.9))
+    assert [(trace.zmin, trace.zmax) for trace in fig.data] == [(0.2, 0.9), (0.2, 0.9)]
+    assert [annotation.text for annotation in fig.layout.annotations] == ["before", "after"]
+    assert [trace.showscale for trace in fig.data] == [False, True]  # one colour bar for both
+    fallback = run_without_plotly("""
+        fig = viz.heatmaps({"before": np.eye(2), "after": np.ones((2, 2))}, ["a", "b"], "classes", value_range=(0.2, 0.9))
+        print([(ax.get_title(), float(ax.images[0].get_array().mean()), ax.images[0].get_clim()) for ax in fig.axes if ax.images])
+    """)
+    assert fallback == "[('before', 0.5, (0.2, 0.9)), ('after', 1.0, (0.2, 0.9))]"
