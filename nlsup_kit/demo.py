@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from nlsup_kit.data.paths import shipped_dir
+from nlsup_kit.data.senteval import short_task_name
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.notebook import read_results
 
@@ -86,7 +87,7 @@ def results_table(rows: dict[str, dict[str, float]]) -> str:
     if any(len([t for t in values if t != "avg"]) > 1 for values in rows.values()):
         tasks.append("avg")
     width = max(map(len, rows)) + 2
-    short = [t.replace("Benchmark", "-B").replace("Relatedness", "-R") for t in tasks]
+    short = [short_task_name(t) for t in tasks]
     header = "run".ljust(width) + "".join(s.rjust(9) for s in short)
     lines = [header, "-" * len(header)]
     for name, values in rows.items():

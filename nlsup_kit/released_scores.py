@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nlsup_kit.conclusions import compare
-from nlsup_kit.data.senteval import STS_TASKS
+from nlsup_kit.data.senteval import STS_TASKS, short_task_name
 from nlsup_kit.models import RELEASED, RELEASED_PREFIX, resolve_model
 from nlsup_kit.net import hub_unreachable_reason
 from nlsup_kit.paper import RELEASED_SOURCES, UNTRAINED_BERT, published_scores
@@ -118,10 +118,6 @@ class ReleasedScores:
         return dict(self.measured)
 
 
-def _short(task: str) -> str:
-    return task.replace("Benchmark", "-B").replace("Relatedness", "-R")
-
-
 def _published_average(row: Row, tasks: Sequence[str]) -> float:
     """The printed average over the seven tasks, else the mean of the published scores of ``tasks``."""
     if set(tasks) == set(STS_TASKS):
@@ -132,7 +128,7 @@ def _published_average(row: Row, tasks: Sequence[str]) -> float:
 def _table(rows: Sequence[Row], tasks: Sequence[str], measured: dict[str, dict[str, float]]) -> list[str]:
     columns = [*tasks, "avg"] if len(tasks) > 1 else list(tasks)
     width = max(len(r.label) for r in rows) + 2
-    head = " " * width + "".join(f"{_short(t):>9}" for t in columns)
+    head = " " * width + "".join(f"{short_task_name(t):>9}" for t in columns)
     lines = [head]
     for row in rows:
         published = {**row.published, "avg": _published_average(row, tasks)}
@@ -173,37 +169,35 @@ def released_scores(methods: Sequence[str], tasks: Sequence[str], data_dir, fami
 
     missing = [row for row in rows if not is_cached(row.hub_id)]
     unreachable = hub_unreachable_reason() if missing and measure else None
-    if not measure or unreachable is not None:
+    offline = not measure or unreachable is not None
+    if offline:
         why = ("measuring switched off" if not measure else f"the hub cannot be reached ({unreachable})")
         say(f"Published scores (Spearman x 100), not measured here: {why}.")
-        for line in _table(rows, tasks, {}) + _gain_lines(rows, tasks, {}):
-            say(line)
-        say("sources:")
+    else:
+        if missing:
+            sizes = {row.hub_id: hub_download_bytes(row.hub_id) for row in missing}
+            known = sum(size for size in sizes.values() if size)
+            listing = ", ".join(f"{hub} {size / 1e6:,.0f} MB" if size else f"{hub} (size not listed)"
+                                for hub, size in sizes.items())
+            say(f"to download: {listing}; about {known / 1e6:,.0f} MB, about "
+                f"{known / 1e6 / ASSUMED_MEGABYTES_PER_SECOND:,.0f} s at {ASSUMED_MEGABYTES_PER_SECOND:g} MB/s "
+                f"(set RELEASED_MODELS = False to skip)")
+        started = time.time()
         for row in rows:
-            say(f"  {row.label}: {row.source}")
-        say(f"Online, this cell downloads {', '.join(row.hub_id for row in missing)} and scores each on "
-            f"{', '.join(tasks)} with the kit's scorer, beside these numbers.")
-        return result
-    if missing:
-        sizes = {row.hub_id: hub_download_bytes(row.hub_id) for row in missing}
-        known = sum(size for size in sizes.values() if size)
-        listing = ", ".join(f"{hub} {size / 1e6:,.0f} MB" if size else f"{hub} (size not listed)"
-                            for hub, size in sizes.items())
-        say(f"to download: {listing}; about {known / 1e6:,.0f} MB, about {known / 1e6 / ASSUMED_MEGABYTES_PER_SECOND:,.0f} s "
-            f"at {ASSUMED_MEGABYTES_PER_SECOND:g} MB/s (set RELEASED_MODELS = False to skip)")
-    started = time.time()
-    for row in rows:
-        report = evaluate_model(row.model, row.pooling, tasks, data_dir, device=device)
-        scores = {task: report.scores[task].spearman for task in tasks}
-        average = report.average if len(tasks) > 1 else scores[tasks[0]]  # SentEval's mean of rounded scores
-        result.measured[row.label] = {**scores, "avg": average}
-        say(f"{row.label} ({row.pooling}): {', '.join(f'{_short(t)} {s:.2f}' for t, s in scores.items())}")
-    say(f"{'downloaded and scored' if missing else 'scored'} in {time.time() - started:,.0f} s")
+            report = evaluate_model(row.model, row.pooling, tasks, data_dir, device=device)
+            scores = {task: report.scores[task].spearman for task in tasks}
+            average = report.average if len(tasks) > 1 else scores[tasks[0]]  # SentEval's mean of rounded scores
+            result.measured[row.label] = {**scores, "avg": average}
+            say(f"{row.label} ({row.pooling}): {', '.join(f'{short_task_name(t)} {s:.2f}' for t, s in scores.items())}")
+        say(f"{'downloaded and scored' if missing else 'scored'} in {time.time() - started:,.0f} s")
     for line in _table(rows, tasks, result.measured) + _gain_lines(rows, tasks, result.measured):
         say(line)
     say("sources:")
     for row in rows:
         say(f"  {row.label}: {row.source}")
+    if offline:
+        say(f"Online, this cell downloads {', '.join(row.hub_id for row in missing)} and scores each on "
+            f"{', '.join(tasks)} with the kit's scorer, beside these numbers.")
     return result
 
 

@@ -27,6 +27,11 @@ STS_YEARS: dict[str, tuple[str, ...]] = {
     "STS16": ("answer-answer", "headlines", "plagiarism", "postediting", "question-question"),
 }
 STS_TASKS: tuple[str, ...] = (*STS_YEARS, "STSBenchmark", "SICKRelatedness")
+
+
+def short_task_name(task: str) -> str:
+    """A task's column heading in tables: STS-B and SICK-R, as the papers print them."""
+    return task.replace("Benchmark", "-B").replace("Relatedness", "-R")
 SCORE_RANGE = {"STSBenchmark": (0.0, 5.0), "SICKRelatedness": (1.0, 5.0)}
 DOWNLOAD_HINT = "run `nlsup download senteval`, or point --data-dir at a folder holding senteval/"
 
