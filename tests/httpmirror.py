@@ -4,12 +4,14 @@ GET so a test can tell what was downloaded."""
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import io
 import socket
 import struct
 import tarfile
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,7 +28,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
     - ``chunked``: the body as a chunked transfer, with no length announced;
     - ``chunked-cut``: a chunked transfer cut in the middle of a chunk, once;
     - ``reset``: the connection reset before any answer, once;
-    - ``error-page``: HTTP 500 with an HTML body.
+    - ``error-page``: HTTP 500 with an HTML body;
+    - ``range-from-zero``: a Range request answered 206 with the whole file (``Content-Range: bytes 0-...``);
+    - ``range-lie``: a Range request answered 206 with the Content-Range asked for, and the whole file as the body;
+    - ``ignore-range``: a Range request answered 200 with the whole file;
+    - ``trickle``: the headers, then the body at about 600 bytes a second;
+    - ``no-length-cut``: no Content-Length, no chunks: the body cut in the middle of a line, then the connection closed;
+    - ``redirect-loop``: a redirect to the same address, every time;
+    - ``gzip``: the body gzip-compressed in transit (``Content-Encoding: gzip``), though identity was asked;
+    - ``brotli``: ``Content-Encoding: br`` (a compression the kit does not decode).
 
     ``head_headers`` adds headers to HEAD answers (the hub's ``X-Linked-Etag``)."""
 
@@ -72,21 +82,59 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
             return
+        if fault == "redirect-loop":
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = self.files.get(self.path)
         if body is None:
             self.send_error(404)
             return
         start = 0
-        if self.headers.get("Range"):
+        if self.headers.get("Range") and fault != "ignore-range":
             start = int(self.headers["Range"].split("=")[1].split("-")[0])
             if start >= len(body):
                 self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
                 self.end_headers()
                 return
             self.send_response(206)
+            if fault == "range-from-zero":
+                start = 0
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            if fault == "range-lie":
+                start = 0
+                self.send_header("Content-Length", str(len(body) - int(self.headers["Range"].split("=")[1].split("-")[0])))
+                self.end_headers()
+                self.wfile.write(body)  # more than announced: the whole file from byte 0
+                self.close_connection = True
+                return
         else:
             self.send_response(200)
         payload = body[start:]
+        if fault in ("gzip", "brotli"):
+            self.send_header("Content-Encoding", "gzip" if fault == "gzip" else "br")
+            payload = gzip.compress(payload) if fault == "gzip" else bytes(range(256)) * 8
+        if fault == "no-length-cut":  # HTTP/1.0-style: the end of the body is where the connection closes
+            cut = payload.index(b"\n", len(payload) // 2) - 5
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(payload[:cut])
+            self.close_connection = True
+            return
+        if fault == "trickle":
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            try:
+                for at in range(0, len(payload), 60):
+                    self.wfile.write(payload[at:at + 60])
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up: what a trickle is for
+            return
         if fault in ("chunked", "chunked-cut"):  # no length; a cut: half the body, then half a chunk, and silence
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()

@@ -18,6 +18,7 @@ from httpmirror import Handler, serving, simcse_release
 
 from nlsup_kit.cli import main
 from nlsup_kit.data.download import OFFICIAL_REPO, fetch
+from nlsup_kit.data.paths import NLI_CSV
 from nlsup_kit.data.text import WIKI1M
 from nlsup_kit.errors import NlsupError
 
@@ -261,3 +262,109 @@ def test_online_only_sources_fail_in_one_line_that_says_what_to_do(tmp_path):
     assert "modality_data=spoken-words" in one_error_line(audio_code, audio_err)
     line = one_error_line(vit_code, vit_err)
     assert "google/vit-base-patch16-224-in21k" in line and "vit_embeddings" in line, line
+
+
+# Responses that do not answer what was asked (a misbehaving mirror): each ends with the exact file, or in one line
+# with exit 2 and nothing wrong kept.
+
+def half_part(folder: Path, release: dict[str, bytes]) -> Path:
+    """A ``.part`` of wiki1m holding its first half, as a cut transfer leaves it."""
+    part = folder / WIKI1M.with_name(WIKI1M.name + ".part")
+    part.parent.mkdir(parents=True, exist_ok=True)
+    whole = release["/wiki1m_for_simcse.txt"]
+    part.write_bytes(whole[:len(whole) // 2])
+    return part
+
+
+@pytest.mark.parametrize("fault", ["range-from-zero", "ignore-range"])
+def test_a_resume_answered_from_byte_zero_starts_over_and_keeps_the_exact_file(mirror, release, tmp_path, capsys,
+                                                                              fault):
+    half_part(tmp_path, release)
+    Handler.faults["/wiki1m_for_simcse.txt"] = fault
+    assert download("wiki1m", tmp_path, capsys)[0] == 0
+    assert (tmp_path / WIKI1M).read_bytes() == release["/wiki1m_for_simcse.txt"]
+    assert files_under(tmp_path) == [str(WIKI1M)]
+
+
+def test_a_resume_answered_with_other_bytes_than_announced_keeps_nothing_of_them(mirror, release, tmp_path, capsys):
+    """The Content-Range says the bytes asked for; the body is the file from byte 0. Only the bytes the resume asks
+    for again (the .part's last ones) can tell."""
+    half_part(tmp_path, release)
+    Handler.faults["/wiki1m_for_simcse.txt"] = "range-lie"
+    line = one_error_line(*download("wiki1m", tmp_path, capsys))
+    assert "differ from the ones the partial file holds" in line and "was deleted" in line
+    assert files_under(tmp_path) == []
+    Handler.faults.clear()
+    assert download("wiki1m", tmp_path, capsys)[0] == 0
+    assert (tmp_path / WIKI1M).read_bytes() == release["/wiki1m_for_simcse.txt"]
+
+
+def test_a_trickle_stops_at_the_floor_rate_in_one_line_and_keeps_what_arrived(mirror, release, tmp_path, capsys,
+                                                                             monkeypatch):
+    import time
+
+    monkeypatch.setenv("NLSUP_MIN_RATE", "2000/1")  # the test's short floor: 2,000 bytes/s over 1 s
+    Handler.faults["/nli_for_simcse.csv"] = "trickle"  # about 600 bytes/s
+    started = time.monotonic()
+    line = one_error_line(*download("nli", tmp_path, capsys))
+    assert time.monotonic() - started < 10
+    assert "stalled" in line and "under the floor of 2,000 bytes/s over 1 s" in line and "is kept" in line
+    part = tmp_path / NLI_CSV.with_name(NLI_CSV.name + ".part")
+    assert 0 < part.stat().st_size < len(release["/nli_for_simcse.csv"])  # written from the first bytes
+    assert part.read_bytes() == release["/nli_for_simcse.csv"][:part.stat().st_size]
+    Handler.faults.clear()
+    assert download("nli", tmp_path, capsys)[0] == 0
+    assert (tmp_path / NLI_CSV).read_bytes() == release["/nli_for_simcse.csv"]
+
+
+def test_a_floor_setting_that_is_not_one_is_one_line(mirror, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NLSUP_MIN_RATE", "fast")
+    line = one_error_line(*download("nli", tmp_path, capsys))
+    assert "NLSUP_MIN_RATE='fast': expected BYTES_PER_SECOND/SECONDS" in line
+
+
+@pytest.mark.parametrize("what", ["wiki1m", "wiki"])
+def test_a_body_without_its_length_cut_cleanly_is_not_kept(mirror, tmp_path, capsys, what):
+    Handler.faults["/wiki1m_for_simcse.txt"] = "no-length-cut"
+    line = one_error_line(*download(what, tmp_path, capsys))
+    assert "middle of a line" in line
+    assert files_under(tmp_path) == []
+
+
+def test_a_redirect_loop_is_named_in_one_line(mirror, tmp_path, capsys):
+    Handler.faults["/nli_for_simcse.csv"] = "redirect-loop"
+    line = one_error_line(*download("nli", tmp_path, capsys))
+    assert "redirected in a loop or more than 10 times (HTTP 302" in line
+    assert files_under(tmp_path) == []
+
+
+def test_a_body_compressed_in_transit_is_decoded_and_an_unknown_compression_refused(mirror, release, tmp_path, capsys):
+    Handler.faults["/wiki1m_for_simcse.txt"] = "gzip"
+    assert download("wiki1m", tmp_path, capsys)[0] == 0
+    assert (tmp_path / WIKI1M).read_bytes() == release["/wiki1m_for_simcse.txt"]
+    Handler.faults["/nli_for_simcse.csv"] = "brotli"
+    line = one_error_line(*download("nli", tmp_path, capsys))
+    assert "br-compressed (Content-Encoding: br) which the kit does not decode" in line
+    assert files_under(tmp_path) == [str(WIKI1M)]
+
+
+def test_a_text_file_the_kit_did_not_check_into_its_cache_is_downloaded_again(mirror, release, tmp_path, capsys,
+                                                                             monkeypatch):
+    """An older version's spliced resume (half the file, then the whole file) left in the cache folder is not
+    trusted; once the kit's own checks have put the file there, it is read as it is."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("NLSUP_DATA", raising=False)
+    cache = tmp_path / ".cache" / "nlsup-kit" / "data"
+    (cache / WIKI1M).parent.mkdir(parents=True)
+    whole = release["/wiki1m_for_simcse.txt"]
+    (cache / WIKI1M).write_bytes(whole[:len(whole) // 2] + whole)
+    assert main(["download", "wiki1m"]) == 0
+    assert (cache / WIKI1M).read_bytes() == whole
+    asked = len(Handler.requests)
+    assert main(["download", "wiki1m"]) == 0
+    assert len(Handler.requests) == asked  # the kit's own copy: not downloaded again
+    named = tmp_path / "mine"
+    (named / WIKI1M).parent.mkdir(parents=True)
+    (named / WIKI1M).write_bytes(b"my own sentences\n")  # a folder the user names holds the user's files
+    assert main(["download", "wiki1m", "--data-dir", str(named)]) == 0
+    assert (named / WIKI1M).read_bytes() == b"my own sentences\n" and len(Handler.requests) == asked

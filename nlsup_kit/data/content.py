@@ -8,8 +8,11 @@ are not markup; an archive must open as one (and SentEval's must then read, :mod
 from __future__ import annotations
 
 import codecs
+import gzip
 import re
 import tarfile
+import zipfile
+import zlib
 from pathlib import Path
 
 HTML_PAGE = "an HTML page (a sign-in portal or an error page? open the address in a browser)"
@@ -70,6 +73,44 @@ def archive_problem(path: Path) -> str | None:
         return None if tarfile.is_tarfile(path) else "not a tar archive"
     except OSError as err:
         return f"not readable ({err.strerror or err})"
+
+
+def line_ended(path: Path) -> bool:
+    """The file is not empty and its last byte is a line break."""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        if handle.tell() == 0:
+            return False
+        handle.seek(-1, 2)
+        return handle.read(1) == NEWLINE
+
+
+def unannounced_length_problem(path: Path, name: str) -> str | None:
+    """For a body sent without its length (and no published checksum): why it looks cut short, or None. An archive
+    must read to its end; a text file must end with a line break."""
+    lowered = name.lower()
+    try:
+        if lowered.endswith((".tar", ".tar.gz", ".tgz")):
+            with tarfile.open(path) as tar:
+                for member in tar:
+                    if member.isfile():
+                        with tar.extractfile(member) as handle:
+                            while handle.read(1 << 20):
+                                pass
+        elif lowered.endswith(".zip"):
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+                if bad is not None:
+                    return f"an archive whose member {bad} is damaged (sent without its length: cut short?)"
+        elif lowered.endswith(".gz"):
+            with gzip.open(path) as handle:
+                while handle.read(1 << 20):
+                    pass
+        elif not line_ended(path):
+            return "text that stops in the middle of a line, or nothing (sent without its length: cut short?)"
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error) as err:
+        return f"an archive that does not read to its end ({type(err).__name__}; sent without its length: cut short?)"
+    return None
 
 
 def parse_checksums(text: str, source: str) -> dict[str, str]:

@@ -3,9 +3,11 @@
 A download streams to ``<name>.part`` (resuming it with an HTTP Range request when the server allows). It is
 moved into place only when it is whole, matches the sha256 its source publishes (the Hugging Face hub's
 ``X-Linked-Etag``, read by ``huggingface_hub``; a mirror's ``SHA256SUMS`` beside the file) and passes a
-content check (:mod:`nlsup_kit.data.content`: never an HTML page). Every failure on the way, of the network
-or of the disk, is one line (:class:`NlsupError`). A cut transfer keeps its ``.part`` for the next try; content
-that is not the file is deleted. Tar archives are unpacked with Python's ``data`` filter, which refuses
+content check (:mod:`nlsup_kit.data.content`: never an HTML page). Each answer is checked against the request
+before a byte is kept: its status, its ``Content-Range`` on a resume (which asks again for the ``.part``'s last
+bytes and must get them back), its length, its ``Content-Encoding``; a transfer under a floor rate stops
+(:class:`Floor`). Every failure on the way, of the network or of the disk, is one line (:class:`NlsupError`). A
+cut transfer keeps its ``.part`` for the next try; content that is not the file is deleted. Tar archives are unpacked with Python's ``data`` filter, which refuses
 absolute paths, ``..`` and links that point outside the target.
 """
 
@@ -13,20 +15,24 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import re
 import socket
 import tarfile
+import time
 import urllib.error
+import zlib
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from nlsup_kit.data.content import (HTML_PAGE, is_html_type, looks_like_html, parse_checksums,
-                                    text_corpus_problem)
+                                    line_ended, text_corpus_problem, unannounced_length_problem)
 from nlsup_kit.data.disk import MB, disk_problem, require_space, writing
-from nlsup_kit.data.paths import NLI_CSV, WIKI1M
+from nlsup_kit.data.paths import NLI_CSV, WIKI1M, cache_data_dir
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.net import hub_endpoint
 from nlsup_kit.progress import progress_bar
@@ -43,7 +49,53 @@ STSB_MULTI_MT_BASE = "https://raw.githubusercontent.com/PhilipMay/stsb-multi-mt/
 STS17_BASE = "https://sbert.net/datasets"
 LEIPZIG_BASE = "https://downloads.wortschatz-leipzig.de/corpora"  # text in other languages (data/leipzig.py)
 CHUNK = 1 << 20
-TIMEOUT = 60.0
+TIMEOUT = 60.0  # seconds without a single byte (per socket read) before a transfer is given up
+FLOOR_VARIABLE = "NLSUP_MIN_RATE"
+MAX_REDIRECTS = 10
+OVERLAP = 4096  # bytes a resume asks for again, to check that the server sends the bytes asked for
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The slowest transfer worth waiting for: under ``bytes_per_second`` on average over any ``seconds`` in a row,
+    a download stops with one line and keeps its ``.part`` (a trickle would otherwise run for days, each read
+    getting a few bytes before the per-read timeout). Set with ``NLSUP_MIN_RATE=BYTES_PER_SECOND/SECONDS``."""
+
+    bytes_per_second: float = 1024.0
+    seconds: float = 60.0
+
+    @classmethod
+    def from_environment(cls) -> "Floor":
+        raw = os.environ.get(FLOOR_VARIABLE, "").strip()
+        if not raw:
+            return cls()
+        try:
+            rate, seconds = (float(part) for part in raw.split("/"))
+            if rate < 0 or seconds <= 0:
+                raise ValueError
+        except ValueError:
+            raise NlsupError(f"{FLOOR_VARIABLE}={raw!r}: expected BYTES_PER_SECOND/SECONDS, e.g. 1024/60") from None
+        return cls(rate, seconds)
+
+
+class _Watch:
+    """Counts a transfer's bytes; under the floor over any ``floor.seconds`` in a row, stops it in one line."""
+
+    def __init__(self, url: str, floor: Floor):
+        self.url, self.floor = url, floor
+        self.start, self.bytes = time.monotonic(), 0
+
+    def count(self, n: int, kept: str) -> None:
+        self.bytes += n
+        now = time.monotonic()
+        if now - self.start < self.floor.seconds:
+            return
+        rate = self.bytes / (now - self.start)
+        if rate < self.floor.bytes_per_second:
+            raise NlsupError(f"download of {self.url} stalled: {rate:,.0f} bytes/s over the last {now - self.start:.0f} s, "
+                             f"under the floor of {self.floor.bytes_per_second:,.0f} bytes/s over {self.floor.seconds:g} s "
+                             f"({FLOOR_VARIABLE}); try again later or from another mirror{kept}")
+        self.start, self.bytes = now, 0
 
 
 def official_base() -> str:
@@ -90,9 +142,17 @@ def require_address(url: str, where: str) -> None:
 
 # The network: every failure of the connection or the read becomes one phrase.
 
+def one_line(text: object, limit: int = 200) -> str:
+    """Foreign text (a server's reason phrase, Python's own HTTP messages) as one line: they can hold breaks."""
+    return " ".join(str(text).split())[:limit]
+
+
 def network_problem(err: BaseException, timeout: float) -> str:
     if isinstance(err, urllib.error.HTTPError):
-        return f"HTTP {err.code} {err.reason}"
+        if 300 <= err.code < 400:
+            return (f"redirected in a loop or more than {MAX_REDIRECTS} times (HTTP {err.code}, last to "
+                    f"{one_line(err.headers.get('Location') if err.headers else '') or 'no address'})")
+        return f"HTTP {err.code} {one_line(err.reason)}"
     reason = err.reason if isinstance(err, urllib.error.URLError) else err
     if isinstance(reason, socket.gaierror):
         return "cannot resolve the host name; offline, or a typo in the address?"
@@ -108,7 +168,7 @@ def network_problem(err: BaseException, timeout: float) -> str:
         return "connection refused"
     if isinstance(reason, ValueError):
         return f"not a usable address ({reason})"
-    text = (str(getattr(reason, "strerror", None) or reason).strip().splitlines() or [""])[0][:200]
+    text = one_line(getattr(reason, "strerror", None) or reason)
     return f"{type(reason).__name__}: {text}" if text else type(reason).__name__
 
 
@@ -125,10 +185,19 @@ def online_only_failure(what: str, root: Path, err: BaseException, instead: str)
 ONLINE_ONLY_ERRORS = (*NETWORK_ERRORS, RuntimeError)
 
 
+class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
+    max_redirections = MAX_REDIRECTS  # urllib's own loop check (an address visited twice) stays on
+
+
+_OPENER = urllib.request.build_opener(_LimitedRedirects)
+
+
 def open_url(url: str, timeout: float, headers: dict[str, str] | None = None, kept: str = ""):
-    """The response to a GET of ``url``; any failure to get one is one line (``kept``: what is left on disk)."""
+    """The response to a GET of ``url``, asked for as is (no compression); any failure to get one is one line
+    (``kept``: what is left on disk)."""
     try:
-        return urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout)
+        return _OPENER.open(urllib.request.Request(url, headers={"Accept-Encoding": "identity", **(headers or {})}),
+                            timeout=timeout)
     except urllib.error.HTTPError:
         raise
     except NETWORK_ERRORS as err:
@@ -155,13 +224,14 @@ def published_sha256(url: str, timeout: float = TIMEOUT) -> tuple[str, str] | No
         try:
             etag = (get_hf_file_metadata(url, timeout=timeout).etag or "").lower()
         except Exception as err:  # noqa: BLE001 - the library's transport errors changed with each release
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            reason = one_line(err) or type(err).__name__
             raise NlsupError(f"download of {url} failed: the hub's file record could not be read ({reason})") from None
         # an LFS file's X-Linked-Etag is its sha256; a small file's ETag is a git hash (40 digits), not usable
         return (etag, "the Hugging Face hub publishes") if re.fullmatch(r"[0-9a-f]{64}", etag) else None
     sums_url = f"{url.rsplit('/', 1)[0]}/{CHECKSUM_FILE}"
     try:
-        with urllib.request.urlopen(sums_url, timeout=timeout) as response:
+        with _OPENER.open(urllib.request.Request(sums_url, headers={"Accept-Encoding": "identity"}),
+                          timeout=timeout) as response:
             refuse_html(sums_url, "a checksum list", response)
             body = response.read(MB)
     except urllib.error.HTTPError as err:
@@ -179,6 +249,43 @@ def published_sha256(url: str, timeout: float = TIMEOUT) -> tuple[str, str] | No
     return (sums[name], f"{sums_url} publishes") if name in sums else None
 
 
+# What the kit itself put in place. In its own cache folder only the kit writes, so a file there that the kit's
+# checks did not put in place (left by an older version, or by a cut copy) is downloaded again; in a folder the
+# user names, the files are the user's and are read as they are.
+
+def _mark(path: Path) -> Path | None:
+    """Where the record of ``path``'s checked arrival lives (the cache's ``.verified`` folder), or None outside it."""
+    cache = cache_data_dir().resolve()
+    try:
+        relative = path.resolve().relative_to(cache)
+    except ValueError:
+        return None
+    return cache / ".verified" / f"{relative}.json"
+
+
+def mark_verified(path: Path) -> None:
+    """Record that ``path`` was moved into place after the kit's checks, with its size then."""
+    mark = _mark(path)
+    if mark is not None:
+        with writing(mark.parent):
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.write_text(json.dumps({"size": path.stat().st_size}))
+
+
+def trusted(path: Path) -> bool:
+    """``path`` is a file to read as it is: one the kit's checks put in its cache folder (and unchanged in size since),
+    or any file in a folder the user named."""
+    if not path.is_file():
+        return False
+    mark = _mark(path)
+    if mark is None:
+        return True
+    try:
+        return json.loads(mark.read_text()).get("size") == path.stat().st_size
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 # The transfer.
 
 def fetch(url: str, dest: Path, sha256: str | None = None, check: Callable[[Path], str | None] | None = None,
@@ -191,17 +298,22 @@ def fetch(url: str, dest: Path, sha256: str | None = None, check: Callable[[Path
         folder.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     expected = (sha256, "the caller expected") if sha256 else published_sha256(url, timeout)
-    offset = part.stat().st_size if part.exists() else 0
-    kept = f"; the partial file {part} is kept and the next try resumes it" if offset else ""
+    have = part.stat().st_size if part.exists() else 0
+    tail = b""
+    if have:  # asked again from a little before the end: the answer must repeat the .part's last bytes
+        with open(part, "rb") as handle:
+            handle.seek(have - min(OVERLAP, have))
+            tail = handle.read()
+    offset = have - len(tail)
+    kept = f"; the partial file {part} is kept and the next try resumes it" if have else ""
     try:
-        response = open_url(url, timeout, {"Range": f"bytes={offset}-"} if offset else None, kept)
+        response = open_url(url, timeout, {"Range": f"bytes={offset}-"} if have else None, kept)
     except urllib.error.HTTPError as err:
-        if not (err.code == 416 and offset):  # 416 with a .part: the .part is already whole
-            raise NlsupError(f"download of {url} failed: HTTP {err.code} {err.reason}{kept}") from None
-        response = None
-    if response is not None:
-        with response:
-            receive(url, response, part, offset, progress, timeout)
+        if err.code != 416 or not have:
+            raise NlsupError(f"download of {url} failed: {network_problem(err, timeout)}{kept}") from None
+        response = open_url(url, timeout)  # a range the server cannot satisfy: the .part is longer, start over
+    with response:
+        announced = receive(url, response, part, offset, progress, timeout, tail=tail)
     if expected is not None:
         digest = file_sha256(part)
         if digest != expected[0]:
@@ -209,47 +321,143 @@ def fetch(url: str, dest: Path, sha256: str | None = None, check: Callable[[Path
             raise NlsupError(f"download of {url} has sha256 {digest}, but {expected[1]} {expected[0]}: not the "
                              "file asked for; it was deleted, run the same command again")
     problem = check(part) if check else None
+    if problem is None and expected is None and not announced:  # no length, no checksum: only the content tells
+        problem = unannounced_length_problem(part, dest.name)
     if problem is not None:
         part.unlink()
         raise NlsupError(f"{url} sent {problem}, not {dest.name}; nothing of it was kept")
     with writing(folder):
         os.replace(part, dest)
+    mark_verified(dest)
     return dest
 
 
-def receive(url: str, response, part: Path, offset: int, progress: bool | None, timeout: float) -> None:
-    """Stream the body into ``part`` (appending when the server honoured the range); the first bytes are
-    looked at before anything is written, so a web page never lands on disk."""
-    resumed = bool(offset) and response.status == 206
-    offset = offset if resumed else 0
+def content_range(header: str | None) -> tuple[int, int, int | None] | None:
+    """``bytes START-END/TOTAL`` (TOTAL may be ``*``) as (start, end, total), or None if it is not that."""
+    match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", header or "")
+    if match is None or int(match.group(2)) < int(match.group(1)):
+        return None
+    total = None if match.group(3) == "*" else int(match.group(3))
+    return int(match.group(1)), int(match.group(2)), total
+
+
+def _decoder(encoding: str):
+    """A streaming decoder for a ``Content-Encoding`` the kit reads (gzip, deflate), or None for identity."""
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":  # zlib-wrapped, as the standard says (a raw stream fails the decode: refused)
+        return zlib.decompressobj(zlib.MAX_WBITS)
+    return False
+
+
+def receive(url: str, response, part: Path, offset: int, progress: bool | None, timeout: float,
+            floor: Floor | None = None, tail: bytes = b"") -> bool:
+    """Stream the body into ``part`` after checking that it answers what was asked: the whole file (200), or,
+    resuming with the bytes from ``offset`` (206 from exactly that byte, else from byte 0: started over), the
+    rest of it, whose first bytes must repeat ``tail``, the ``.part``'s last bytes (so a server that sends other
+    bytes than the ones asked for is caught before any is appended). The first bytes are looked at before anything
+    is written, so a web page never lands on disk; a body compressed in transit is decoded; a transfer under
+    ``floor`` stops. Returns whether the file's length was announced (without it, only the file's content can
+    tell a whole file from a cut one)."""
+    floor = floor or Floor.from_environment()
     kept_after = f"; the partial file {part} is kept and the next try resumes it"
+    kept = kept_after if offset else ""
     what = part.name.removesuffix(".part")
-    refuse_html(url, what, response, kept=kept_after if part.exists() else "")
     length = response.headers.get("Content-Length")
-    total = offset + int(length) if length is not None and length.isdigit() else None
-    needed = total - offset if total is not None else None
+    length = int(length) if length is not None and length.strip().isdigit() else None
+    if response.status == 206:
+        ranged = content_range(response.headers.get("Content-Range"))
+        if ranged is None:
+            raise NlsupError(f"download of {url} failed: a partial answer (HTTP 206) without a readable Content-Range "
+                             f"({one_line(response.headers.get('Content-Range') or 'none')}); nothing of it was kept{kept}")
+        start, end, total = ranged
+        if start not in (offset, 0):
+            raise NlsupError(f"download of {url} failed: asked for the bytes from {offset:,}, the server sent bytes "
+                             f"{start:,}-{end:,}; nothing of it was kept{kept}")
+        if (length is not None and length != end - start + 1) or (total is not None and end >= total):
+            raise NlsupError(f"download of {url} failed: the server's Content-Range (bytes {start:,}-{end:,}/"
+                             f"{total if total is not None else '*'}) and Content-Length ({length}) disagree; nothing "
+                             f"of it was kept{kept}")
+        resumed, body_end = start > 0, end + 1
+    elif response.status == 200:  # the whole file: a .part there was is started over (the server ignored the range)
+        resumed, total, body_end = False, length, length
+    else:
+        raise NlsupError(f"download of {url} failed: HTTP {response.status} {one_line(response.reason)}, not the "
+                         f"file; nothing of it was kept{kept}")
+    offset = offset if resumed else 0
+    encoding = one_line(response.headers.get("Content-Encoding") or "identity").lower()
+    decoder = _decoder(encoding)
+    if decoder is False or (decoder is not None and resumed):
+        why = "which the kit does not decode" if decoder is False else "on a resumed transfer"
+        raise NlsupError(f"download of {url}: the server sent it {encoding}-compressed (Content-Encoding: {encoding}) "
+                         f"{why}; nothing of it was kept{kept}")
+    refuse_html(url, what, response, kept=kept_after if part.exists() else "")
+    needed = total - offset if total is not None and decoder is None else None
     require_space(part.parent, needed)
+    received = 0  # bytes as sent (compressed, if so), against the announced length
+    written = offset + len(tail) if resumed else 0  # what the .part holds once the file closes
+    watch = _Watch(url, floor)
 
     def read() -> bytes:
+        nonlocal received
+        kept = kept_after if written else ""
         try:
-            return response.read(CHUNK)
+            raw = response.read1(CHUNK)  # whatever has arrived, at most CHUNK: the bar moves from the first bytes
         except NETWORK_ERRORS as err:
-            kept = kept_after if part.exists() and part.stat().st_size else ""
             raise NlsupError(f"download of {url} failed ({network_problem(err, timeout)}){kept}") from None
+        received += len(raw)
+        watch.count(len(raw), kept)
+        return raw
 
-    chunk = read()
+    def decoded(raw: bytes) -> bytes:
+        if decoder is None:
+            return raw
+        try:
+            return decoder.decompress(raw) + (b"" if raw else decoder.flush())
+        except zlib.error as err:
+            raise NlsupError(f"download of {url}: its {encoding}-compressed body does not decode ({err}); nothing "
+                             f"of it was kept") from None
+
+    raw = read()
+    if resumed and tail:  # the answer must start with the bytes the .part ends with
+        while len(raw) < len(tail) and (more := read()):
+            raw += more
+        if raw[:len(tail)] != tail:
+            part.unlink()
+            raise NlsupError(f"download of {url}: the bytes sent for the resume from byte {offset:,} differ from the "
+                             "ones the partial file holds there (the file changed on the server, or the server does "
+                             "not send the bytes asked for); the partial file was deleted, run the same command again")
+        raw = raw[len(tail):]
+    data = decoded(raw)
     if not resumed:
-        refuse_html(url, what, first=chunk)
-    with writing(part.parent, needed), open(part, "ab" if resumed else "wb") as out, progress_bar(
-            total=total, initial=offset, unit="B", unit_scale=True, desc=what,
-            show=progress) as bar:
-        while chunk:
-            out.write(chunk)
-            bar.update(len(chunk))
-            chunk = read()
-    size = part.stat().st_size
-    if total is not None and size != total:
-        raise NlsupError(f"download of {url} is incomplete ({size:,} of {total:,} bytes; the connection was cut){kept_after}")
+        refuse_html(url, what, first=data)
+    try:
+        with writing(part.parent, needed), open(part, "ab" if resumed else "wb") as out, progress_bar(
+                total=total, initial=offset + (len(tail) if resumed else 0), unit="B", unit_scale=True, desc=what,
+                show=progress) as bar:
+            while data or raw:
+                out.write(data)
+                written += len(data)
+                bar.update(len(raw))
+                raw = read()
+                data = decoded(raw)
+        if decoder is not None and not decoder.eof:
+            raise NlsupError(f"download of {url} is incomplete (its {encoding}-compressed body stops before its end); "
+                             "nothing of it was kept")
+    except NlsupError as err:
+        if decoder is not None:  # decoded bytes cannot be resumed by a byte range of the compressed body
+            part.unlink(missing_ok=True)
+            raise NlsupError(str(err).replace(kept_after, "; nothing of it was kept")) from None
+        raise
+    if body_end is not None and offset + received != body_end:
+        raise NlsupError(f"download of {url} is incomplete ({offset + received:,} of {body_end:,} bytes; the connection "
+                         f"was cut){kept_after}")
+    if total is not None and offset + received != total:
+        raise NlsupError(f"download of {url} is incomplete: the server sent bytes up to {offset + received:,} of "
+                         f"{total:,}{kept_after}")
+    return total is not None
 
 
 def file_sha256(path: Path) -> str:
@@ -271,12 +479,20 @@ def fetch_head(url: str, dest: Path, max_lines: int, progress: bool | None = Non
     try:
         response = open_url(url, timeout)
     except urllib.error.HTTPError as err:
-        raise NlsupError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
+        raise NlsupError(f"download of {url} failed: {network_problem(err, timeout)}") from None
     try:
         with response:
+            if response.status != 200:
+                raise NlsupError(f"download of {url} failed: HTTP {response.status} {one_line(response.reason)} to a "
+                                 "request for the whole file; nothing of it was kept")
+            encoding = one_line(response.headers.get("Content-Encoding") or "identity").lower()
+            if encoding != "identity":
+                raise NlsupError(f"download of {url}: the server sent it {encoding}-compressed (Content-Encoding: "
+                                 f"{encoding}) though it was asked for as is; nothing of it was kept")
             refuse_html(url, dest.name, response)
             length = response.headers.get("Content-Length")
             lines = received = 0
+            watch = _Watch(url, Floor.from_environment())
             with writing(folder), open(part, "wb") as out, progress_bar(total=max_lines, desc=dest.name, unit="line",
                                                                       show=progress) as bar:
                 while lines < max_lines:
@@ -287,6 +503,7 @@ def fetch_head(url: str, dest: Path, max_lines: int, progress: bool | None = Non
                                          "the partial slice was deleted") from None
                     if not line:
                         break
+                    watch.count(len(line), "; the partial slice was deleted")
                     if not received:
                         refuse_html(url, dest.name, first=line)
                     out.write(line)
@@ -296,6 +513,9 @@ def fetch_head(url: str, dest: Path, max_lines: int, progress: bool | None = Non
             if lines < max_lines and length is not None and length.isdigit() and received != int(length):
                 raise NlsupError(f"download of {url} is incomplete ({received:,} of {int(length):,} bytes; the "
                                  "connection was cut); the partial slice was deleted")
+            if lines < max_lines and not (length or "").isdigit() and not line_ended(part):
+                raise NlsupError(f"download of {url} is incomplete (sent without its length, it stops in the middle "
+                                 "of a line); the partial slice was deleted")
         problem = text_corpus_problem(part)
         if problem is not None:
             raise NlsupError(f"{url} sent {problem}, not {dest.name}; nothing of it was kept")
@@ -304,6 +524,7 @@ def fetch_head(url: str, dest: Path, max_lines: int, progress: bool | None = Non
         raise
     with writing(folder):
         os.replace(part, dest)
+    mark_verified(dest)
     return dest
 
 
@@ -329,7 +550,7 @@ def download_text(what: str, data_dir: Path, url: str | None = None, max_lines: 
     dest = data_dir / (WIKI1M if what == "wiki1m" else NLI_CSV)
     if max_lines is not None:
         dest = dest.with_name(f"{dest.stem}.first{max_lines}{dest.suffix}")
-    if dest.is_file():
+    if trusted(dest):
         return dest
     url = url or source_url(what)
     if max_lines is None:
