@@ -34,20 +34,29 @@ def change(quantity: str, before: float, after: float, better: str = "higher", t
     return f"{quantity} {before:.{digits}f} -> {after:.{digits}f}: {verdict} ({better} is better)"
 
 
-def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baseline: str) -> str:
-    """The gap between two methods' mean scores, set against how far repeated runs (seeds) of one method spread;
-    a method may have a single run, and with no repeat at all there is no spread to set it against."""
+def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baseline: str,
+                       recorded: tuple[float, str] | None = None) -> str:
+    """The gap between two methods' mean scores, set against how far runs (seeds) of one method spread: measured
+    here where a method has at least three runs (fewer cannot estimate a spread), else ``recorded`` (the widest
+    spread measured elsewhere, and where) when given."""
+    from nlsup_kit.evaluation import MIN_RUNS_FOR_A_VERDICT
+
     gap = float(np.mean(runs[method]) - np.mean(runs[baseline]))
     counted = ", ".join(f"{name} {'one run' if len(runs[name]) == 1 else f'mean of {len(runs[name])} runs'}"
                         for name in (method, baseline))
     line = f"{method} - {baseline}: {gap:+.2f} points ({counted})"
-    spans = {name: float(np.ptp(values)) for name, values in runs.items() if len(values) > 1}
-    if not spans:
-        return f"{line}; one run of each method, so nothing here measures how far runs of one method spread."
-    widest = max(spans, key=spans.get)
-    verdict = "within that spread" if abs(gap) <= spans[widest] else "wider than that spread"
-    return (f"{line}; runs of one method span up to {spans[widest]:.2f} points ({widest}, {len(runs[widest])} "
-            f"seeds): the gap is {verdict}.")
+    spans = {name: float(np.ptp(values)) for name, values in runs.items() if len(values) >= MIN_RUNS_FOR_A_VERDICT}
+    if spans:
+        widest = max(spans, key=spans.get)
+        spread, where = spans[widest], f"{widest}, {len(runs[widest])} seeds"
+    else:
+        most = max(len(values) for values in runs.values())
+        line += f"; {'one run' if most == 1 else f'{most} runs'} of a method cannot measure how far its runs spread"
+        if recorded is None:
+            return line + "."
+        spread, where = recorded
+    verdict = "within that spread" if abs(gap) <= spread else "wider than that spread"
+    return f"{line}; runs of one method span up to {spread:.2f} points ({where}): the gap is {verdict}."
 
 
 def repeat_timings(milliseconds: Mapping[str, Sequence[float]], unit: str = "ms per iteration") -> str:
@@ -83,8 +92,10 @@ def class_gap_reading(means: Mapping[str, tuple[float, float]], examples: str,
     pulls each class together and the classes apart."""
     (first, (within0, between0)), (last, (within1, between1)) = list(means.items())[0], list(means.items())[-1]
     gap0, gap1 = within0 - between0, within1 - between1
+    crowd = (f"; within and between both rose ({within0:.3f} -> {within1:.3f}, {between0:.3f} -> {between1:.3f}): "
+             "all the vectors moved closer together" if within1 > within0 and between1 > between0 else "")
     outcome = (f"the {examples}' within-class minus between-class cosine: {gap0:+.3f} {first}, {gap1:+.3f} {last} "
-               f"({'wider' if gap1 > gap0 else 'not wider'})")
+               f"({'wider' if gap1 > gap0 else 'not wider'}{crowd})")
     return against_prediction(outcome, gap1 > gap0, differences)
 
 
@@ -92,9 +103,10 @@ def loss_against_chance(first: float, log_b: float, batch: int, trained_for_simi
     """The first logged loss beside log B, the loss of a model that cannot tell the batch apart; far below it,
     the model already tells each sentence's second view from the others before training."""
     share = first / log_b
+    start = f"the first logged loss, {first:.2g}, is {share:.0%} of log B ({log_b:.2f})"
     if share > 0.5:
-        return f"the loss starts at {share:.0%} of log B: at first the model barely tells the {batch} sentences apart"
-    why = (" (it was trained for sentence similarity before: its sentence-transformers config says how to pool it)"
+        return f"{start}: at first the model barely tells the {batch} sentences apart"
+    why = (" (the model ships a sentence-transformers config: it was trained as a sentence encoder before)"
            if trained_for_similarity else "")
-    return (f"the loss starts at {share:.0%} of log B: before any update the model already picks each sentence's "
-            f"second view out of {batch}{why}, so there is little left for the loss to fall")
+    return (f"{start}: before any update the model already picks each sentence's second view out of {batch}{why}, "
+            "so there is little left for the loss to fall")

@@ -178,6 +178,9 @@ def stsb_dev_measures(encoder, pooling: str, device: torch.device, data_dir: str
             "alignment": alignment(emb1[positive], emb2[positive]), "uniformity": uniformity(embeddings)}
 
 
+MIN_RUNS_FOR_A_VERDICT = 3  # runs (seeds) per method before a bootstrap interval names a better method
+
+
 @dataclass
 class DifferenceInterval:
     """B minus A in Spearman x 100, with a bootstrap interval; :meth:`conclusion` says only what it shows."""
@@ -189,12 +192,21 @@ class DifferenceInterval:
     per_seed: list[float]  # each run of B minus the run of A with the same index (same seed)
 
     def conclusion(self, name_a: str, name_b: str, test_set: str) -> str:
+        """What the interval shows, and no more: one run per method speaks for other test pairs, not other seeds;
+        two runs resample the seeds too coarsely (the same run repeated in half the samples) for a verdict."""
         interval = (f"{name_b} - {name_a} on {test_set}: {self.difference:+.2f} points, "
                     f"{self.confidence:.0%} interval [{self.low:+.2f}, {self.high:+.2f}]")
+        runs = len(self.per_seed)
+        better = name_b if self.difference > 0 else name_a
         if self.low <= 0 <= self.high:
             verdict = "the interval contains 0, so these runs cannot tell the two methods apart"
+        elif runs == 1:
+            verdict = (f"the interval excludes 0: on other test pairs this run of {better} would still score higher; "
+                       "one run per method says nothing about other seeds")
+        elif runs < MIN_RUNS_FOR_A_VERDICT:
+            verdict = (f"the interval excludes 0, but {runs} runs per method resample the seeds too coarsely for a "
+                       f"verdict on the methods (at least {MIN_RUNS_FOR_A_VERDICT} runs each)")
         else:
-            better = name_b if self.difference > 0 else name_a
             verdict = f"the interval excludes 0: {better} scores higher on {test_set} in these runs"
         return f"{interval}; {verdict}"
 

@@ -141,10 +141,12 @@ def _table(rows: Sequence[Row], tasks: Sequence[str], measured: dict[str, dict[s
 
 
 def _gain_lines(rows: Sequence[Row], tasks: Sequence[str], measured: dict[str, dict[str, float]]) -> list[str]:
-    """Each later row's gain over the row before it, published and measured: the effect the paper reports."""
+    """The gains the papers report, published and measured: the first method (SimCSE) over the untrained model,
+    then every other method over that first method."""
     lines = []
     what = "mean of the tasks" if len(tasks) > 1 else tasks[0]
-    for earlier, later in zip(rows, rows[1:]):
+    pairs = [(rows[0], rows[1])] + [(rows[1], row) for row in rows[2:]] if len(rows) > 1 else []
+    for earlier, later in pairs:
         published = _published_average(later, tasks) - _published_average(earlier, tasks)
         line = f"{later.label} over {earlier.label}, {what}: published {published:+.2f}"
         if later.label in measured and earlier.label in measured:

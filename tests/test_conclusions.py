@@ -25,18 +25,23 @@ def test_change_knows_which_direction_is_better():
 
 
 def test_gap_against_spread_compares_the_mean_gap_with_the_widest_range_of_one_method():
-    runs = {"SimCSE": [76.0, 76.8], "VisualCSE": [76.5, 76.9]}  # means 76.4 and 76.7: gap +0.30; SimCSE spans 0.80
+    runs = {"SimCSE": [76.0, 76.8, 76.4], "VisualCSE": [76.5, 76.9, 76.7]}  # means 76.4, 76.7: +0.30; SimCSE spans 0.80
     assert gap_against_spread(runs, "VisualCSE", "SimCSE") == (
-        "VisualCSE - SimCSE: +0.30 points (VisualCSE mean of 2 runs, SimCSE mean of 2 runs); runs of one method span "
-        "up to 0.80 points (SimCSE, 2 seeds): the gap is within that spread.")
-    assert gap_against_spread({"A": [70.0, 70.1], "B": [72.0, 72.2]}, "B", "A").endswith("wider than that spread.")
-    # one run of the method against two of the baseline: 77.5 - 76.4 = +1.10, wider than SimCSE's 0.80
+        "VisualCSE - SimCSE: +0.30 points (VisualCSE mean of 3 runs, SimCSE mean of 3 runs); runs of one method span "
+        "up to 0.80 points (SimCSE, 3 seeds): the gap is within that spread.")
+    assert gap_against_spread({"A": [70.0, 70.1, 70.0], "B": [72.0, 72.2, 72.1]}, "B", "A").endswith(
+        "wider than that spread.")
+    # two runs cannot measure a spread: without a recorded one, no verdict
     assert gap_against_spread({"SimCSE": [76.0, 76.8], "AudioCSE": [77.5]}, "AudioCSE", "SimCSE") == (
-        "AudioCSE - SimCSE: +1.10 points (AudioCSE one run, SimCSE mean of 2 runs); runs of one method span up to "
-        "0.80 points (SimCSE, 2 seeds): the gap is wider than that spread.")
-    # a single run cannot be a spread of zero, which every gap would exceed
+        "AudioCSE - SimCSE: +1.10 points (AudioCSE one run, SimCSE mean of 2 runs); 2 runs of a method cannot "
+        "measure how far its runs spread.")
+    # with the spread recorded elsewhere: 82.78 - 82.725 = +0.055 against 0.29
+    recorded = (0.29, "four seeds, measured when the kit was calibrated")
+    assert gap_against_spread({"SimCSE": [82.70, 82.75], "AudioCSE": [82.78]}, "AudioCSE", "SimCSE", recorded).endswith(
+        "2 runs of a method cannot measure how far its runs spread; runs of one method span up to 0.29 points (four "
+        "seeds, measured when the kit was calibrated): the gap is within that spread.")
     assert gap_against_spread({"A": [70.0], "B": [72.0]}, "B", "A").endswith(
-        "one run of each method, so nothing here measures how far runs of one method spread.")
+        "one run of a method cannot measure how far its runs spread.")
 
 
 def test_repeat_timings_blames_the_machine_when_repeats_disagree_more_than_methods():
@@ -63,18 +68,35 @@ def test_the_starting_loss_is_read_against_log_b():
 
     from nlsup_kit.conclusions import loss_against_chance
 
-    low = loss_against_chance(0.143, math.log(32), 32, True)
-    assert low.startswith("the loss starts at 4% of log B: before any update") and "trained for sentence" in low
-    assert "trained for" not in loss_against_chance(0.143, math.log(32), 32, False)
-    assert loss_against_chance(3.0, math.log(32), 32, False).startswith("the loss starts at 87% of log B: at first")
+    low = loss_against_chance(0.143, math.log(32), 32, True)  # 0.143 / 3.466 = 4%
+    assert low.startswith("the first logged loss, 0.14, is 4% of log B (3.47): before any update")
+    assert "trained as a sentence encoder" in low
+    assert "trained as" not in loss_against_chance(0.143, math.log(32), 32, False)
+    assert loss_against_chance(1.2e-5, math.log(32), 32, True).startswith("the first logged loss, 1.2e-05, is 0% of")
+    assert loss_against_chance(3.0, math.log(32), 32, False).startswith(
+        "the first logged loss, 3, is 87% of log B (3.47): at first")
 
 
 def test_class_gap_reading_compares_the_gaps_and_names_what_differs_when_they_narrow():
     differences = {"steps": (20, "one epoch")}
     # gaps: 0.887 - 0.864 = +0.023 before, 0.964 - 0.957 = +0.007 after: narrower, so the differences are listed
     narrower = class_gap_reading({"before": (0.887, 0.864), "after": (0.964, 0.957)}, "digits", differences)
-    assert narrower == ("the digits' within-class minus between-class cosine: +0.023 before, +0.007 after (not wider): "
-                        "not what the source predicts. This run differs from the source's in: steps 20 here, one epoch there.")
-    # +0.010 before, +0.050 after: wider, as supervised contrastive learning predicts
-    wider = class_gap_reading({"before": (0.5, 0.49), "after": (0.6, 0.55)}, "digits", differences)
-    assert wider.endswith("+0.010 before, +0.050 after (wider): as the source predicts.")
+    assert narrower == ("the digits' within-class minus between-class cosine: +0.023 before, +0.007 after (not wider; "
+                        "within and between both rose (0.887 -> 0.964, 0.864 -> 0.957): all the vectors moved closer "
+                        "together): not what the source predicts. This run differs from the source's in: steps 20 here, "
+                        "one epoch there.")
+    # +0.010 before, +0.150 after (between fell): wider, as supervised contrastive learning predicts
+    wider = class_gap_reading({"before": (0.5, 0.49), "after": (0.6, 0.45)}, "digits", differences)
+    assert wider.endswith("+0.010 before, +0.150 after (wider): as the source predicts.")
+
+
+def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
+    from nlsup_kit.notebook import knn_change_reading, recorded_seed_spread
+
+    # 62.5% - 61.25% of 240 clips: a net 3 clips
+    assert knn_change_reading("quick-audiocse", 0.6125, 0.625, 240, "clips") == (
+        "+1.2 points is a net +3 of the 240 clips; over seeds 1, 2, 3 and 42 of the quick recipes, measured when the "
+        "kit was calibrated, this change ranged -1.7 to +2.9 points")
+    assert knn_change_reading("class-visualcse", 0.5, 0.55, 1797, "digits") == "+5.0 points is a net +90 of the 1797 digits"
+    assert recorded_seed_spread(["quick-simcse", "quick-audiocse"])[0] == pytest.approx(0.79 - 0.49)
+    assert recorded_seed_spread(["class-simcse", "class-visualcse"]) is None

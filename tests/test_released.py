@@ -187,3 +187,17 @@ def test_the_download_size_is_the_preferred_weight_file_and_the_small_files():
     assert download_bytes(files) == 440_000_000 + 600 + 232_000
     del files["model.safetensors"]
     assert download_bytes(files) == 440_100_000 + 600 + 232_000
+
+
+def test_every_method_is_set_against_simcse_and_simcse_against_the_untrained_model(data_dir):
+    """The paper's comparison: VisualCSE and AudioCSE each over SimCSE (its results table: 76.85, 80.03, 79.94 on
+    STS-B), SimCSE over untrained BERT-base (53.87, SimCSE's paper)."""
+    from nlsup_kit.released_scores import released_scores
+
+    lines = released_scores(["simcse", "visualcse", "audiocse"], ["STSBenchmark"], data_dir, measure=False,
+                            show=lambda line: None).lines
+    gains = [line for line in lines if " over " in line]
+    assert gains == ["released:simcse-bert-base over bert-base-uncased untrained (avg_embeddings_last), STSBenchmark: "
+                     "published +22.98",
+                     "released:visualcse-bert-base over released:simcse-bert-base, STSBenchmark: published +3.18",
+                     "released:audiocse-bert-base over released:simcse-bert-base, STSBenchmark: published +3.09"]

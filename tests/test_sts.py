@@ -134,9 +134,18 @@ def test_a_two_level_bootstrap_counts_seeds_that_disagree():
     assert both.low < 0.5 * per_seed[1] and both.high > 0.5 * per_seed[0]  # the seeds' spread, not only pairs'
     assert "cannot tell the two methods apart" in both.conclusion("SimCSE", "VisualCSE", "STS-B")
 
-    better = bootstrap_difference(gold, a_runs, [run(0.6), run(0.6)], samples=300)
+    # B better in every run: three runs each name B; two give no verdict (the seeds barely resampled); one run
+    # speaks only for other test pairs
+    better = bootstrap_difference(gold, [*a_runs, run(1.0)], [run(0.6), run(0.6), run(0.6)], samples=300)
     assert better.low > 0
-    assert "excludes 0: VisualCSE scores higher" in better.conclusion("SimCSE", "VisualCSE", "STS-B")
+    assert better.conclusion("SimCSE", "VisualCSE", "STS-B").endswith(
+        "the interval excludes 0: VisualCSE scores higher on STS-B in these runs")
+    two = bootstrap_difference(gold, a_runs, [run(0.6), run(0.6)], samples=300)
+    assert two.low > 0 and two.conclusion("SimCSE", "VisualCSE", "STS-B").endswith(
+        "2 runs per method resample the seeds too coarsely for a verdict on the methods (at least 3 runs each)")
+    assert single[0].conclusion("SimCSE", "VisualCSE", "STS-B").endswith(
+        "on other test pairs this run of VisualCSE would still score higher; one run per method says nothing about "
+        "other seeds")
 
 
 def test_the_kits_copy_of_the_papers_table_matches_paper_md(data_dir):

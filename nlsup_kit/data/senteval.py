@@ -32,6 +32,12 @@ STS_TASKS: tuple[str, ...] = (*STS_YEARS, "STSBenchmark", "SICKRelatedness")
 def short_task_name(task: str) -> str:
     """A task's column heading in tables: STS-B and SICK-R, as the papers print them."""
     return task.replace("Benchmark", "-B").replace("Relatedness", "-R")
+
+
+def score_label(tasks) -> str:
+    """What a report's average is called: over one task it is that task's score (STS-B), over several the "avg"."""
+    tasks = list(tasks)
+    return short_task_name(tasks[0]) if len(tasks) == 1 else "avg"
 SCORE_RANGE = {"STSBenchmark": (0.0, 5.0), "SICKRelatedness": (1.0, 5.0)}
 DOWNLOAD_HINT = "run `nlsup download senteval`, or point --data-dir at a folder holding senteval/"
 
