@@ -368,3 +368,17 @@ def test_a_text_file_the_kit_did_not_check_into_its_cache_is_downloaded_again(mi
     (named / WIKI1M).write_bytes(b"my own sentences\n")  # a folder the user names holds the user's files
     assert main(["download", "wiki1m", "--data-dir", str(named)]) == 0
     assert (named / WIKI1M).read_bytes() == b"my own sentences\n" and len(Handler.requests) == asked
+
+
+def test_a_trickle_without_line_breaks_stops_the_wiki_slice_at_the_floor_too(mirror, tmp_path, capsys, monkeypatch):
+    """The slice is read line by line; a line that never ends arrives in pieces, and each piece counts."""
+    import time
+
+    monkeypatch.setenv("NLSUP_MIN_RATE", "2000/1")
+    Handler.files["/wiki1m_for_simcse.txt"] = b"a sentence that never ends " * 800  # 21,600 bytes, no line break
+    Handler.faults["/wiki1m_for_simcse.txt"] = "trickle"  # about 600 bytes/s: 36 s for the whole body
+    started = time.monotonic()
+    line = one_error_line(*download("wiki", tmp_path, capsys))
+    assert time.monotonic() - started < 10
+    assert "stalled" in line and "the partial slice was deleted" in line
+    assert files_under(tmp_path) == []

@@ -233,7 +233,10 @@ def published_sha256(url: str, timeout: float = TIMEOUT) -> tuple[str, str] | No
         with _OPENER.open(urllib.request.Request(sums_url, headers={"Accept-Encoding": "identity"}),
                           timeout=timeout) as response:
             refuse_html(sums_url, "a checksum list", response)
-            body = response.read(MB)
+            body, watch = b"", _Watch(sums_url, Floor.from_environment())
+            while len(body) < MB and (raw := response.read1(MB - len(body))):
+                watch.count(len(raw), "")
+                body += raw
     except urllib.error.HTTPError as err:
         if err.code in (403, 404, 410):
             return None  # a plain mirror: nothing published
@@ -493,23 +496,29 @@ def fetch_head(url: str, dest: Path, max_lines: int, progress: bool | None = Non
             length = response.headers.get("Content-Length")
             lines = received = 0
             watch = _Watch(url, Floor.from_environment())
+            pending = b""  # the start of a line whose end has not arrived
             with writing(folder), open(part, "wb") as out, progress_bar(total=max_lines, desc=dest.name, unit="line",
                                                                       show=progress) as bar:
                 while lines < max_lines:
-                    try:
-                        line = response.readline(MB)
+                    try:  # whatever has arrived, not a whole line: a trickle without line breaks is watched too
+                        raw = response.read1(CHUNK)
                     except NETWORK_ERRORS as err:
                         raise NlsupError(f"download of {url} failed ({network_problem(err, timeout)}); "
                                          "the partial slice was deleted") from None
-                    if not line:
+                    if not raw:
+                        out.write(pending)  # a last line without its line break (checked below)
                         break
-                    watch.count(len(line), "; the partial slice was deleted")
+                    watch.count(len(raw), "; the partial slice was deleted")
                     if not received:
-                        refuse_html(url, dest.name, first=line)
-                    out.write(line)
-                    received += len(line)
-                    lines += 1
-                    bar.update()
+                        refuse_html(url, dest.name, first=raw)
+                    received += len(raw)
+                    *complete, pending = (pending + raw).split(b"\n")
+                    if len(pending) > MB:
+                        raise NlsupError(f"{url} sent a line longer than 1 MB, not sentences; nothing of it was kept")
+                    for line in complete[:max_lines - lines]:
+                        out.write(line + b"\n")
+                        lines += 1
+                        bar.update()
             if lines < max_lines and length is not None and length.isdigit() and received != int(length):
                 raise NlsupError(f"download of {url} is incomplete ({received:,} of {int(length):,} bytes; the "
                                  "connection was cut); the partial slice was deleted")
