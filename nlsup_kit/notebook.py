@@ -184,6 +184,35 @@ def reports_over_seeds(recipes: Mapping[str, object], seeds: Sequence[int], resu
     return reports
 
 
+def method_readings(reports: Mapping[str, Sequence["StsReport"]], untrained: float, method: str, recipe, simcse_recipe,
+                    paper_method: str, steps: int, data: tuple[str, str], tasks: Sequence[str]) -> list[str]:
+    """Notebooks 2 and 3 read a method against SimCSE: each first run beside the untrained model, the gap beside how
+    far runs of one method spread, and the gap beside the paper's for ``paper_method``, with what differs."""
+    import numpy as np
+
+    from nlsup_kit.conclusions import against_prediction, compare, gap_against_spread
+    from nlsup_kit.models import native_pooling_config
+    from nlsup_kit.paper import paper_scores
+    from nlsup_kit.recipes import get_recipe
+
+    lines = [compare(f"{name}, seed {recipe.seed}", runs[0].average, "the untrained model", untrained)
+             for name, runs in reports.items()]
+    spread = {name: [report.average for report in runs] for name, runs in reports.items()}
+    recorded = recorded_seed_spread([simcse_recipe.name, recipe.name])
+    lines.append(gap_against_spread(spread, method, "SimCSE", recorded) + " Notebook 4 tests such a gap properly.")
+    gap = float(np.mean(spread[method]) - np.mean(spread["SimCSE"]))
+    published = float(np.mean(list(paper_scores(paper_method, tasks).values()))
+                      - np.mean(list(paper_scores("simcse-bert-base", tasks).values())))
+    paper = get_recipe(paper_method)
+    trained_before = ", already trained for sentence similarity" if native_pooling_config(recipe.model) else ""
+    lines.append(against_prediction(
+        f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here, {published:+.2f} in the paper's table on "
+        f"{', '.join(tasks)}", gap >= published - (recorded or (0.0,))[0],
+        {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", "one epoch of wiki1m (15,626 steps)"),
+         f"{recipe.modality} data": data}))
+    return lines
+
+
 def show_class_similarity(vectors: Mapping[str, object], labels: Sequence, title: str) -> dict[str, tuple[float, float]]:
     """Each model's class-similarity matrix (:func:`nlsup_kit.analysis.class_similarity`) side by side on one colour
     scale, each with its within-class and between-class mean printed beside it; returns those means by model."""
