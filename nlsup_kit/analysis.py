@@ -4,6 +4,7 @@ audio classes (k-nearest-neighbour accuracy)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
@@ -94,6 +95,14 @@ def translation_retrieval(source: torch.Tensor, target: torch.Tensor) -> float:
     return int((scores.argmax(dim=1) == torch.arange(len(source))).sum()) / len(source)
 
 
+def _changed_characters(normaliser, text: str) -> dict[str, str]:
+    if normaliser is None:
+        return {}
+    letters = [c for c in sorted(set(text.lower())) if not c.isspace() and not unicodedata.category(c).startswith("M")]
+    normal = {c: normaliser.normalize_str(c).replace(" ", "") for c in letters}
+    return {c: n for c, n in normal.items() if n != c}
+
+
 def tokenizer_report(tokenizer, parallel: dict[str, list[str]], reference: str = "en",
                      max_length: int = 32) -> dict[str, dict[str, float]]:
     """What one tokenizer makes of the same text in each language. Per language: ``pieces`` (tokens of all
@@ -102,7 +111,8 @@ def tokenizer_report(tokenizer, parallel: dict[str, list[str]], reference: str =
     unit's pieces that fit in a training input of ``max_length``, its special tokens included, as SimCSE's
     32-token cut keeps them) and ``changed_words`` (share of space-separated words that the tokenizer's own
     normaliser turns into something other than their lower case, e.g. by stripping accents; the spaces BERT's
-    normaliser puts around each Chinese character do not count)."""
+    normaliser puts around each Chinese character do not count) and ``changed_characters`` (each lower-case
+    character the normaliser turns into something else -> what it becomes)."""
     special = tokenizer.num_special_tokens_to_add(pair=False)
     normaliser = getattr(getattr(tokenizer, "backend_tokenizer", None), "normalizer", None)
     counts = {}
@@ -113,7 +123,8 @@ def tokenizer_report(tokenizer, parallel: dict[str, list[str]], reference: str =
         counts[language] = {"pieces": sum(map(len, pieces)),
                             "unknown": sum(p == tokenizer.unk_token for unit in pieces for p in unit),
                             "kept": float(np.mean([min(len(p), max_length - special) / len(p) for p in pieces])),
-                            "changed_words": len(changed) / len(words)}
+                            "changed_words": len(changed) / len(words),
+                            "changed_characters": _changed_characters(normaliser, "".join(units))}
     base = counts[reference]["pieces"]
     return {language: {**c, "ratio": c["pieces"] / base, "unknown": c["unknown"] / c["pieces"]}
             for language, c in counts.items()}

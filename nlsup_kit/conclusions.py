@@ -110,3 +110,71 @@ def loss_against_chance(first: float, log_b: float, batch: int, trained_for_simi
            if trained_for_similarity else "")
     return (f"{start}: before any update the model already picks each sentence's second view out of {batch}{why}, "
             "so there is little left for the loss to fall")
+
+
+def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference: str = "en") -> list[str]:
+    """One :func:`nlsup_kit.analysis.tokenizer_report` read against what BERT's sources predict of an English
+    uncased vocabulary: other languages cut into more pieces, less of them kept within ``max_length`` tokens,
+    characters it lacks as the unknown token, accented letters stripped. Each prediction gets one line."""
+    import unicodedata
+
+    others = {language: r for language, r in report.items() if language != reference}
+    base = report[reference]
+
+    def span(key: str, scale: float, unit: str) -> str:
+        low, high = min(others, key=lambda l: others[l][key]), max(others, key=lambda l: others[l][key])
+        return f"{low} {scale * others[low][key]:.{2 if unit == 'x' else 1}f}{unit} to {high} {scale * others[high][key]:.{2 if unit == 'x' else 1}f}{unit}"
+
+    longer = [language for language, r in others.items() if r["ratio"] > 1.0]
+    lines = [against_prediction(f"pieces: {len(longer)} of {len(others)} languages take more pieces than {reference} for the "
+                                f"same text ({span('ratio', 1, 'x')})", len(longer) == len(others),
+                                {"languages no longer than " + reference: (", ".join(sorted(set(others) - set(longer))), "none")})]
+    shorter = [language for language, r in others.items() if r["kept"] < base["kept"]]
+    own_cut = f" (its units run longer than {max_length} pieces too)" if base["kept"] < 1 else ""
+    lines.append(against_prediction(f"kept in {max_length} tokens: {reference} itself keeps {100 * base['kept']:.1f}% of a unit on "
+                                    f"average{own_cut}; {len(shorter)} of {len(others)} others keep less ({span('kept', 100, '%')})",
+                                    len(shorter) == len(others),
+                                    {"languages that keep as much as " + reference: (", ".join(sorted(set(others) - set(shorter))), "none")}))
+    unknown = {language: r["unknown"] for language, r in report.items() if r["unknown"] > 0}
+    whole = [language for language in report if language not in unknown]
+    lines.append("unknown pieces: " + (", ".join(f"{l} {100 * u:.1f}%" for l, u in unknown.items()) if unknown else "none")
+                 + (f"; {', '.join(whole)} 0%: every word of theirs was cut into pieces the vocabulary holds, so their letters are in it"
+                    if whole else "") + " (WordPiece gives the unknown token to a word it cannot cut into known pieces)")
+    for language, r in report.items():
+        changes = r.get("changed_characters", {})
+        if not changes:
+            continue
+        marked = {c: n for c, n in changes.items() if " WITH " in unicodedata.name(c, "")}
+        own = {c: n for c, n in changes.items() if c not in marked}
+        listing = ", ".join(f"{c}->{n}" for c, n in changes.items())
+        line = f"normaliser, {language}: {listing}"
+        if own:
+            line += ("; Unicode names " + "; ".join(f"{c} {unicodedata.name(c, '?')}" for c in own)
+                     + ": a letter of its own name, not a letter WITH a mark, changed all the same (the normaliser drops every "
+                     "combining mark after Unicode decomposition, NFD: google-research/bert, tokenization.py, _run_strip_accents)")
+        else:
+            line += " (each a letter WITH a mark in its Unicode name: the 'accent markers' that BERT's README says the uncased model strips)"
+        lines.append(line)
+    return lines
+
+
+def units_moved_reading(before: Mapping[str, float], after: Mapping[str, float], units: int) -> str:
+    """Per-language retrieval (percent of ``units`` items) before and after: how many items moved, in which
+    direction, and whether one text of ``units`` items can tell such a move from chance (a move of one or two items
+    in a language is within what it resolves; a sign test asks whether the directions agree beyond coin tosses)."""
+    from math import comb
+
+    moves = {language: round((after[language] - before[language]) * units / 100) for language in before}
+    down, up = [l for l, m in moves.items() if m < 0], [l for l, m in moves.items() if m > 0]
+    widest = max(abs(m) for m in moves.values())
+    n = len(down) + len(up)
+    p = min(1.0, 2 * sum(comb(n, i) for i in range(min(len(down), len(up)) + 1)) / 2 ** n) if n else 1.0
+    line = (f"in units: {sum(moves.values()):+d} of {len(moves) * units} retrievals; {len(down)} languages lost units"
+            f"{' (' + ', '.join(down) + ')' if down else ''}, {len(up)} gained{' (' + ', '.join(up) + ')' if up else ''}, "
+            f"{len(moves) - n} unchanged; at most {widest} in one language")
+    if n:
+        line += (f". {max(len(down), len(up))} of {n} moves went one way, which coin tosses give with probability {p:.0%} "
+                 "(two-sided sign test)")
+    if widest <= 2 and p >= 0.05:
+        return line + ": within what one text resolves, so this text cannot say that training moved the other languages."
+    return line + ": more than one text of this size resolves by chance."

@@ -10,7 +10,7 @@ from nlsup_kit.errors import NlsupError
 
 
 def has_bf16_tensor_cores(device: torch.device | str) -> bool:
-    """Not ``torch.cuda.is_bf16_supported()``: that answers True on a T4, which only emulates bf16 (in fp32, far
+    """Not ``torch.cuda.is_bf16_supported()``: that answers True on a T4, which only emulates bf16 (pytorch/pytorch#148322: in fp32, far
     slower than fp16) and has no bf16 convolutions in cuDNN."""
     device = torch.device(device)
     return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)

@@ -163,7 +163,7 @@ def stsb_dev_measures(encoder, pooling: str, device: torch.device, data_dir: str
                       language: str = "en") -> dict[str, float]:
     """What training watches at each evaluation, from one encoding of STS-B dev (SentEval's for English, else
     the language's stsb_multi_mt): Spearman x 100 (the checkpoint-selection metric), and alignment and
-    uniformity as the SimCSE paper measures them (section 5: alignment over the pairs scored above 4,
+    uniformity as the SimCSE paper measures them (arXiv 2104.08821v4, section 3, footnote 3: alignment over the pairs scored above 4,
     uniformity over every sentence)."""
     from nlsup_kit.analysis import alignment, uniformity
 

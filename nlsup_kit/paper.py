@@ -397,7 +397,7 @@ UNTRAINED_BERT: dict[str, Baseline] = {
         "README.md line 201 says the paper's 'first-last' averaged the last layer and the static word embedding, "
         "as yiren-jian/NonLing-CSE VisualCSE/evaluation.py line 128 computes it",
         _scores(39.70, 59.38, 49.67, 66.03, 66.19, 53.87, 62.06, 56.70),
-        f"SimCSE paper ({SIMCSE_PAPER_URL}), its STS results table, row 'BERTbase (first-last avg.)'"),
+        f"SimCSE paper ({SIMCSE_PAPER_URL}), Table 5 (v4), row 'BERTbase (first-last avg.)'"),
 }
 
 

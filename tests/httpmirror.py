@@ -35,6 +35,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     - ``trickle``: the headers, then the body at about 600 bytes a second;
     - ``no-length-cut``: no Content-Length, no chunks: the body cut in the middle of a line, then the connection closed;
     - ``redirect-loop``: a redirect to the same address, every time;
+    - ``redirect-ftp``: a redirect to an ftp:// address (which urllib alone would follow);
+    - ``redirect-nowhere``: a 302 without a Location;
+    - ``stall``: the whole file's Content-Length, half the body, then silence on the open connection for 20 s;
     - ``gzip``: the body gzip-compressed in transit (``Content-Encoding: gzip``), though identity was asked;
     - ``brotli``: ``Content-Encoding: br`` (a compression the kit does not decode).
 
@@ -88,6 +91,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if fault in ("redirect-ftp", "redirect-nowhere"):
+            self.send_response(302)
+            if fault == "redirect-ftp":
+                self.send_header("Location", f"ftp://127.0.0.1:1{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = self.files.get(self.path)
         if body is None:
             self.send_error(404)
@@ -123,6 +133,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(payload[:cut])
             self.close_connection = True
+            return
+        if fault == "stall":
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            time.sleep(20)  # the connection stays open: only the client's own bound ends the wait
             return
         if fault == "trickle":
             self.send_header("Content-Length", str(len(payload)))

@@ -96,7 +96,11 @@ def test_tokenizer_report_matches_counts_taken_straight_from_the_tokenizer_and_u
         stripped = ["".join(c for c in unicodedata.normalize("NFD", w.lower()) if unicodedata.category(c) != "Mn")
                     for w in words]
         assert report[language]["changed_words"] == sum(s != w.lower() for s, w in zip(stripped, words)) / len(words)
+        letters = {c for u in units for c in u.lower() if not c.isspace() and unicodedata.category(c) != "Mn"}
+        strip = {c: "".join(d for d in unicodedata.normalize("NFD", c) if unicodedata.category(d) != "Mn") for c in letters}
+        assert report[language]["changed_characters"] == {c: s for c, s in strip.items() if s != c}
     assert report["de"]["ratio"] > 1.5 and report["zh"]["unknown"] > 0.5  # the English vocabulary, measured
+    assert report["ru"]["changed_characters"] == {"й": "и"} and report["en"]["changed_characters"] == {}
 
 
 def test_the_shipped_parallel_text_reads_as_eight_units_in_seven_languages_and_a_bad_file_names_its_line(tmp_path):

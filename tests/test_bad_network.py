@@ -338,6 +338,32 @@ def test_a_redirect_loop_is_named_in_one_line(mirror, tmp_path, capsys):
     assert files_under(tmp_path) == []
 
 
+@pytest.mark.parametrize("fault, words", [("redirect-ftp", "redirected to ftp://127.0.0.1:1/nli_for_simcse.csv, not an http or https address"),
+                                          ("redirect-nowhere", "a redirect without an address to follow")])
+def test_a_redirect_to_another_scheme_or_to_no_address_is_named_in_one_line(mirror, tmp_path, capsys, fault, words):
+    Handler.faults["/nli_for_simcse.csv"] = fault
+    line = one_error_line(*download("nli", tmp_path, capsys))
+    assert words in line and "loop" not in line, line
+    assert files_under(tmp_path) == []
+
+
+def test_a_body_short_of_its_length_on_an_open_connection_stops_at_the_floor_and_resumes(mirror, release, tmp_path,
+                                                                                          capsys, monkeypatch):
+    import time
+
+    monkeypatch.setenv("NLSUP_MIN_RATE", "1024/2")  # the test's short floor: no byte for 2 s is under it
+    Handler.faults["/nli_for_simcse.csv"] = "stall"  # half the body, then 20 s of silence with the connection open
+    started = time.monotonic()
+    line = one_error_line(*download("nli", tmp_path, capsys))
+    assert time.monotonic() - started < 10
+    assert "no answer within 2 s" in line and "is kept" in line, line
+    part = tmp_path / NLI_CSV.with_name(NLI_CSV.name + ".part")
+    assert part.read_bytes() == release["/nli_for_simcse.csv"][:len(release["/nli_for_simcse.csv"]) // 2]
+    Handler.faults.clear()
+    assert download("nli", tmp_path, capsys)[0] == 0
+    assert (tmp_path / NLI_CSV).read_bytes() == release["/nli_for_simcse.csv"]
+
+
 def test_a_body_compressed_in_transit_is_decoded_and_an_unknown_compression_refused(mirror, release, tmp_path, capsys):
     Handler.faults["/wiki1m_for_simcse.txt"] = "gzip"
     assert download("wiki1m", tmp_path, capsys)[0] == 0

@@ -100,3 +100,38 @@ def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
     assert knn_change_reading("class-visualcse", 0.5, 0.55, 1797, "digits") == "+5.0 points is a net +90 of the 1797 digits"
     assert recorded_seed_spread(["quick-simcse", "quick-audiocse"])[0] == pytest.approx(0.79 - 0.49)
     assert recorded_seed_spread(["class-simcse", "class-visualcse"]) is None
+
+
+def test_the_tokenizer_reading_checks_each_prediction_and_tells_marked_letters_from_letters_of_their_own():
+    from nlsup_kit.conclusions import tokenizer_reading
+
+    row = dict(unknown=0.0, changed_characters={})
+    report = {"en": {**row, "ratio": 1.0, "kept": 0.9}, "de": {**row, "ratio": 2.0, "kept": 0.5, "changed_characters": {"ä": "a"}},
+              "xx": {**row, "ratio": 0.8, "kept": 0.95}, "ru": {**row, "ratio": 4.0, "kept": 0.2, "changed_characters": {"й": "и"}},
+              "zh": {**row, "ratio": 1.3, "kept": 0.6, "unknown": 0.618}}
+    pieces, kept, unknown, german, russian = tokenizer_reading(report, 32)
+    assert pieces.startswith("pieces: 3 of 4 languages") and "not what the source predicts" in pieces and "xx here" in pieces
+    assert "xx 0.80x to ru 4.00x" in pieces
+    assert "en itself keeps 90.0%" in kept and "3 of 4 others keep less" in kept and "xx here" in kept
+    assert unknown.startswith("unknown pieces: zh 61.8%; en, de, xx, ru 0%")
+    assert "ä->a" in german and "WITH a mark in its Unicode name" in german and "NFD" not in german
+    assert "CYRILLIC SMALL LETTER SHORT I" in russian and "NFD" in russian
+    agreeing = {k: v for k, v in report.items() if k != "xx"}
+    assert all("as the source predicts" in line for line in tokenizer_reading(agreeing, 32)[:2])
+
+
+def test_units_moved_reading_counts_the_moves_by_sign_and_tests_their_agreement_against_coin_tosses():
+    from scipy.stats import binomtest
+
+    from nlsup_kit.conclusions import units_moved_reading
+
+    before = {"de": 62.5, "fr": 87.5, "es": 62.5, "ru": 25.0, "tr": 25.0, "zh": 50.0}
+    after = {**before, "de": 50.0, "ru": 12.5, "tr": 12.5}  # three languages one unit (12.5 points) down
+    line = units_moved_reading(before, after, 8)
+    assert "-3 of 48 retrievals; 3 languages lost units (de, ru, tr), 0 gained, 3 unchanged; at most 1" in line
+    assert f"probability {binomtest(3, 3, 0.5).pvalue:.0%}" in line and "cannot say" in line
+    everywhere = {language: value - 12.5 for language, value in {**before, **{f"x{i}": 50.0 for i in range(4)}}.items()}
+    ten_down = units_moved_reading({**before, **{f"x{i}": 50.0 for i in range(4)}}, everywhere, 8)
+    assert f"probability {binomtest(10, 10, 0.5).pvalue:.0%}" in ten_down and "more than one text" in ten_down
+    mixed = units_moved_reading(before, {**before, "de": 50.0, "fr": 100.0}, 8)
+    assert "1 languages lost units (de), 1 gained (fr)" in mixed and "probability 100%" in mixed

@@ -52,6 +52,7 @@ CHUNK = 1 << 20
 TIMEOUT = 60.0  # seconds without a single byte (per socket read) before a transfer is given up
 FLOOR_VARIABLE = "NLSUP_MIN_RATE"
 MAX_REDIRECTS = 10
+REFUSED_REDIRECT = "refused redirect to"
 OVERLAP = 4096  # bytes a resume asks for again, to check that the server sends the bytes asked for
 
 
@@ -63,6 +64,12 @@ class Floor:
 
     bytes_per_second: float = 1024.0
     seconds: float = 60.0
+
+    def silence(self, timeout: float) -> float:
+        """How long one read may wait for its first byte: a read that gets nothing for ``seconds`` is under any
+        positive floor, so it waits no longer than that (a server that announces more than it sends and keeps the
+        connection open would otherwise hold it for the whole ``timeout``)."""
+        return min(timeout, self.seconds) if self.bytes_per_second > 0 else timeout
 
     @classmethod
     def from_environment(cls) -> "Floor":
@@ -149,9 +156,13 @@ def one_line(text: object, limit: int = 200) -> str:
 
 def network_problem(err: BaseException, timeout: float) -> str:
     if isinstance(err, urllib.error.HTTPError):
+        location = one_line(err.headers.get("Location") or err.headers.get("URI") or "") if err.headers else ""
+        if 300 <= err.code < 400 and str(err.reason).startswith(REFUSED_REDIRECT):
+            return f"HTTP {err.code} redirected to {str(err.reason)[len(REFUSED_REDIRECT):].strip()}, not an http or https address"
+        if 300 <= err.code < 400 and location:
+            return f"redirected in a loop or more than {MAX_REDIRECTS} times (HTTP {err.code}, last to {location})"
         if 300 <= err.code < 400:
-            return (f"redirected in a loop or more than {MAX_REDIRECTS} times (HTTP {err.code}, last to "
-                    f"{one_line(err.headers.get('Location') if err.headers else '') or 'no address'})")
+            return f"HTTP {err.code} {one_line(err.reason)}: a redirect without an address to follow"
         return f"HTTP {err.code} {one_line(err.reason)}"
     reason = err.reason if isinstance(err, urllib.error.URLError) else err
     if isinstance(reason, socket.gaierror):
@@ -186,7 +197,15 @@ ONLINE_ONLY_ERRORS = (*NETWORK_ERRORS, RuntimeError)
 
 
 class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
-    max_redirections = MAX_REDIRECTS  # urllib's own loop check (an address visited twice) stays on
+    """At most MAX_REDIRECTS redirects (urllib's own loop check, an address visited twice, stays on), and only to
+    http or https: urllib alone would follow one to ftp."""
+
+    max_redirections = MAX_REDIRECTS
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if urlsplit(newurl).scheme not in ("http", "https"):
+            raise urllib.error.HTTPError(newurl, code, f"{REFUSED_REDIRECT} {newurl}", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 _OPENER = urllib.request.build_opener(_LimitedRedirects)
@@ -300,6 +319,7 @@ def fetch(url: str, dest: Path, sha256: str | None = None, check: Callable[[Path
     with writing(folder):
         folder.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    timeout = Floor.from_environment().silence(timeout)
     expected = (sha256, "the caller expected") if sha256 else published_sha256(url, timeout)
     have = part.stat().st_size if part.exists() else 0
     tail = b""
@@ -479,6 +499,7 @@ def fetch_head(url: str, dest: Path, max_lines: int, progress: bool | None = Non
     with writing(folder):
         folder.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    timeout = Floor.from_environment().silence(timeout)
     try:
         response = open_url(url, timeout)
     except urllib.error.HTTPError as err:
