@@ -11,9 +11,7 @@ architecture alone, so a GPU machine without the hub can time BERT-base; speed d
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
 import math
 import tempfile
 import time
@@ -22,18 +20,18 @@ from pathlib import Path
 
 import torch
 
-from nlsup_kit.data.batches import TextBatches
 from nlsup_kit.data.sources import ensure_data
 from nlsup_kit.data.text import load_text_data
 from nlsup_kit.device import autocast_for, pick_device
 from nlsup_kit.encoder import SentenceEncoder
-from nlsup_kit.models import OFFLINE_MODEL, load_pretrained, random_backbone
 from nlsup_kit.embeddings import build_branch
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.evaluation import stsb_dev_measures
 from nlsup_kit.recipes import Recipe
 from nlsup_kit.benchmark_report import (CACHED_AUGMENT, CACHED_HOST, SHIPPED_PIPELINE, ST_PATH, BenchReport,
                                        PipelineRow, StepRow, add_speedups, environment)
+from nlsup_kit.benchmark_inputs import build_encoder, first_batches, modality_inputs
+from nlsup_kit.benchmark_timing import peak_memory_mb, profile_steps, reset_memory, synchronize, time_steps
 from nlsup_kit.layers import fast_path_differences
 from nlsup_kit.step import AlternatingStep
 
@@ -46,106 +44,24 @@ WHOLE_UPDATE_GRAPHS = "kit compiled, whole-update graphs (torch-adamw)"
 PAPER_CORPUS_SIZES = {"wiki1m": 1_000_000, "nli": 275_601}
 
 
-ATTENTION_BACKENDS = ("auto", "flash", "efficient", "cudnn", "math")
 
 
-def attention_backend(name: str):
-    """A context preferring one of PyTorch's attention kernels (``auto``: PyTorch's own choice). A preference,
-    not a requirement: where the preferred kernel cannot run (flash takes no key mask, which padded text needs)
-    the next that can runs instead."""
-    if name not in ATTENTION_BACKENDS:
-        raise NlsupError(f"attention backend {name!r}: choose one of {', '.join(ATTENTION_BACKENDS)}")
-    if name == "auto":
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    order = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
-             "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
-    return sdpa_kernel([order.pop(name), *order.values()], set_priority=True)
 
 
-def build_encoder(recipe: Recipe, random_init: bool, tokenizer: str | None) -> SentenceEncoder:
-    """The recipe's encoder, or its architecture with random weights and ``tokenizer``'s vocabulary."""
-    if not random_init:
-        return SentenceEncoder.from_pretrained(recipe.model, recipe.max_length)
-    from transformers import AutoTokenizer
-
-    backbone = random_backbone(recipe.model, recipe.seed)
-    vocab = load_pretrained(AutoTokenizer, tokenizer or OFFLINE_MODEL)
-    if len(vocab) > backbone.config.vocab_size:
-        raise NlsupError(f"tokenizer {tokenizer or OFFLINE_MODEL} has {len(vocab)} tokens, more than "
-                         f"{recipe.model}'s {backbone.config.vocab_size}")
-    return SentenceEncoder(backbone, vocab, max_length=recipe.max_length).train()
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
-def time_steps(run_step, inputs: list, warmup: int, steps: int, device: torch.device) -> tuple[float, float]:
-    """Seconds per step over ``steps`` timed steps (synchronised only at the ends) after ``warmup`` untimed
-    ones, and the seconds of the very first step (where compilation and CUDA graph capture happen)."""
-    start = time.perf_counter()
-    run_step(inputs[0])
-    _synchronize(device)
-    first = time.perf_counter() - start
-    for i in range(1, warmup):
-        run_step(inputs[i % len(inputs)])
-    _synchronize(device)
-    start = time.perf_counter()
-    for i in range(steps):
-        run_step(inputs[i % len(inputs)])
-    _synchronize(device)
-    return (time.perf_counter() - start) / steps, first
 
 
-def profile_steps(run_step, inputs: list, steps: int, device: torch.device, rows: int = 25) -> str:
-    """The torch profiler's table of the ``rows`` operators that take the most time over ``steps`` steps (GPU
-    time on a GPU, CPU time elsewhere): where a step's time goes, to choose what to speed up."""
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as profiler:
-        for i in range(steps):
-            run_step(inputs[i % len(inputs)])
-        _synchronize(device)
-    sort = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    return profiler.key_averages().table(sort_by=sort, row_limit=rows, max_name_column_width=60)
 
 
-def _reset_memory(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
 
 
-def _peak_memory_mb(device: torch.device) -> float | None:
-    """Peak GPU memory allocated since the last reset (None on a CPU: no per-step peak to read)."""
-    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
 
 
-def modality_inputs(recipe: Recipe, count: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Random batches of the recipe's image or audio shape, labels from 10 classes (pinned for a GPU)."""
-    size = recipe.modality_batch_size
-    shape = ((3, recipe.image_size, recipe.image_size) if recipe.modality == "image"
-             else (recipe.audio_frames, recipe.audio_mel_bins))
-    generator = torch.Generator().manual_seed(recipe.seed)
-    batches = []
-    for _ in range(count):
-        views = torch.randn(2, size, *shape, generator=generator)
-        labels = torch.randint(0, 10, (size,), generator=generator)
-        batch = (views[0], views[1], labels)
-        batches.append(tuple(t.pin_memory() for t in batch) if torch.cuda.is_available() else batch)
-    return batches
 
 
-def first_batches(recipe: Recipe, encoder: SentenceEncoder, examples: list, count: int) -> list[dict]:
-    """The first ``count`` text batches a run of ``recipe`` trains on."""
-    text = TextBatches(encoder.tokenizer, examples, recipe.batch_size, recipe.max_length, recipe.seed,
-                       static_shapes=recipe.compile, pin_memory=torch.cuda.is_available())
-    return [batch for batch, _ in zip(text.epoch(), range(count))]
 
 
 def kit_rows(recipe: Recipe, encoder: SentenceEncoder, text_batches: list[dict], warmup: int, steps: int,
@@ -155,7 +71,7 @@ def kit_rows(recipe: Recipe, encoder: SentenceEncoder, text_batches: list[dict],
     one update takes both). With ``profiles``, each step's profiler table is added to it after the timing (so
     profiling never slows a timed step)."""
     device = pick_device(recipe.device)
-    _reset_memory(device)
+    reset_memory(device)
     branch = build_branch(recipe, encoder.hidden_size)
     encoder.to(device)
     if branch is not None:
@@ -188,7 +104,7 @@ def kit_rows(recipe: Recipe, encoder: SentenceEncoder, text_batches: list[dict],
 
     seconds, first = time_steps(text_step, text_batches, warmup, steps, device)
     rows.insert(0, StepRow("text", label, seconds * 1e3, recipe.batch_size / seconds, first_step_s=first))
-    peak = _peak_memory_mb(device)
+    peak = peak_memory_mb(device)
     if profiles is not None:
         profiles[f"text ({label})"] = profile_steps(text_step, text_batches, 5, device)
     for row in rows:
@@ -218,7 +134,7 @@ def st_loop_row(recipe: Recipe, encoder: SentenceEncoder, examples: list, warmup
             hf_logging.set_verbosity(verbosity)
     model.max_seq_length = recipe.max_length
     model.train()
-    _reset_memory(device)
+    reset_memory(device)
     loss = losses.MultipleNegativesRankingLoss(model, scale=1.0 / recipe.temperature)
     # fused AdamW: the Hugging Face Trainer's default (under SentenceTransformerTrainer) since torch 2.8
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=0.0,
@@ -245,7 +161,7 @@ def st_loop_row(recipe: Recipe, encoder: SentenceEncoder, examples: list, warmup
         schedule.step()
 
     seconds, first = time_steps(step, batches, warmup, steps, device)
-    return StepRow("text", ST_PATH, seconds * 1e3, size / seconds, _peak_memory_mb(device), first_step_s=first)
+    return StepRow("text", ST_PATH, seconds * 1e3, size / seconds, peak_memory_mb(device), first_step_s=first)
 
 
 def time_pipelines(recipe: Recipe, data_dir: Path, device: torch.device, batches: int = 10) -> list[PipelineRow]:
@@ -263,11 +179,11 @@ def time_pipelines(recipe: Recipe, data_dir: Path, device: torch.device, batches
 
     def per_batch(make) -> float:
         make()
-        _synchronize(device)
+        synchronize(device)
         start = time.perf_counter()
         for _ in range(batches):
             make()
-        _synchronize(device)
+        synchronize(device)
         return (time.perf_counter() - start) / batches * 1e3
 
     shipped = Repeating(modality_loader(recipe, data_dir, device=device.type, pipeline="per-item"))
@@ -389,7 +305,7 @@ def run_benchmark(recipe: Recipe, data_dir=None, steps: int = 20, warmup: int = 
     if evaluate:  # the second evaluation is what a run pays 124 times of 125 (the first sets up kernels)
         seconds = []
         for _ in range(2):
-            _synchronize(device)
+            synchronize(device)
             start = time.perf_counter()
             stsb_dev_measures(encoder, recipe.pooling_for_evaluation(), device, data_dir)
             seconds.append(time.perf_counter() - start)

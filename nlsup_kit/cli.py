@@ -137,7 +137,8 @@ def cmd_export(args) -> None:
 def cmd_bench(args) -> None:
     from pathlib import Path
 
-    from nlsup_kit.benchmark import attention_backend, run_benchmark
+    from nlsup_kit.benchmark import run_benchmark
+    from nlsup_kit.benchmark_timing import attention_backend
     from nlsup_kit.recipes import apply_overrides, get_recipe
 
     reports = []

@@ -152,7 +152,7 @@ def librispeech_clips(data_dir: Path, speakers: int = 50, download: bool = True)
     from torchaudio.datasets import LIBRISPEECH
 
     from nlsup_kit.data.disk import writing
-    from nlsup_kit.data.download import ONLINE_ONLY_ERRORS, online_only_failure
+    from nlsup_kit.data.transport import ONLINE_ONLY_ERRORS, online_only_failure
 
     root = data_dir / "librispeech"
     with writing(root):

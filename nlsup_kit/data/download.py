@@ -1,38 +1,33 @@
-"""Downloads that keep only the file asked for, and archive extraction that cannot escape.
+"""What to fetch and what to keep: where each file comes from (SimCSE's release on the hub, a course's mirror,
+the multilingual sets, Leipzig), the sha256 its source publishes, and which files the kit itself put in place.
 
-A download streams to ``<name>.part`` (resuming it with an HTTP Range request when the server allows). It is
+A download streams to ``<name>.part`` through :mod:`nlsup_kit.data.transport` (which checks each answer against
+its request and stops under a floor rate), resuming it with an HTTP Range request when the server allows. It is
 moved into place only when it is whole, matches the sha256 its source publishes (the Hugging Face hub's
 ``X-Linked-Etag``, read by ``huggingface_hub``; a mirror's ``SHA256SUMS`` beside the file) and passes a
-content check (:mod:`nlsup_kit.data.content`: never an HTML page). Each answer is checked against the request
-before a byte is kept: its status, its ``Content-Range`` on a resume (which asks again for the ``.part``'s last
-bytes and must get them back), its length, its ``Content-Encoding``; a transfer under a floor rate stops
-(:class:`Floor`). Every failure on the way, of the network or of the disk, is one line (:class:`NlsupError`). A
-cut transfer keeps its ``.part`` for the next try; content that is not the file is deleted. Tar archives are unpacked with Python's ``data`` filter, which refuses
+content check (:mod:`nlsup_kit.data.content`: never an HTML page). Every failure on the way, of the network or
+of the disk, is one line (:class:`NlsupError`). A cut transfer keeps its ``.part`` for the next try; content
+that is not the file is deleted. Tar archives are unpacked with Python's ``data`` filter, which refuses
 absolute paths, ``..`` and links that point outside the target.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import json
 import os
 import re
-import socket
 import tarfile
-import time
 import urllib.error
-import zlib
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from nlsup_kit.data.content import (HTML_PAGE, is_html_type, looks_like_html, parse_checksums,
-                                    line_ended, text_corpus_problem, unannounced_length_problem)
-from nlsup_kit.data.disk import MB, disk_problem, require_space, writing
+from nlsup_kit.data.content import line_ended, parse_checksums, text_corpus_problem, unannounced_length_problem
+from nlsup_kit.data.disk import MB, writing
 from nlsup_kit.data.paths import NLI_CSV, WIKI1M, cache_data_dir
+from nlsup_kit.data.transport import (CHUNK, NETWORK_ERRORS, OPENER, TIMEOUT, Floor, RateWatch, file_sha256,
+                                      network_problem, one_line, open_url, receive, refuse_html)
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.net import hub_endpoint
 from nlsup_kit.progress import progress_bar
@@ -48,61 +43,11 @@ FILE_NAMES = {"senteval": "senteval.tar", "wiki1m": "wiki1m_for_simcse.txt", "nl
 STSB_MULTI_MT_BASE = "https://raw.githubusercontent.com/PhilipMay/stsb-multi-mt/main/data"
 STS17_BASE = "https://sbert.net/datasets"
 LEIPZIG_BASE = "https://downloads.wortschatz-leipzig.de/corpora"  # text in other languages (data/leipzig.py)
-CHUNK = 1 << 20
-TIMEOUT = 60.0  # seconds without a single byte (per socket read) before a transfer is given up
-FLOOR_VARIABLE = "NLSUP_MIN_RATE"
-MAX_REDIRECTS = 10
-REFUSED_REDIRECT = "refused redirect to"
 OVERLAP = 4096  # bytes a resume asks for again, to check that the server sends the bytes asked for
 
 
-@dataclass(frozen=True)
-class Floor:
-    """The slowest transfer worth waiting for: under ``bytes_per_second`` on average over any ``seconds`` in a row,
-    a download stops with one line and keeps its ``.part`` (a trickle would otherwise run for days, each read
-    getting a few bytes before the per-read timeout). Set with ``NLSUP_MIN_RATE=BYTES_PER_SECOND/SECONDS``."""
-
-    bytes_per_second: float = 1024.0
-    seconds: float = 60.0
-
-    def silence(self, timeout: float) -> float:
-        """How long one read may wait for its first byte: a read that gets nothing for ``seconds`` is under any
-        positive floor, so it waits no longer than that (a server that announces more than it sends and keeps the
-        connection open would otherwise hold it for the whole ``timeout``)."""
-        return min(timeout, self.seconds) if self.bytes_per_second > 0 else timeout
-
-    @classmethod
-    def from_environment(cls) -> "Floor":
-        raw = os.environ.get(FLOOR_VARIABLE, "").strip()
-        if not raw:
-            return cls()
-        try:
-            rate, seconds = (float(part) for part in raw.split("/"))
-            if rate < 0 or seconds <= 0:
-                raise ValueError
-        except ValueError:
-            raise NlsupError(f"{FLOOR_VARIABLE}={raw!r}: expected BYTES_PER_SECOND/SECONDS, e.g. 1024/60") from None
-        return cls(rate, seconds)
 
 
-class _Watch:
-    """Counts a transfer's bytes; under the floor over any ``floor.seconds`` in a row, stops it in one line."""
-
-    def __init__(self, url: str, floor: Floor):
-        self.url, self.floor = url, floor
-        self.start, self.bytes = time.monotonic(), 0
-
-    def count(self, n: int, kept: str) -> None:
-        self.bytes += n
-        now = time.monotonic()
-        if now - self.start < self.floor.seconds:
-            return
-        rate = self.bytes / (now - self.start)
-        if rate < self.floor.bytes_per_second:
-            raise NlsupError(f"download of {self.url} stalled: {rate:,.0f} bytes/s over the last {now - self.start:.0f} s, "
-                             f"under the floor of {self.floor.bytes_per_second:,.0f} bytes/s over {self.floor.seconds:g} s "
-                             f"({FLOOR_VARIABLE}); try again later or from another mirror{kept}")
-        self.start, self.bytes = now, 0
 
 
 def official_base() -> str:
@@ -147,87 +92,22 @@ def require_address(url: str, where: str) -> None:
         raise NlsupError(f"{where}={url!r} is not an address: expected http://HOST/FOLDER, https://... or file:///FOLDER")
 
 
-# The network: every failure of the connection or the read becomes one phrase.
-
-def one_line(text: object, limit: int = 200) -> str:
-    """Foreign text (a server's reason phrase, Python's own HTTP messages) as one line: they can hold breaks."""
-    return " ".join(str(text).split())[:limit]
 
 
-def network_problem(err: BaseException, timeout: float) -> str:
-    if isinstance(err, urllib.error.HTTPError):
-        location = one_line(err.headers.get("Location") or err.headers.get("URI") or "") if err.headers else ""
-        if 300 <= err.code < 400 and str(err.reason).startswith(REFUSED_REDIRECT):
-            return f"HTTP {err.code} redirected to {str(err.reason)[len(REFUSED_REDIRECT):].strip()}, not an http or https address"
-        if 300 <= err.code < 400 and location:
-            return f"redirected in a loop or more than {MAX_REDIRECTS} times (HTTP {err.code}, last to {location})"
-        if 300 <= err.code < 400:
-            return f"HTTP {err.code} {one_line(err.reason)}: a redirect without an address to follow"
-        return f"HTTP {err.code} {one_line(err.reason)}"
-    reason = err.reason if isinstance(err, urllib.error.URLError) else err
-    if isinstance(reason, socket.gaierror):
-        return "cannot resolve the host name; offline, or a typo in the address?"
-    if isinstance(reason, (TimeoutError, socket.timeout)):
-        return f"no answer within {timeout:g} s"
-    if isinstance(reason, http.client.IncompleteRead):
-        return "the connection was cut in the middle of the transfer"
-    if isinstance(reason, http.client.RemoteDisconnected):
-        return "the server closed the connection without an answer"
-    if isinstance(reason, ConnectionResetError):
-        return "the connection was reset"
-    if isinstance(reason, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(reason, ValueError):
-        return f"not a usable address ({reason})"
-    text = one_line(getattr(reason, "strerror", None) or reason)
-    return f"{type(reason).__name__}: {text}" if text else type(reason).__name__
 
 
-NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, OSError, ValueError)
 
 
-def online_only_failure(what: str, root: Path, err: BaseException, instead: str) -> NlsupError:
-    """A download by torchvision or torchaudio (which check their own published checksums) failed: one line."""
-    if isinstance(err, OSError) and err.errno is not None and err.filename is not None:
-        return disk_problem(err, root)
-    return NlsupError(f"{what} could not be downloaded into {root} ({network_problem(err, TIMEOUT)}); {instead}")
 
 
-ONLINE_ONLY_ERRORS = (*NETWORK_ERRORS, RuntimeError)
 
 
-class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
-    """At most MAX_REDIRECTS redirects (urllib's own loop check, an address visited twice, stays on), and only to
-    http or https: urllib alone would follow one to ftp."""
-
-    max_redirections = MAX_REDIRECTS
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if urlsplit(newurl).scheme not in ("http", "https"):
-            raise urllib.error.HTTPError(newurl, code, f"{REFUSED_REDIRECT} {newurl}", headers, fp)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-_OPENER = urllib.request.build_opener(_LimitedRedirects)
 
 
-def open_url(url: str, timeout: float, headers: dict[str, str] | None = None, kept: str = ""):
-    """The response to a GET of ``url``, asked for as is (no compression); any failure to get one is one line
-    (``kept``: what is left on disk)."""
-    try:
-        return _OPENER.open(urllib.request.Request(url, headers={"Accept-Encoding": "identity", **(headers or {})}),
-                            timeout=timeout)
-    except urllib.error.HTTPError:
-        raise
-    except NETWORK_ERRORS as err:
-        raise NlsupError(f"download of {url} failed ({network_problem(err, timeout)}){kept}") from None
 
 
-def refuse_html(url: str, what: str, response=None, first: bytes = b"", kept: str = "") -> None:
-    """A web page (a sign-in portal, an error page) is refused by its declared type before anything is read, and
-    by its first bytes before anything is written."""
-    if (response is not None and is_html_type(response.headers.get("Content-Type"))) or looks_like_html(first):
-        raise NlsupError(f"{url} sent {HTML_PAGE}, not {what}; nothing of it was kept{kept}")
 
 
 # Checksums the source publishes.
@@ -249,10 +129,10 @@ def published_sha256(url: str, timeout: float = TIMEOUT) -> tuple[str, str] | No
         return (etag, "the Hugging Face hub publishes") if re.fullmatch(r"[0-9a-f]{64}", etag) else None
     sums_url = f"{url.rsplit('/', 1)[0]}/{CHECKSUM_FILE}"
     try:
-        with _OPENER.open(urllib.request.Request(sums_url, headers={"Accept-Encoding": "identity"}),
+        with OPENER.open(urllib.request.Request(sums_url, headers={"Accept-Encoding": "identity"}),
                           timeout=timeout) as response:
             refuse_html(sums_url, "a checksum list", response)
-            body, watch = b"", _Watch(sums_url, Floor.from_environment())
+            body, watch = b"", RateWatch(sums_url, Floor.from_environment())
             while len(body) < MB and (raw := response.read1(MB - len(body))):
                 watch.count(len(raw), "")
                 body += raw
@@ -355,140 +235,12 @@ def fetch(url: str, dest: Path, sha256: str | None = None, check: Callable[[Path
     return dest
 
 
-def content_range(header: str | None) -> tuple[int, int, int | None] | None:
-    """``bytes START-END/TOTAL`` (TOTAL may be ``*``) as (start, end, total), or None if it is not that."""
-    match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", header or "")
-    if match is None or int(match.group(2)) < int(match.group(1)):
-        return None
-    total = None if match.group(3) == "*" else int(match.group(3))
-    return int(match.group(1)), int(match.group(2)), total
 
 
-def _decoder(encoding: str):
-    """A streaming decoder for a ``Content-Encoding`` the kit reads (gzip, deflate), or None for identity."""
-    if encoding in ("", "identity"):
-        return None
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if encoding == "deflate":  # zlib-wrapped, as the standard says (a raw stream fails the decode: refused)
-        return zlib.decompressobj(zlib.MAX_WBITS)
-    return False
 
 
-def receive(url: str, response, part: Path, offset: int, progress: bool | None, timeout: float,
-            floor: Floor | None = None, tail: bytes = b"") -> bool:
-    """Stream the body into ``part`` after checking that it answers what was asked: the whole file (200), or,
-    resuming with the bytes from ``offset`` (206 from exactly that byte, else from byte 0: started over), the
-    rest of it, whose first bytes must repeat ``tail``, the ``.part``'s last bytes (so a server that sends other
-    bytes than the ones asked for is caught before any is appended). The first bytes are looked at before anything
-    is written, so a web page never lands on disk; a body compressed in transit is decoded; a transfer under
-    ``floor`` stops. Returns whether the file's length was announced (without it, only the file's content can
-    tell a whole file from a cut one)."""
-    floor = floor or Floor.from_environment()
-    kept_after = f"; the partial file {part} is kept and the next try resumes it"
-    kept = kept_after if offset else ""
-    what = part.name.removesuffix(".part")
-    length = response.headers.get("Content-Length")
-    length = int(length) if length is not None and length.strip().isdigit() else None
-    if response.status == 206:
-        ranged = content_range(response.headers.get("Content-Range"))
-        if ranged is None:
-            raise NlsupError(f"download of {url} failed: a partial answer (HTTP 206) without a readable Content-Range "
-                             f"({one_line(response.headers.get('Content-Range') or 'none')}); nothing of it was kept{kept}")
-        start, end, total = ranged
-        if start not in (offset, 0):
-            raise NlsupError(f"download of {url} failed: asked for the bytes from {offset:,}, the server sent bytes "
-                             f"{start:,}-{end:,}; nothing of it was kept{kept}")
-        if (length is not None and length != end - start + 1) or (total is not None and end >= total):
-            raise NlsupError(f"download of {url} failed: the server's Content-Range (bytes {start:,}-{end:,}/"
-                             f"{total if total is not None else '*'}) and Content-Length ({length}) disagree; nothing "
-                             f"of it was kept{kept}")
-        resumed, body_end = start > 0, end + 1
-    elif response.status == 200:  # the whole file: a .part there was is started over (the server ignored the range)
-        resumed, total, body_end = False, length, length
-    else:
-        raise NlsupError(f"download of {url} failed: HTTP {response.status} {one_line(response.reason)}, not the "
-                         f"file; nothing of it was kept{kept}")
-    offset = offset if resumed else 0
-    encoding = one_line(response.headers.get("Content-Encoding") or "identity").lower()
-    decoder = _decoder(encoding)
-    if decoder is False or (decoder is not None and resumed):
-        why = "which the kit does not decode" if decoder is False else "on a resumed transfer"
-        raise NlsupError(f"download of {url}: the server sent it {encoding}-compressed (Content-Encoding: {encoding}) "
-                         f"{why}; nothing of it was kept{kept}")
-    refuse_html(url, what, response, kept=kept_after if part.exists() else "")
-    needed = total - offset if total is not None and decoder is None else None
-    require_space(part.parent, needed)
-    received = 0  # bytes as sent (compressed, if so), against the announced length
-    written = offset + len(tail) if resumed else 0  # what the .part holds once the file closes
-    watch = _Watch(url, floor)
-
-    def read() -> bytes:
-        nonlocal received
-        kept = kept_after if written else ""
-        try:
-            raw = response.read1(CHUNK)  # whatever has arrived, at most CHUNK: the bar moves from the first bytes
-        except NETWORK_ERRORS as err:
-            raise NlsupError(f"download of {url} failed ({network_problem(err, timeout)}){kept}") from None
-        received += len(raw)
-        watch.count(len(raw), kept)
-        return raw
-
-    def decoded(raw: bytes) -> bytes:
-        if decoder is None:
-            return raw
-        try:
-            return decoder.decompress(raw) + (b"" if raw else decoder.flush())
-        except zlib.error as err:
-            raise NlsupError(f"download of {url}: its {encoding}-compressed body does not decode ({err}); nothing "
-                             f"of it was kept") from None
-
-    raw = read()
-    if resumed and tail:  # the answer must start with the bytes the .part ends with
-        while len(raw) < len(tail) and (more := read()):
-            raw += more
-        if raw[:len(tail)] != tail:
-            part.unlink()
-            raise NlsupError(f"download of {url}: the bytes sent for the resume from byte {offset:,} differ from the "
-                             "ones the partial file holds there (the file changed on the server, or the server does "
-                             "not send the bytes asked for); the partial file was deleted, run the same command again")
-        raw = raw[len(tail):]
-    data = decoded(raw)
-    if not resumed:
-        refuse_html(url, what, first=data)
-    try:
-        with writing(part.parent, needed), open(part, "ab" if resumed else "wb") as out, progress_bar(
-                total=total, initial=offset + (len(tail) if resumed else 0), unit="B", unit_scale=True, desc=what,
-                show=progress) as bar:
-            while data or raw:
-                out.write(data)
-                written += len(data)
-                bar.update(len(raw))
-                raw = read()
-                data = decoded(raw)
-        if decoder is not None and not decoder.eof:
-            raise NlsupError(f"download of {url} is incomplete (its {encoding}-compressed body stops before its end); "
-                             "nothing of it was kept")
-    except NlsupError as err:
-        if decoder is not None:  # decoded bytes cannot be resumed by a byte range of the compressed body
-            part.unlink(missing_ok=True)
-            raise NlsupError(str(err).replace(kept_after, "; nothing of it was kept")) from None
-        raise
-    if body_end is not None and offset + received != body_end:
-        raise NlsupError(f"download of {url} is incomplete ({offset + received:,} of {body_end:,} bytes; the connection "
-                         f"was cut){kept_after}")
-    if total is not None and offset + received != total:
-        raise NlsupError(f"download of {url} is incomplete: the server sent bytes up to {offset + received:,} of "
-                         f"{total:,}{kept_after}")
-    return total is not None
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch_head(url: str, dest: Path, max_lines: int, progress: bool | None = None, timeout: float = TIMEOUT) -> Path:
@@ -516,7 +268,7 @@ def fetch_head(url: str, dest: Path, max_lines: int, progress: bool | None = Non
             refuse_html(url, dest.name, response)
             length = response.headers.get("Content-Length")
             lines = received = 0
-            watch = _Watch(url, Floor.from_environment())
+            watch = RateWatch(url, Floor.from_environment())
             pending = b""  # the start of a line whose end has not arrived
             with writing(folder), open(part, "wb") as out, progress_bar(total=max_lines, desc=dest.name, unit="line",
                                                                       show=progress) as bar:

@@ -121,7 +121,7 @@ def imagenette(data_dir: Path, download: bool = True):
     """torchvision's Imagenette (10 ImageNet classes, 160 px), downloaded into ``data_dir/imagenette``."""
     from torchvision.datasets import Imagenette
 
-    from nlsup_kit.data.download import ONLINE_ONLY_ERRORS, online_only_failure
+    from nlsup_kit.data.transport import ONLINE_ONLY_ERRORS, online_only_failure
 
     root = data_dir / "imagenette"
     already = (root / "imagenette2-160").is_dir()
