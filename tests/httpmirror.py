@@ -38,6 +38,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     - ``redirect-ftp``: a redirect to an ftp:// address (which urllib alone would follow);
     - ``redirect-nowhere``: a 302 without a Location;
     - ``stall``: the whole file's Content-Length, half the body, then silence on the open connection for 20 s;
+    - ``slow-head``: the status line, then the headers a byte every 0.2 s (each read gets a byte in time), for 20 s;
     - ``gzip``: the body gzip-compressed in transit (``Content-Encoding: gzip``), though identity was asked;
     - ``brotli``: ``Content-Encoding: br`` (a compression the kit does not decode).
 
@@ -90,6 +91,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Location", self.path)
             self.send_header("Content-Length", "0")
             self.end_headers()
+            return
+        if fault == "slow-head":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            try:
+                for byte in b"X-Padding: " + b"." * 100:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up: what a deadline is for
+            self.close_connection = True
             return
         if fault in ("redirect-ftp", "redirect-nowhere"):
             self.send_response(302)

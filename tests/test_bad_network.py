@@ -364,6 +364,19 @@ def test_a_body_short_of_its_length_on_an_open_connection_stops_at_the_floor_and
     assert (tmp_path / NLI_CSV).read_bytes() == release["/nli_for_simcse.csv"]
 
 
+@pytest.mark.parametrize("path", ["/nli_for_simcse.csv", "/SHA256SUMS"])
+def test_an_answer_head_that_trickles_in_ends_at_the_floor_time_in_one_line(mirror, tmp_path, capsys, monkeypatch, path):
+    import time
+
+    monkeypatch.setenv("NLSUP_MIN_RATE", "1024/2")  # the test's short floor: 2 s for the whole head
+    Handler.faults[path] = "slow-head"  # a header byte every 0.2 s, inside any per-read timeout
+    started = time.monotonic()
+    line = one_error_line(*download("nli", tmp_path, capsys))
+    assert time.monotonic() - started < 10
+    assert f"{mirror}/nli_for_simcse.csv failed (no answer within 2 s)" in line, line
+    assert files_under(tmp_path) == []
+
+
 def test_a_body_compressed_in_transit_is_decoded_and_an_unknown_compression_refused(mirror, release, tmp_path, capsys):
     Handler.faults["/wiki1m_for_simcse.txt"] = "gzip"
     assert download("wiki1m", tmp_path, capsys)[0] == 0

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 from nlsup_kit.data.content import line_ended, parse_checksums, text_corpus_problem, unannounced_length_problem
 from nlsup_kit.data.disk import MB, writing
 from nlsup_kit.data.paths import NLI_CSV, WIKI1M, cache_data_dir
-from nlsup_kit.data.transport import (CHUNK, NETWORK_ERRORS, OPENER, TIMEOUT, Floor, RateWatch, file_sha256,
-                                      network_problem, one_line, open_url, receive, refuse_html)
+from nlsup_kit.data.transport import (CHUNK, NETWORK_ERRORS, TIMEOUT, Floor, RateWatch, file_sha256, network_problem,
+                                      one_line, open_request, open_url, receive, refuse_html)
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.net import hub_endpoint
 from nlsup_kit.progress import progress_bar
@@ -129,8 +129,7 @@ def published_sha256(url: str, timeout: float = TIMEOUT) -> tuple[str, str] | No
         return (etag, "the Hugging Face hub publishes") if re.fullmatch(r"[0-9a-f]{64}", etag) else None
     sums_url = f"{url.rsplit('/', 1)[0]}/{CHECKSUM_FILE}"
     try:
-        with OPENER.open(urllib.request.Request(sums_url, headers={"Accept-Encoding": "identity"}),
-                          timeout=timeout) as response:
+        with open_request(urllib.request.Request(sums_url, headers={"Accept-Encoding": "identity"}), timeout) as response:
             refuse_html(sums_url, "a checksum list", response)
             body, watch = b"", RateWatch(sums_url, Floor.from_environment())
             while len(body) < MB and (raw := response.read1(MB - len(body))):

@@ -7,11 +7,13 @@ and at most ten, and every failure of the connection or the read as one phrase.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
 import re
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -149,15 +151,70 @@ class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-OPENER = urllib.request.build_opener(_LimitedRedirects)
+# Each connection the opener makes is noted for the thread that asked, so a watchdog can cut one whose answer's
+# head trickles in (every read gets a byte inside the per-read timeout, so only a deadline ends it).
+_CONNECTIONS = threading.local()
+
+
+def _noted(connection_class):
+    class Noted(connection_class):
+        def connect(self):
+            super().connect()
+            getattr(_CONNECTIONS, "open", []).append(self.sock)
+
+    return Noted
+
+
+class _NotedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_noted(http.client.HTTPConnection), req)
+
+
+class _NotedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        extra = {"check_hostname": self._check_hostname} if hasattr(self, "_check_hostname") else {}  # Python < 3.12
+        return self.do_open(_noted(http.client.HTTPSConnection), req, context=self._context, **extra)
+
+
+_OPENER = urllib.request.build_opener(_LimitedRedirects, _NotedHTTPHandler, _NotedHTTPSHandler)
+
+
+def open_request(request: urllib.request.Request, timeout: float):
+    """``request`` opened, its answer's status line and headers read within ``timeout`` in all (not per read):
+    past that the connection is cut and the wait ends as a timeout."""
+    sockets = _CONNECTIONS.open = []
+    cut = threading.Event()
+
+    def cut_off():
+        cut.set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(timeout, cut_off)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        response = _OPENER.open(request, timeout=timeout)
+        if cut.is_set():  # the cut can also end the head early, as if it were whole: the answer is not kept
+            response.close()
+            raise TimeoutError(f"no complete answer head within {timeout:g} s")
+        return response
+    except NETWORK_ERRORS as err:
+        if cut.is_set() and not isinstance(err, urllib.error.HTTPError):
+            raise TimeoutError(f"no complete answer head within {timeout:g} s") from None
+        raise
+    finally:
+        watchdog.cancel()
+        _CONNECTIONS.open = []
 
 
 def open_url(url: str, timeout: float, headers: dict[str, str] | None = None, kept: str = ""):
     """The response to a GET of ``url``, asked for as is (no compression); any failure to get one is one line
     (``kept``: what is left on disk)."""
     try:
-        return OPENER.open(urllib.request.Request(url, headers={"Accept-Encoding": "identity", **(headers or {})}),
-                            timeout=timeout)
+        return open_request(urllib.request.Request(url, headers={"Accept-Encoding": "identity", **(headers or {})}),
+                            timeout)
     except urllib.error.HTTPError:
         raise
     except NETWORK_ERRORS as err:
