@@ -72,13 +72,17 @@ def within_and_between(matrix: np.ndarray) -> tuple[float, float]:
 
 
 @torch.inference_mode()
-def trunk_vectors(branch, encoder, inputs: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
+def trunk_vectors(branch, encoder, inputs: torch.Tensor, batch_size: int = 100, through_head: bool = False) -> torch.Tensor:
     """Image or audio inputs through the branch's patch embedding and the shared Transformer layers: the [CLS]
-    vectors before the branch's own projection head, i.e. what the shared trunk makes of them."""
+    vectors before the branch's own projection head, i.e. what the shared trunk makes of them; ``through_head``:
+    on through that head, where the image or audio loss compares them."""
     branch.eval()
     encoder.eval()
-    return torch.cat([encoder.encode_tokens(branch.embedding(inputs[i:i + batch_size]), cls_only=True).float()
-                      for i in range(0, len(inputs), batch_size)])
+    with torch.no_grad():
+        if through_head:
+            return torch.cat([branch(encoder, inputs[i:i + batch_size]).float() for i in range(0, len(inputs), batch_size)])
+        return torch.cat([encoder.encode_tokens(branch.embedding(inputs[i:i + batch_size]), cls_only=True).float()
+                          for i in range(0, len(inputs), batch_size)])
 
 
 def nearest_neighbours(query: torch.Tensor, corpus: torch.Tensor, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -93,6 +97,21 @@ def translation_retrieval(source: torch.Tensor, target: torch.Tensor) -> float:
     closest target row by cosine is their own translation (chance: 1 / rows)."""
     scores = F.normalize(source.float(), dim=-1) @ F.normalize(target.float(), dim=-1).T
     return int((scores.argmax(dim=1) == torch.arange(len(source))).sum()) / len(source)
+
+
+def tokenizer_facts(tokenizer) -> str:
+    """What kind of tokenizer a model ships, read from its own saved pipeline (so a claim about "an English
+    uncased WordPiece vocabulary" can be checked against the model at hand)."""
+    import json
+
+    pipeline = json.loads(tokenizer.backend_tokenizer.to_str())
+    model, normaliser = pipeline["model"]["type"], pipeline.get("normalizer") or {}
+    facts = f"{model} over {tokenizer.vocab_size:,} pieces"
+    if normaliser.get("type") == "BertNormalizer":
+        strip = normaliser.get("strip_accents")
+        strip = normaliser.get("lowercase") if strip is None else strip  # BERT's rule: unset follows lower-casing
+        facts += f"; its normaliser lower-cases: {normaliser.get('lowercase')}, strips accents: {strip}"
+    return facts
 
 
 def _changed_characters(normaliser, text: str) -> dict[str, str]:

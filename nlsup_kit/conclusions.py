@@ -86,30 +86,35 @@ def against_prediction(outcome: str, agrees: bool, differences: Mapping[str, tup
 
 
 def class_gap_reading(means: Mapping[str, tuple[float, float]], examples: str,
-                      differences: Mapping[str, tuple[object, object]]) -> str:
+                      differences: Mapping[str, tuple[object, object]] | None = None) -> str:
     """The within-class minus between-class mean cosine (``means``: model -> (within, between), first the model
     before training, last the one after), read against supervised contrastive learning's prediction that training
-    pulls each class together and the classes apart."""
+    pulls each class together and the classes apart where its loss compares the vectors; ``differences`` None:
+    where no source predicts it (below the head), reported as a measurement only."""
     (first, (within0, between0)), (last, (within1, between1)) = list(means.items())[0], list(means.items())[-1]
     gap0, gap1 = within0 - between0, within1 - between1
     crowd = (f"; within and between both rose ({within0:.3f} -> {within1:.3f}, {between0:.3f} -> {between1:.3f}): "
              "all the vectors moved closer together" if within1 > within0 and between1 > between0 else "")
-    outcome = (f"the {examples}' within-class minus between-class cosine: {gap0:+.3f} {first}, {gap1:+.3f} {last} "
+    outcome = (f"within-class minus between-class cosine, {examples}: {gap0:+.3f} {first}, {gap1:+.3f} {last} "
                f"({'wider' if gap1 > gap0 else 'not wider'}{crowd})")
+    if differences is None:
+        return f"{outcome}: a measurement; no source predicts it here"
     return against_prediction(outcome, gap1 > gap0, differences)
 
 
-def loss_against_chance(first: float, log_b: float, batch: int, trained_for_similarity: bool) -> str:
+def loss_against_chance(first: float, log_b: float, batch: int, reference: tuple[float, str] | None = None) -> str:
     """The first logged loss beside log B, the loss of a model that cannot tell the batch apart; far below it,
-    the model already tells each sentence's second view from the others before training."""
+    the model already tells each sentence's second view from the others before training. ``reference``: the
+    source run's first logged loss and where it is written, so a low start is set beside the source's."""
     share = first / log_b
-    start = f"the first logged loss, {first:.2g}, is {share:.0%} of log B ({log_b:.2f})"
+    shown = f"{share:.0%} of" if share >= 0.01 else f"{share:.1e} times"
+    start = f"the first logged loss, {first:.2g}, is {shown} log B ({log_b:.2f})"
     if share > 0.5:
         return f"{start}: at first the model barely tells the {batch} sentences apart"
-    why = (" (the model ships a sentence-transformers config: it was trained as a sentence encoder before)"
-           if trained_for_similarity else "")
-    return (f"{start}: before any update the model already picks each sentence's second view out of {batch}{why}, "
-            "so there is little left for the loss to fall")
+    line = f"{start}: before any update the model already picks each sentence's second view out of {batch}"
+    if reference is not None:
+        line += f"; the source's run starts low too: its first logged loss is {reference[0]:g} ({reference[1]})"
+    return line
 
 
 def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference: str = "en") -> list[str]:
@@ -126,8 +131,11 @@ def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference:
         return f"{low} {scale * others[low][key]:.{2 if unit == 'x' else 1}f}{unit} to {high} {scale * others[high][key]:.{2 if unit == 'x' else 1}f}{unit}"
 
     longer = [language for language, r in others.items() if r["ratio"] > 1.0]
+    mostly_unknown = {language: r["unknown"] for language, r in others.items() if r["unknown"] >= 0.1}
+    caveat = "".join(f"; {language}'s pieces are {100 * u:.1f}% the unknown token, so its count and its kept share measure "
+                     "unknown tokens more than cut words" for language, u in mostly_unknown.items())
     lines = [against_prediction(f"pieces: {len(longer)} of {len(others)} languages take more pieces than {reference} for the "
-                                f"same text ({span('ratio', 1, 'x')})", len(longer) == len(others),
+                                f"same text ({span('ratio', 1, 'x')}){caveat}", len(longer) == len(others),
                                 {"languages no longer than " + reference: (", ".join(sorted(set(others) - set(longer))), "none")})]
     shorter = [language for language, r in others.items() if r["kept"] < base["kept"]]
     own_cut = f" (its units run longer than {max_length} pieces too)" if base["kept"] < 1 else ""

@@ -34,6 +34,9 @@ def knn_change_reading(recipe_name: str, before: float, after: float, examples: 
     if recipe_name in QUICK_SEED_KNN_CHANGES:
         low, high = QUICK_SEED_KNN_CHANGES[recipe_name]
         line += f"; over {CALIBRATION}, this change ranged {low:+.1f} to {high:+.1f} points"
+        if low < 0 < high:
+            line += (": a range that holds both signs, so one run cannot say whether training moved this accuracy "
+                     "up or down")
     return line
 
 
@@ -43,7 +46,8 @@ def recorded_seed_spread(recipe_names: Sequence[str]) -> tuple[float, str] | Non
     spans = {name: high - low for name, (low, high) in QUICK_SEED_GAINS.items() if name in recipe_names}
     if not spans:
         return None
-    return max(spans.values()), CALIBRATION
+    widest = max(spans, key=spans.get)
+    return spans[widest], f"{widest}, {CALIBRATION}: nlsup_kit.notebook.QUICK_SEED_GAINS"
 
 
 MODES = ("quick", "class", "full")
@@ -184,9 +188,23 @@ def reports_over_seeds(recipes: Mapping[str, object], seeds: Sequence[int], resu
     return reports
 
 
+def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
+    """The settings in which a run's recipe differs from the paper's: what -> (here, there)."""
+    pairs = {"modality loss": ("modality_loss", "modality_loss"), "pooler scored": ("pooling_for_evaluation", None),
+             "lambda": ("modality_loss_weight", None), "modality learning rate": ("modality_learning_rate", None),
+             "text batch": ("batch_size", None), "text learning rate": ("learning_rate", None)}
+    differences = {}
+    for what, (field, _) in pairs.items():
+        here, there = (getattr(r, field)() if callable(getattr(r, field)) else getattr(r, field) for r in (recipe, paper))
+        if here != there:
+            differences[what] = (f"{here:g}" if isinstance(here, float) else here, f"{there:g}" if isinstance(there, float) else there)
+    return differences
+
+
 def method_readings(reports: Mapping[str, Sequence["StsReport"]], untrained: float, method: str, recipe, simcse_recipe,
-                    paper_method: str, steps: int, data: tuple[str, str], tasks: Sequence[str]) -> list[str]:
-    """Notebooks 2 and 3 read a method against SimCSE: each first run beside the untrained model, the gap beside how
+                    paper_method: str, steps: int, data: tuple[str, str], tasks: Sequence[str],
+                    after_spread: str = " Notebook 4 tests such a gap properly.") -> list[str]:
+    """Notebooks 2 to 4 read a method against SimCSE: each first run beside the untrained model, the gap beside how
     far runs of one method spread, and the gap beside the paper's for ``paper_method``, with what differs."""
     import numpy as np
 
@@ -199,7 +217,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], untrained: flo
              for name, runs in reports.items()]
     spread = {name: [report.average for report in runs] for name, runs in reports.items()}
     recorded = recorded_seed_spread([simcse_recipe.name, recipe.name])
-    lines.append(gap_against_spread(spread, method, "SimCSE", recorded) + " Notebook 4 tests such a gap properly.")
+    lines.append(gap_against_spread(spread, method, "SimCSE", recorded) + after_spread)
     gap = float(np.mean(spread[method]) - np.mean(spread["SimCSE"]))
     published = float(np.mean(list(paper_scores(paper_method, tasks).values()))
                       - np.mean(list(paper_scores("simcse-bert-base", tasks).values())))
@@ -209,7 +227,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], untrained: flo
         f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here, {published:+.2f} in the paper's table on "
         f"{', '.join(tasks)}", gap >= published - (recorded or (0.0,))[0],
         {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", "one epoch of wiki1m (15,626 steps)"),
-         f"{recipe.modality} data": data}))
+         f"{recipe.modality} data": data, **setting_differences(recipe, paper)}))
     return lines
 
 

@@ -21,6 +21,9 @@ from nlsup_kit.models import RELEASED
 from nlsup_kit.recipes import IN_OTHER_LANGUAGES, LANGUAGE_SETTINGS, RECIPES
 
 PAPER_URL = "https://arxiv.org/abs/2209.09433"
+# The reference run's first logged text loss: raw BERT-base's mean over its first 500 steps (logging_steps=500)
+REFERENCE_FIRST_LOSS = (0.0096, "yiren-jian/NonLing-CSE VisualCSE/training_logs/unsup-VisualCSE-bert-base-uncased.txt "
+                                "line 151, raw BERT-base, the mean over its first 500 steps")
 SIMCSE_PAPER_URL = "https://arxiv.org/abs/2104.08821"
 REFERENCE_REPO = "yiren-jian/NonLing-CSE"  # the authors' code: VisualCSE/ and AudioCSE/, each built on SimCSE
 REFERENCE_URL = "https://github.com/yiren-jian/NonLing-CSE"
@@ -433,8 +436,10 @@ def published_scores(recipe: str) -> tuple[dict[str, float], str] | None:
     """The published STS scores of the model ``released:<recipe>`` and where they are printed; None where no
     source here prints them (the supervised VisualCSE and AudioCSE models)."""
     if recipe in PAPER_STS:
-        also = f"; also {PAPER_ROWS_ALSO_IN[recipe]}" if recipe in PAPER_ROWS_ALSO_IN else ""
-        return PAPER_STS[recipe], f"the paper's results table, {PAPER_URL}{also}"
+        also = (f"; the seven-task average, {PAPER_ROWS_ALSO_IN[recipe].value:.2f}, also in {PAPER_ROWS_ALSO_IN[recipe]}"
+                if recipe in PAPER_ROWS_ALSO_IN else "")
+        own = f"; SimCSE's own rows: its paper, Table 5 (v4), {SIMCSE_PAPER_URL}" if recipe.startswith("simcse-") else ""
+        return PAPER_STS[recipe], f"the paper's results table, {PAPER_URL}{own}{also}"
     if recipe == "sup-simcse-bert-base":
         return SUPERVISED_SIMCSE_BERT_BASE, str(SUPERVISED_SIMCSE_SOURCE)
     return None

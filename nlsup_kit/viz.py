@@ -124,9 +124,10 @@ def histograms(series: Mapping[str, Sequence[float]], title: str, xlabel: str):
 
 
 def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str, xlabel: str, ylabel: str,
-           log_axes: bool = False, references: Mapping[str, float] | None = None):
-    """Lines over a shared x axis; ``log_axes`` for quantities spanning decades (both axes logarithmic);
-    ``references``: named horizontal lines (log B, a loss's floor) a curve should be read against."""
+           log_axes: bool = False, references: Mapping[str, float] | None = None, log_y: bool = False):
+    """Lines over a shared x axis; ``log_axes`` for quantities spanning decades (both axes logarithmic), ``log_y``
+    for values spanning decades over a linear x (a loss near 1e-5 beside log B); ``references``: named horizontal
+    lines (log B, a loss's floor) a curve should be read against."""
     references = dict(references or {})
     if has_plotly():
         import plotly.graph_objects as go
@@ -137,7 +138,9 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title:
             fig.add_hline(y=level, line_dash="dash", line_color="grey", annotation_text=f"{name} = {level:.3g}",
                           annotation_position="top right")
         if log_axes:
-            fig.update_xaxes(type="log").update_yaxes(type="log")
+            fig.update_xaxes(type="log")
+        if log_axes or log_y:
+            fig.update_yaxes(type="log", exponentformat="e")
         return fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, height=380)
     fig, ax = _mpl(title)
     for name, (x, y) in series.items():
@@ -146,6 +149,7 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title:
         ax.axhline(level, linestyle="--", color="grey", label=f"{name} = {level:.3g}")
     if log_axes:
         ax.set_xscale("log")
+    if log_axes or log_y:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -42,7 +42,9 @@ def test_trunk_vectors_are_the_shared_layers_cls_before_the_branch_head(minilm):
     with torch.no_grad():
         tokens = branch.embedding(images)
         expected = minilm.backbone.encoder(tokens).last_hidden_state[:, 0]  # HF's own layer stack, no mask
+        head = torch.tanh(expected @ branch.head.dense.weight.T + branch.head.dense.bias)  # the own head: Linear + Tanh
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(trunk_vectors(branch, minilm, images, batch_size=2, through_head=True), head, rtol=1e-4, atol=1e-4)
 
 
 def test_normalised_digits_match_training_normalisation():
@@ -101,6 +103,18 @@ def test_tokenizer_report_matches_counts_taken_straight_from_the_tokenizer_and_u
         assert report[language]["changed_characters"] == {c: s for c, s in strip.items() if s != c}
     assert report["de"]["ratio"] > 1.5 and report["zh"]["unknown"] > 0.5  # the English vocabulary, measured
     assert report["ru"]["changed_characters"] == {"й": "и"} and report["en"]["changed_characters"] == {}
+
+
+def test_tokenizer_facts_say_what_the_tokenizer_does_to_text(minilm):
+    """Its kind, vocabulary size and normaliser, checked against what it does: its pieces are ##-continued
+    (WordPiece), its vocabulary is that long, "A" comes out "a" and "é" comes out "e"."""
+    from nlsup_kit.analysis import tokenizer_facts
+
+    tokenizer = minilm.tokenizer
+    normalise = tokenizer.backend_tokenizer.normalizer.normalize_str
+    assert any(piece.startswith("##") for piece in tokenizer.tokenize("untranslatability"))
+    assert tokenizer_facts(tokenizer) == (f"WordPiece over {len(tokenizer.get_vocab()):,} pieces; its normaliser lower-cases: "
+                                          f"{normalise('A') == 'a'}, strips accents: {normalise('é') == 'e'}")
 
 
 def test_the_shipped_parallel_text_reads_as_eight_units_in_seven_languages_and_a_bad_file_names_its_line(tmp_path):

@@ -68,26 +68,29 @@ def test_the_starting_loss_is_read_against_log_b():
 
     from nlsup_kit.conclusions import loss_against_chance
 
-    low = loss_against_chance(0.143, math.log(32), 32, True)  # 0.143 / 3.466 = 4%
-    assert low.startswith("the first logged loss, 0.14, is 4% of log B (3.47): before any update")
-    assert "trained as a sentence encoder" in low
-    assert "trained as" not in loss_against_chance(0.143, math.log(32), 32, False)
-    assert loss_against_chance(1.2e-5, math.log(32), 32, True).startswith("the first logged loss, 1.2e-05, is 0% of")
-    assert loss_against_chance(3.0, math.log(32), 32, False).startswith(
-        "the first logged loss, 3, is 87% of log B (3.47): at first")
+    low = loss_against_chance(0.143, math.log(32), 32)  # 0.143 / 3.466 = 4%
+    assert low == ("the first logged loss, 0.14, is 4% of log B (3.47): before any update the model already picks each "
+                   "sentence's second view out of 32")
+    beside = loss_against_chance(0.143, math.log(32), 32, (0.0096, "a log, line 1"))
+    assert beside.endswith("; the source's run starts low too: its first logged loss is 0.0096 (a log, line 1)")
+    assert loss_against_chance(1.2e-5, math.log(32), 32).startswith(
+        f"the first logged loss, 1.2e-05, is {1.2e-5 / math.log(32):.1e} times log B (3.47)")
+    assert loss_against_chance(3.0, math.log(32), 32).startswith("the first logged loss, 3, is 87% of log B (3.47): at first")
 
 
 def test_class_gap_reading_compares_the_gaps_and_names_what_differs_when_they_narrow():
     differences = {"steps": (20, "one epoch")}
     # gaps: 0.887 - 0.864 = +0.023 before, 0.964 - 0.957 = +0.007 after: narrower, so the differences are listed
     narrower = class_gap_reading({"before": (0.887, 0.864), "after": (0.964, 0.957)}, "digits", differences)
-    assert narrower == ("the digits' within-class minus between-class cosine: +0.023 before, +0.007 after (not wider; "
+    assert narrower == ("within-class minus between-class cosine, digits: +0.023 before, +0.007 after (not wider; "
                         "within and between both rose (0.887 -> 0.964, 0.864 -> 0.957): all the vectors moved closer "
                         "together): not what the source predicts. This run differs from the source's in: steps 20 here, "
                         "one epoch there.")
     # +0.010 before, +0.150 after (between fell): wider, as supervised contrastive learning predicts
     wider = class_gap_reading({"before": (0.5, 0.49), "after": (0.6, 0.45)}, "digits", differences)
     assert wider.endswith("+0.010 before, +0.150 after (wider): as the source predicts.")
+    below_head = class_gap_reading({"before": (0.5, 0.49), "after": (0.6, 0.45)}, "digits")
+    assert below_head.endswith("+0.010 before, +0.150 after (wider): a measurement; no source predicts it here")
 
 
 def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
@@ -96,9 +99,12 @@ def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
     # 62.5% - 61.25% of 240 clips: a net 3 clips
     assert knn_change_reading("quick-audiocse", 0.6125, 0.625, 240, "clips") == (
         "+1.2 points is a net +3 of the 240 clips; over seeds 1, 2, 3 and 42 of the quick recipes, measured when the "
-        "kit was calibrated, this change ranged -1.7 to +2.9 points")
+        "kit was calibrated, this change ranged -1.7 to +2.9 points: a range that holds both signs, so one run cannot "
+        "say whether training moved this accuracy up or down")
+    assert knn_change_reading("quick-visualcse", 0.59, 0.613, 1797, "digits").endswith("ranged +1.7 to +9.9 points")
     assert knn_change_reading("class-visualcse", 0.5, 0.55, 1797, "digits") == "+5.0 points is a net +90 of the 1797 digits"
-    assert recorded_seed_spread(["quick-simcse", "quick-audiocse"])[0] == pytest.approx(0.79 - 0.49)
+    spread, where = recorded_seed_spread(["quick-simcse", "quick-audiocse"])
+    assert spread == pytest.approx(0.79 - 0.49) and where.startswith("quick-audiocse, seeds 1, 2, 3 and 42")
     assert recorded_seed_spread(["class-simcse", "class-visualcse"]) is None
 
 
@@ -111,7 +117,7 @@ def test_the_tokenizer_reading_checks_each_prediction_and_tells_marked_letters_f
               "zh": {**row, "ratio": 1.3, "kept": 0.6, "unknown": 0.618}}
     pieces, kept, unknown, german, russian = tokenizer_reading(report, 32)
     assert pieces.startswith("pieces: 3 of 4 languages") and "not what the source predicts" in pieces and "xx here" in pieces
-    assert "xx 0.80x to ru 4.00x" in pieces
+    assert "xx 0.80x to ru 4.00x" in pieces and "zh's pieces are 61.8% the unknown token" in pieces and "ru's" not in pieces
     assert "en itself keeps 90.0%" in kept and "3 of 4 others keep less" in kept and "xx here" in kept
     assert unknown.startswith("unknown pieces: zh 61.8%; en, de, xx, ru 0%")
     assert "ä->a" in german and "WITH a mark in its Unicode name" in german and "NFD" not in german
@@ -135,3 +141,14 @@ def test_units_moved_reading_counts_the_moves_by_sign_and_tests_their_agreement_
     assert f"probability {binomtest(10, 10, 0.5).pvalue:.0%}" in ten_down and "more than one text" in ten_down
     mixed = units_moved_reading(before, {**before, "de": 50.0, "fr": 100.0}, 8)
     assert "1 languages lost units (de), 1 gained (fr)" in mixed and "probability 100%" in mixed
+
+
+def test_setting_differences_name_each_setting_where_a_run_departs_from_the_paper():
+    from nlsup_kit.notebook import setting_differences
+    from nlsup_kit.recipes import apply_overrides, get_recipe
+
+    paper = get_recipe("visualcse-bert-base")
+    assert setting_differences(paper, paper) == {}
+    run = apply_overrides(paper, ["modality_loss=supcon", "batch_size=32", "modality_loss_weight=0.1"])
+    assert setting_differences(run, paper) == {"modality loss": ("supcon", paper.modality_loss), "lambda": ("0.1", "0.05"),
+                                               "text batch": (32, paper.batch_size)}

@@ -130,7 +130,8 @@ def test_eval_sts_scores_xlmr_in_german_as_an_independent_computation_does(germa
     assert (data / "stsb-multi-mt" / "stsb-de-test.csv").read_bytes() == german["test"]
     assert sorted(p.name for p in (data / "sts17").iterdir()) == sorted(f"STS.{pair}.txt" for pair in STS17_PAIRS)
     assert "stsb-de: stsb_multi_mt (STS-B machine-translated by DeepL into 'de'), test split, 1,379 pairs" in done.stdout
-    assert "sts17-en-de: STS17, cross-lingual (en sentence 1, de sentence 2), SemEval-2017 test, 250 pairs" in done.stdout
+    assert ("sts17-en-de: STS17, cross-lingual (en sentence 1, de sentence 2): a pair set Reimers & Gurevych added to it "
+            "(arXiv 2004.09813), 250 pairs") in done.stdout
     scores = json.loads(out.read_text())
     assert list(scores)[:3] == ["stsb-de", "sts17-en-de", "avg"]
 

@@ -33,6 +33,7 @@ STSB_MULTI_ROWS = {"train": 5749, "dev": 1500, "test": 1379}
 STSB_MULTI_DIR = Path("stsb-multi-mt")  # inside the data directory
 STS17_PAIRS = ("ar-ar", "en-ar", "en-de", "en-en", "en-tr", "es-en", "es-es", "fr-en", "it-en", "nl-en")
 STS17_ROWS = 250  # every track of SemEval-2017 Task 1, and each pair added to it
+STS17_ADDED = ("en-de", "fr-en", "it-en", "nl-en")  # Reimers & Gurevych's, arXiv 2004.09813; the rest SemEval-2017's
 STS17_DIR = Path("sts17")  # the archive's STS.<a>-<b>.txt files, inside the data directory
 STS17_MEMBER = "STS2017-extended/STS.{pair}.txt"
 MULTILINGUAL_TASKS: tuple[str, ...] = (*(f"stsb-{language}" for language in STSB_MULTI_LANGUAGES),
@@ -80,7 +81,10 @@ def describe_task(task: str, split: str = "test") -> str:
     if task.startswith("stsb-"):
         return f"stsb_multi_mt (STS-B machine-translated by DeepL into {languages[0]!r}), {split} split"
     kind = "monolingual" if languages[0] == languages[1] else "cross-lingual"
-    return f"STS17, {kind} ({languages[0]} sentence 1, {languages[1]} sentence 2), SemEval-2017 test"
+    pair = "-".join(languages)
+    origin = ("a pair set Reimers & Gurevych added to it (arXiv 2004.09813)" if pair in STS17_ADDED
+              else "SemEval-2017's test (arXiv 1708.00055)")
+    return f"STS17, {kind} ({languages[0]} sentence 1, {languages[1]} sentence 2): {origin}"
 
 
 def _scored_row(path: Path, line: int, row: list[str], separator: str) -> tuple[str, str, float]:
