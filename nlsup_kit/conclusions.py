@@ -5,6 +5,7 @@ helpers, so the words can never say more than, or other than, the numbers (one p
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -121,8 +122,6 @@ def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference:
     """One :func:`nlsup_kit.analysis.tokenizer_report` read against what BERT's sources predict of an English
     uncased vocabulary: other languages cut into more pieces, less of them kept within ``max_length`` tokens,
     characters it lacks as the unknown token, accented letters stripped. Each prediction gets one line."""
-    import unicodedata
-
     others = {language: r for language, r in report.items() if language != reference}
     base = report[reference]
 

@@ -190,11 +190,10 @@ def reports_over_seeds(recipes: Mapping[str, object], seeds: Sequence[int], resu
 
 def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
     """The settings in which a run's recipe differs from the paper's: what -> (here, there)."""
-    pairs = {"modality loss": ("modality_loss", "modality_loss"), "pooler scored": ("pooling_for_evaluation", None),
-             "lambda": ("modality_loss_weight", None), "modality learning rate": ("modality_learning_rate", None),
-             "text batch": ("batch_size", None), "text learning rate": ("learning_rate", None)}
+    fields = {"modality loss": "modality_loss", "pooler scored": "pooling_for_evaluation", "lambda": "modality_loss_weight",
+              "modality learning rate": "modality_learning_rate", "text batch": "batch_size", "text learning rate": "learning_rate"}
     differences = {}
-    for what, (field, _) in pairs.items():
+    for what, field in fields.items():
         here, there = (getattr(r, field)() if callable(getattr(r, field)) else getattr(r, field) for r in (recipe, paper))
         if here != there:
             differences[what] = (f"{here:g}" if isinstance(here, float) else here, f"{there:g}" if isinstance(there, float) else there)
@@ -229,6 +228,16 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], untrained: flo
         {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", "one epoch of wiki1m (15,626 steps)"),
          f"{recipe.modality} data": data, **setting_differences(recipe, paper)}))
     return lines
+
+
+def class_means_at_head(start, trained_branch, trained_encoder, inputs, labels: Sequence) -> dict[str, tuple[float, float]]:
+    """The within- and between-class mean cosines at the output of the branch's head (where the image or audio
+    loss compares the vectors), before training (``start``: the run's (encoder, branch) starting point) and after."""
+    from nlsup_kit.analysis import class_similarity, trunk_vectors, within_and_between
+
+    vectors = {"before training": trunk_vectors(start[1], start[0], inputs, through_head=True),
+               "after training": trunk_vectors(trained_branch, trained_encoder, inputs, through_head=True)}
+    return {name: within_and_between(class_similarity(v, labels)[0]) for name, v in vectors.items()}
 
 
 def show_class_similarity(vectors: Mapping[str, object], labels: Sequence, title: str) -> dict[str, tuple[float, float]]:
