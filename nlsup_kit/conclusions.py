@@ -35,29 +35,34 @@ def change(quantity: str, before: float, after: float, better: str = "higher", t
     return f"{quantity} {before:.{digits}f} -> {after:.{digits}f}: {verdict} ({better} is better)"
 
 
-def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baseline: str,
-                       recorded: tuple[float, str] | None = None) -> str:
-    """The gap between two methods' mean scores, set against how far runs (seeds) of one method spread: measured
-    here where a method has at least three runs (fewer cannot estimate a spread), else ``recorded`` (the widest
-    spread measured elsewhere, and where) when given."""
+def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baseline: str, paired: bool = False) -> str:
+    """The gap between two methods' mean scores beside its own noise: with at least three runs (seeds) of each
+    (fewer cannot estimate a spread), the standard error of the gap. ``paired``: run k of each method shares seed
+    k (and so its text batches), and the error comes from the per-seed differences, sd(d)/sqrt(n); else from each
+    method's own spread, sqrt(s_a^2/n_a + s_b^2/n_b). A gap within two standard errors is one these runs cannot
+    tell from the seeds' randomness."""
     from nlsup_kit.evaluation import MIN_RUNS_FOR_A_VERDICT
 
     gap = float(np.mean(runs[method]) - np.mean(runs[baseline]))
     counted = ", ".join(f"{name} {'one run' if len(runs[name]) == 1 else f'mean of {len(runs[name])} runs'}"
                         for name in (method, baseline))
     line = f"{method} - {baseline}: {gap:+.2f} points ({counted})"
-    spans = {name: float(np.ptp(values)) for name, values in runs.items() if len(values) >= MIN_RUNS_FOR_A_VERDICT}
-    if spans:
-        widest = max(spans, key=spans.get)
-        spread, where = spans[widest], f"{widest}, {len(runs[widest])} seeds"
+    fewest = min(len(runs[name]) for name in (method, baseline))
+    if fewest < MIN_RUNS_FOR_A_VERDICT:
+        return (line + f"; {'one run' if fewest == 1 else f'{fewest} runs'} of a method cannot estimate how far its "
+                f"runs spread (at least {MIN_RUNS_FOR_A_VERDICT} each), so no verdict.")
+    if paired:
+        if len(runs[method]) != len(runs[baseline]):
+            raise ValueError(f"paired runs need as many runs of each method, not {len(runs[method])} and {len(runs[baseline])}")
+        differences = np.asarray(runs[method]) - np.asarray(runs[baseline])
+        error = float(np.std(differences, ddof=1) / np.sqrt(len(differences)))
+        source = "from the per-seed differences (each seed ran both methods)"
     else:
-        most = max(len(values) for values in runs.values())
-        line += f"; {'one run' if most == 1 else f'{most} runs'} of a method cannot measure how far its runs spread"
-        if recorded is None:
-            return line + "."
-        spread, where = recorded
-    verdict = "within that spread" if abs(gap) <= spread else "wider than that spread"
-    return f"{line}; runs of one method span up to {spread:.2f} points ({where}): the gap is {verdict}."
+        error = float(np.sqrt(sum(np.var(runs[name], ddof=1) / len(runs[name]) for name in (method, baseline))))
+        source = "from each method's spread over its runs"
+    verdict = ("within two standard errors: these runs cannot tell it from the seeds' randomness" if abs(gap) <= 2 * error
+               else "beyond two standard errors: larger than the seeds' randomness would usually give")
+    return f"{line}; {source}, the gap has a standard error of {error:.2f} points: it is {verdict}."
 
 
 def repeat_timings(milliseconds: Mapping[str, Sequence[float]], unit: str = "ms per iteration") -> str:
@@ -103,19 +108,46 @@ def class_gap_reading(means: Mapping[str, tuple[float, float]], examples: str,
     return against_prediction(outcome, gap1 > gap0, differences)
 
 
-def loss_against_chance(first: float, log_b: float, batch: int, reference: tuple[float, str] | None = None) -> str:
-    """The first logged loss beside log B, the loss of a model that cannot tell the batch apart; far below it,
-    the model already tells each sentence's second view from the others before training. ``reference``: the
-    source run's first logged loss and where it is written, so a low start is set beside the source's."""
+def loss_against_chance(first: float, log_b: float, batch: int, through: str,
+                        reference: tuple[float, str] | None = None) -> str:
+    """The first logged text loss beside log B, the loss of a model that cannot tell the batch apart; far below
+    it, the model already tells each sentence's second view from the others at its first text step. ``through``:
+    the vector the loss compares, which sets how low a start can be (a pooler the model was trained with, or
+    ``[CLS]`` through a head initialised afresh). ``reference``: the source run's first logged loss and where it is
+    written (a mean over many steps there, so it is printed as such, not as a first step)."""
     share = first / log_b
     shown = f"{share:.0%} of" if share >= 0.01 else f"{share:.1e} times"
-    start = f"the first logged loss, {first:.2g}, is {shown} log B ({log_b:.2f})"
+    start = f"the first logged text loss, {first:.2g}, is {shown} log B ({log_b:.2f}), through {through}"
     if share > 0.5:
         return f"{start}: at first the model barely tells the {batch} sentences apart"
-    line = f"{start}: before any update the model already picks each sentence's second view out of {batch}"
+    line = f"{start}: at its first text step the model already picks each sentence's second view out of {batch}"
     if reference is not None:
-        line += f"; the source's run starts low too: its first logged loss is {reference[0]:g} ({reference[1]})"
+        line += (f". The source's run: its first logged loss is {reference[0]:g} ({reference[1]}): low there too "
+                 "early on, though not a first-step value")
     return line
+
+
+_LOSS_NAMES = {"supcon": "SupCon", "simclr": "SimCLR", "released-supcon": "new_supcon"}  # recipe value -> printed
+
+
+def modality_loss_reading(loss: str, logged: Sequence[float], weight: float, levels: Mapping[str, float],
+                          batch: int, classes: int, window: int = 5) -> str:
+    """The image/audio loss over a run (``logged``: per logged step, times lambda ``weight``, as the trainer logs
+    it), divided by lambda, from the mean of its first ``window`` logs to the mean of its last, beside the two
+    marks of :func:`nlsup_kit.losses.loss_levels`: uniform (the views not told apart) and the loss's floor."""
+    values = np.asarray(logged, dtype=float) / weight
+    window = max(1, min(window, len(values) // 2))
+    first, last = float(values[:window].mean()), float(values[-window:].mean())
+    uniform, floor = levels["uniform"], levels["floor"]
+
+    def where(value: float) -> str:
+        return "above the uniform level" if value > uniform else "between the floor and the uniform level"
+
+    return (f"{_LOSS_NAMES.get(loss, loss)} loss (the logged value divided by lambda {weight:g}), mean of the first {window} logged steps "
+            f"{first:.3f}, of the last {window} {last:.3f} ({'lower' if last < first else 'not lower'}); uniform level "
+            f"{uniform:.3f} (every view alike, {batch} examples of two views), floor {floor:.3f} ({batch} examples spread "
+            f"evenly over {classes} classes): it started {where(first)} and ended {where(last)}, "
+            f"{last - floor:.3f} above the floor")
 
 
 def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference: str = "en") -> list[str]:
@@ -165,17 +197,41 @@ def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference:
     return lines
 
 
+def sign_test(up: int, down: int) -> float:
+    """Two-sided sign test: how often fair coin tosses split ``up + down`` moves at least as unevenly."""
+    from math import comb
+
+    n = up + down
+    return min(1.0, 2 * sum(comb(n, i) for i in range(min(up, down) + 1)) / 2 ** n) if n else 1.0
+
+
+def per_seed_reading(seeds: Sequence[int], differences: Sequence[float], method: str, baseline: str) -> str:
+    """Two methods' per-seed differences (one seed gives both the same text batches), read by their signs: how
+    many seeds favour each method, and how often coin tosses split as unevenly (two-sided sign test), which with
+    few seeds can never fall below 5%: then the signs alone cannot settle it, and the sizes must."""
+    up, down = sum(d > 0 for d in differences), sum(d < 0 for d in differences)
+    listing = ", ".join(f"seed {s} {d:+.2f}" for s, d in zip(seeds, differences))
+    p, least = sign_test(up, down), sign_test(up + down, 0)
+    line = (f"{method} - {baseline} per seed: {listing}; {up} of {len(differences)} seeds favour {method}, {down} "
+            f"{baseline}: coin tosses split {up + down} seeds at least this unevenly with probability {p:.0%} (two-sided "
+            "sign test)")
+    if p < 0.05:
+        return line + ", so the seeds agree beyond coin tosses"
+    if least >= 0.05:
+        return (line + f"; with {up + down} seeds the test can give no less than {least:.0%}, so the signs alone cannot "
+                "settle it: the sizes of the differences must (below)")
+    return line + ", so these seeds alone cannot say which method is higher"
+
+
 def units_moved_reading(before: Mapping[str, float], after: Mapping[str, float], units: int) -> str:
     """Per-language retrieval (percent of ``units`` items) before and after: how many items moved, in which
     direction, and whether one text of ``units`` items can tell such a move from chance (a move of one or two items
     in a language is within what it resolves; a sign test asks whether the directions agree beyond coin tosses)."""
-    from math import comb
-
     moves = {language: round((after[language] - before[language]) * units / 100) for language in before}
     down, up = [l for l, m in moves.items() if m < 0], [l for l, m in moves.items() if m > 0]
     widest = max(abs(m) for m in moves.values())
     n = len(down) + len(up)
-    p = min(1.0, 2 * sum(comb(n, i) for i in range(min(len(down), len(up)) + 1)) / 2 ** n) if n else 1.0
+    p = sign_test(len(up), len(down))
     line = (f"in units: {sum(moves.values()):+d} of {len(moves) * units} retrievals; {len(down)} languages lost units"
             f"{' (' + ', '.join(down) + ')' if down else ''}, {len(up)} gained{' (' + ', '.join(up) + ')' if up else ''}, "
             f"{len(moves) - n} unchanged; at most {widest} in one language")
@@ -183,5 +239,5 @@ def units_moved_reading(before: Mapping[str, float], after: Mapping[str, float],
         line += (f". {max(len(down), len(up))} of {n} moves went one way, which coin tosses give with probability {p:.0%} "
                  "(two-sided sign test)")
     if widest <= 2 and p >= 0.05:
-        return line + ": within what one text resolves, so this text cannot say that training moved the other languages."
+        return line + ": below what one text resolves, so this text cannot say that training moved the other languages."
     return line + ": more than one text of this size resolves by chance."

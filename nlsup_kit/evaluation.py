@@ -194,8 +194,11 @@ class DifferenceInterval:
     def conclusion(self, name_a: str, name_b: str, test_set: str) -> str:
         """What the interval shows, and no more: one run per method speaks for other test pairs, not other seeds;
         two runs resample the seeds too coarsely (the same run repeated in half the samples) for a verdict."""
+        digits = 2  # more where an end would round to 0 and hide on which side of it the interval lies
+        while digits < 6 and any(end != 0 and round(end, digits) == 0 for end in (self.low, self.high)):
+            digits += 1
         interval = (f"{name_b} - {name_a} on {test_set}: {self.difference:+.2f} points, "
-                    f"{self.confidence:.0%} interval [{self.low:+.2f}, {self.high:+.2f}]")
+                    f"{self.confidence:.0%} interval [{self.low:+.{digits}f}, {self.high:+.{digits}f}]")
         runs = len(self.per_seed)
         better = name_b if self.difference > 0 else name_a
         if self.low <= 0 <= self.high:
@@ -212,9 +215,12 @@ class DifferenceInterval:
 
 
 def bootstrap_difference(gold: np.ndarray, runs_a: Sequence[np.ndarray], runs_b: Sequence[np.ndarray],
-                         samples: int = 1000, seed: int = 0, confidence: float = 0.95) -> DifferenceInterval:
+                         samples: int = 1000, seed: int = 0, confidence: float = 0.95,
+                         paired: bool = False) -> DifferenceInterval:
     """Spearman x 100 of method B minus method A, from several training runs (seeds) of each, all scored on
     the same sentence pairs, with a two-level percentile bootstrap: resample each method's runs, then the pairs.
+    ``paired``: run k of A and run k of B share a seed (and so their text batches), and the runs are drawn together,
+    as the pairs are, so what the shared seed moves in both cancels in the difference.
 
     Two sources of chance move a score: which sentence pairs the test set happens to hold, and the training
     run's randomness (initial head, dropout, batch order). Resampling pairs alone answers "would this run
@@ -231,10 +237,13 @@ def bootstrap_difference(gold: np.ndarray, runs_a: Sequence[np.ndarray], runs_b:
     everything = np.arange(len(gold))
     observed = mean_spearman(runs_b, everything) - mean_spearman(runs_a, everything)
     per_seed = [(spearmanr(b, gold)[0] - spearmanr(a, gold)[0]) * 100 for a, b in zip(runs_a, runs_b)]
+    if paired and len(runs_a) != len(runs_b):
+        raise ValueError(f"paired runs need as many runs of each method, not {len(runs_a)} and {len(runs_b)}")
     differences = np.empty(samples)
     for i in range(samples):
-        chosen_a = [runs_a[k] for k in rng.integers(0, len(runs_a), len(runs_a))]
-        chosen_b = [runs_b[k] for k in rng.integers(0, len(runs_b), len(runs_b))]
+        drawn_a = rng.integers(0, len(runs_a), len(runs_a))
+        drawn_b = drawn_a if paired else rng.integers(0, len(runs_b), len(runs_b))
+        chosen_a, chosen_b = [runs_a[k] for k in drawn_a], [runs_b[k] for k in drawn_b]
         pairs = rng.integers(0, len(gold), len(gold))
         differences[i] = mean_spearman(chosen_b, pairs) - mean_spearman(chosen_a, pairs)
     tail = (1 - confidence) / 2 * 100

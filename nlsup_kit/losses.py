@@ -150,3 +150,17 @@ def modality_loss(name: str, temperature: float) -> nn.Module:
     if name == "simclr":
         return TwoViews(NTXentLoss(temperature))
     raise NlsupError(f"unknown modality_loss {name!r}; choose from {', '.join(MODALITY_LOSSES)}")
+
+
+def loss_levels(name: str, batch: int, classes: int) -> dict[str, float]:
+    """Two marks to read a logged image/audio loss against: ``uniform``, the loss of a model whose every softmax row
+    is uniform (it cannot tell the views apart: all cosines equal), and ``floor``, the lowest the loss can go, for
+    ``batch`` examples of two views each spread evenly over ``classes`` classes. SupCon's floor is the mean of
+    log |P(a)| (its positives share the probability); SimCLR's and new_supcon's is 0 (one target takes it all)."""
+    if name not in MODALITY_LOSSES:
+        raise NlsupError(f"unknown modality_loss {name!r}; choose from {', '.join(MODALITY_LOSSES)}")
+    if name == "released-supcon":  # a softmax over the batch's view-2 columns, one row per view-1 anchor
+        return {"uniform": float(torch.log(torch.tensor(float(batch)))), "floor": 0.0}
+    views = 2 * batch  # a softmax over every other view
+    positives = 2 * batch / classes - 1 if name == "supcon" else 1.0
+    return {"uniform": float(torch.log(torch.tensor(views - 1.0))), "floor": float(torch.log(torch.tensor(positives)))}

@@ -27,27 +27,73 @@ QUICK_SEED_KNN_CHANGES = {"quick-visualcse": (1.7, 9.9), "quick-audiocse": (-1.7
 CALIBRATION = "seeds 1, 2, 3 and 42 of the quick recipes, measured when the kit was calibrated"
 
 
+def calibration_reading(change: float, recipe_name: str, table: str = "QUICK_SEED_KNN_CHANGES", digits: int = 1) -> str:
+    """A run's change beside the range the calibration seeds gave the same recipe (``table``: the name of
+    :data:`QUICK_SEED_GAINS` or :data:`QUICK_SEED_KNN_CHANGES`), or "" where none is recorded."""
+    recorded = {"QUICK_SEED_GAINS": QUICK_SEED_GAINS, "QUICK_SEED_KNN_CHANGES": QUICK_SEED_KNN_CHANGES}[table]
+    if recipe_name not in recorded:
+        return ""
+    low, high = recorded[recipe_name]
+    slack = 0.5 * 10 ** -digits  # the recorded ends are rounded to these digits
+    line = (f"over {CALIBRATION} (nlsup_kit.notebook.{table}), this change ranged {low:+.{digits}f} to {high:+.{digits}f} "
+            f"points, and this run's lies {'inside' if low - slack <= change <= high + slack else 'outside'} that range")
+    if low < 0 < high:
+        return line + ": a range that holds both signs, so one run cannot say whether training moved it up or down"
+    return line + (": every calibration seed raised it" if low > 0 else "")
+
+
 def knn_change_reading(recipe_name: str, before: float, after: float, examples: int, what: str) -> str:
     """A change of 5-NN accuracy read as the examples it moved, beside the change the calibration seeds showed."""
-    net = round((after - before) * examples)
-    line = f"{100 * (after - before):+.1f} points is a net {net:+d} of the {examples} {what}"
-    if recipe_name in QUICK_SEED_KNN_CHANGES:
-        low, high = QUICK_SEED_KNN_CHANGES[recipe_name]
-        line += f"; over {CALIBRATION}, this change ranged {low:+.1f} to {high:+.1f} points"
-        if low < 0 < high:
-            line += (": a range that holds both signs, so one run cannot say whether training moved this accuracy "
-                     "up or down")
-    return line
+    line = f"{100 * (after - before):+.1f} points is a net {round((after - before) * examples):+d} of the {examples} {what}"
+    recorded = calibration_reading(100 * (after - before), recipe_name)
+    return f"{line}; {recorded}" if recorded else line
 
 
-def recorded_seed_spread(recipe_names: Sequence[str]) -> tuple[float, str] | None:
-    """The widest seed spread :data:`QUICK_SEED_GAINS` records for these recipes, and where it comes from; None for
-    recipes it does not cover (class and full mode measure their own)."""
-    spans = {name: high - low for name, (low, high) in QUICK_SEED_GAINS.items() if name in recipe_names}
-    if not spans:
-        return None
-    widest = max(spans, key=spans.get)
-    return spans[widest], f"{widest}, {CALIBRATION}: nlsup_kit.notebook.QUICK_SEED_GAINS"
+def trunk_knn(recipe, run, text_only_run, inputs, labels, what: str, raw_name: str) -> tuple[dict[str, float], list[str]]:
+    """5-NN accuracy of the examples' class in the shared layers ([CLS] before the branch's head), read out:
+    before training (the run's exact start), after (its trained patch embedding and layers), and, under the
+    untrained patch embedding, the run's trained layers beside text-only SimCSE's (``text_only_run``), which tells
+    what the image/audio steps did to the shared layers from what the trained patch embedding adds; beside the
+    raw inputs, flattened (``raw_name``)."""
+    from nlsup_kit.analysis import knn_accuracy, trunk_vectors
+    from nlsup_kit.conclusions import compare
+    from nlsup_kit.embeddings import ModalityBranch
+    from nlsup_kit.encoder import SentenceEncoder
+    from nlsup_kit.trainer import starting_point
+
+    start_encoder, start_branch = starting_point(recipe)
+    trained = SentenceEncoder.from_pretrained(str(run.best_dir))
+
+    def score(branch, encoder) -> float:
+        return knn_accuracy(trunk_vectors(branch, encoder, inputs), labels)
+
+    knn = {"before": score(start_branch, start_encoder), "after": score(ModalityBranch.load(run.best_dir), trained),
+           "layers": score(start_branch, trained),
+           "text-only layers": score(start_branch, SentenceEncoder.from_pretrained(str(text_only_run.best_dir))),
+           "raw": knn_accuracy(inputs.flatten(1), labels)}
+    shown = {name: f"{100 * value:.1f}%" for name, value in knn.items()}
+    steps = f"{recipe.modality} steps"
+    lines = [f"5-NN accuracy on the {len(labels)} {what}: before training {shown['before']}; after, through the trained "
+             f"patch embedding and layers, {shown['after']}; {raw_name} {shown['raw']}",
+             "Read: " + knn_change_reading(recipe.name, knn["before"], knn["after"], len(labels), what),
+             f"Under the untrained patch embedding, one run each: the run's trained layers {shown['layers']}, text-only "
+             f"SimCSE's layers {shown['text-only layers']} (before: {shown['before']}). The {steps} moved the shared layers "
+             f"{100 * (knn['layers'] - knn['text-only layers']):+.1f} points beyond what the text steps did; the trained "
+             f"patch embedding adds {100 * (knn['after'] - knn['layers']):+.1f} (the calibration range above is of the "
+             "whole change only)",
+             compare("after training", 100 * knn["after"], raw_name, 100 * knn["raw"], unit="points", digits=1)]
+    return knn, lines
+
+
+def compared_vector(recipe) -> str:
+    """What the text loss of ``recipe`` compares, in words: it sets how low the first loss can start."""
+    from nlsup_kit.models import native_pooling, native_pooling_config
+
+    if recipe.pooler == "cls":
+        return "[CLS] and an MLP head initialised afresh (SimCSE re-initialises it)"
+    trained_with = (f", the pooler {recipe.model} was trained with" if native_pooling_config(recipe.model)
+                    and native_pooling(recipe.model) == recipe.pooler else "")
+    return f"{recipe.pooler} (no head{trained_with})"
 
 
 MODES = ("quick", "class", "full")
@@ -188,6 +234,9 @@ def reports_over_seeds(recipes: Mapping[str, object], seeds: Sequence[int], resu
     return reports
 
 
+_LOSS_NAMES = {"released-supcon": "released-supcon (the reference code's new_supcon)"}
+
+
 def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
     """The settings in which a run's recipe differs from the paper's: what -> (here, there)."""
     fields = {"modality loss": "modality_loss", "pooler scored": "pooling_for_evaluation", "lambda": "modality_loss_weight",
@@ -196,27 +245,33 @@ def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
     for what, field in fields.items():
         here, there = (getattr(r, field)() if callable(getattr(r, field)) else getattr(r, field) for r in (recipe, paper))
         if here != there:
-            differences[what] = (f"{here:g}" if isinstance(here, float) else here, f"{there:g}" if isinstance(there, float) else there)
+            differences[what] = tuple(f"{v:g}" if isinstance(v, float) else _LOSS_NAMES.get(v, v) for v in (here, there))
     return differences
 
 
-def method_readings(reports: Mapping[str, Sequence["StsReport"]], untrained: float, method: str, recipe, simcse_recipe,
-                    paper_method: str, steps: int, data: tuple[str, str], tasks: Sequence[str],
-                    after_spread: str = " Notebook 4 tests such a gap properly.") -> list[str]:
-    """Notebooks 2 to 4 read a method against SimCSE: each first run beside the untrained model, the gap beside how
-    far runs of one method spread, and the gap beside the paper's for ``paper_method``, with what differs."""
+def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequence[int], untrained: float, method: str,
+                    recipe, paper_method: str, steps: int, data: tuple[str, str], tasks: Sequence[str],
+                    after_gap: str = " Notebook 4 tests such a gap over three seeds.") -> list[str]:
+    """Notebooks 2 to 4 read a method against SimCSE (``reports``: name -> one report per seed, in the order of
+    ``seeds``): every run beside the untrained model, the gap of means with its per-seed differences (one seed
+    gives both methods the same text batches), and the gap beside the paper's for ``paper_method``, with what
+    differs."""
     import numpy as np
 
-    from nlsup_kit.conclusions import against_prediction, compare, gap_against_spread
+    from nlsup_kit.conclusions import against_prediction, gap_against_spread
     from nlsup_kit.models import native_pooling_config
     from nlsup_kit.paper import paper_scores
     from nlsup_kit.recipes import get_recipe
 
-    lines = [compare(f"{name}, seed {recipe.seed}", runs[0].average, "the untrained model", untrained)
-             for name, runs in reports.items()]
     spread = {name: [report.average for report in runs] for name, runs in reports.items()}
-    recorded = recorded_seed_spread([simcse_recipe.name, recipe.name])
-    lines.append(gap_against_spread(spread, method, "SimCSE", recorded) + after_spread)
+    lines = [f"{name}, seed{'s' if len(values) > 1 else ''} {', '.join(str(s) for s in seeds[:len(values)])}: "
+             + ", ".join(f"{v:.2f}" for v in values) + f" vs the untrained model {untrained:.2f}: "
+             + ", ".join(f"{v - untrained:+.2f}" for v in values) + " points" for name, values in spread.items()]
+    paired = min(len(values) for values in spread.values())
+    per_seed = ", ".join(f"seed {seed} {a - b:+.2f}" for seed, a, b in zip(seeds, spread[method], spread["SimCSE"]))
+    lines.append(gap_against_spread(spread, method, "SimCSE", paired=len(spread[method]) == len(spread["SimCSE"]))
+                 + f" Per seed ({paired} shared; one seed gives both methods the same text batches): {per_seed}."
+                 + after_gap)
     gap = float(np.mean(spread[method]) - np.mean(spread["SimCSE"]))
     published = float(np.mean(list(paper_scores(paper_method, tasks).values()))
                       - np.mean(list(paper_scores("simcse-bert-base", tasks).values())))
@@ -224,7 +279,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], untrained: flo
     trained_before = ", already trained for sentence similarity" if native_pooling_config(recipe.model) else ""
     lines.append(against_prediction(
         f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here, {published:+.2f} in the paper's table on "
-        f"{', '.join(tasks)}", gap >= published - (recorded or (0.0,))[0],
+        f"{', '.join(tasks)}", gap >= published,
         {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", "one epoch of wiki1m (15,626 steps)"),
          f"{recipe.modality} data": data, **setting_differences(recipe, paper)}))
     return lines
@@ -238,6 +293,24 @@ def class_means_at_head(start, trained_branch, trained_encoder, inputs, labels: 
     vectors = {"before training": trunk_vectors(start[1], start[0], inputs, through_head=True),
                "after training": trunk_vectors(trained_branch, trained_encoder, inputs, through_head=True)}
     return {name: within_and_between(class_similarity(v, labels)[0]) for name, v in vectors.items()}
+
+
+def loss_at_the_end(run, recipe, classes: int, window: int = 5) -> dict[str, tuple[str, str]]:
+    """What SupCon's prediction at the head presupposes, beside this run: its image/audio loss minimised. From the
+    run's own log: the loss (divided by lambda) over its last ``window`` logged steps, against the uniform level
+    and the floor of :func:`nlsup_kit.losses.loss_levels` for ``classes`` classes."""
+    import numpy as np
+
+    from nlsup_kit.checkpoint import read_metrics
+    from nlsup_kit.losses import loss_levels
+
+    logged = [m["modality_loss"] for m in read_metrics(run.output_dir) if "modality_loss" in m]
+    end = float(np.mean(logged[-window:])) / recipe.modality_loss_weight
+    levels = loss_levels(recipe.modality_loss, recipe.modality_batch_size, classes)
+    where = "above" if end > levels["uniform"] else "below"
+    return {f"the {recipe.modality} loss at the run's end (mean of its last {min(window, len(logged))} logged steps)":
+            (f"{end:.3f}, {where} the level of views not told apart ({levels['uniform']:.3f})",
+             f"a loss trained down toward its floor ({levels['floor']:.3f})")}
 
 
 def show_class_similarity(vectors: Mapping[str, object], labels: Sequence, title: str) -> dict[str, tuple[float, float]]:

@@ -436,10 +436,14 @@ def published_scores(recipe: str) -> tuple[dict[str, float], str] | None:
     """The published STS scores of the model ``released:<recipe>`` and where they are printed; None where no
     source here prints them (the supervised VisualCSE and AudioCSE models)."""
     if recipe in PAPER_STS:
-        also = (f"; the seven-task average, {PAPER_ROWS_ALSO_IN[recipe].value:.2f}, also in {PAPER_ROWS_ALSO_IN[recipe]}"
-                if recipe in PAPER_ROWS_ALSO_IN else "")
-        own = f"; SimCSE's own rows: its paper, Table 5 (v4), {SIMCSE_PAPER_URL}" if recipe.startswith("simcse-") else ""
-        return PAPER_STS[recipe], f"the paper's results table, {PAPER_URL}{own}{also}"
+        row = PAPER_ROWS_ALSO_IN.get(recipe)
+        if row is not None and row.repo == REFERENCE_REPO:  # the authors' README prints the whole row
+            return PAPER_STS[recipe], f"every task in {row} (the row of the paper's results table, {PAPER_URL})"
+        if recipe.startswith("simcse-"):
+            average = f"; the seven-task average, {row.value:.2f}, also in {row}" if row is not None else ""
+            return PAPER_STS[recipe], (f"every task in SimCSE's paper, Table 5 (v4), {SIMCSE_PAPER_URL}, repeated in the "
+                                       f"paper's results table, {PAPER_URL}{average}")
+        return PAPER_STS[recipe], f"the paper's results table, {PAPER_URL}"
     if recipe == "sup-simcse-bert-base":
         return SUPERVISED_SIMCSE_BERT_BASE, str(SUPERVISED_SIMCSE_SOURCE)
     return None

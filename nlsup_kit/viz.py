@@ -75,31 +75,36 @@ def score_bars(rows: Mapping[str, Mapping[str, float]], title: str = "STS (Spear
 
 
 def seed_spread(runs: Mapping[str, Sequence[float]], title: str, ylabel: str = "Spearman x 100"):
-    """Close scores made visible: every run as a dot, each method's mean with a bar of one standard deviation
-    over its runs, on an axis zoomed to the data (bars from 0 would hide a 0.3-point difference)."""
+    """Close scores made visible: every run as a dot and, for a method with two runs or more, its mean with a bar
+    of one standard deviation over its runs (one run has no spread to draw), on an axis zoomed to the data (bars
+    from 0 would hide a 0.3-point difference)."""
     names = list(runs)
-    means = [float(np.mean(runs[n])) for n in names]
-    spreads = [float(np.std(runs[n], ddof=1)) if len(runs[n]) > 1 else 0.0 for n in names]
+    several = [n for n in names if len(runs[n]) > 1]
+    means = [float(np.mean(runs[n])) for n in several]
+    spreads = [float(np.std(runs[n], ddof=1)) for n in several]
     values = [v for n in names for v in runs[n]]
     pad = max(0.2, 0.15 * (max(values) - min(values)))
-    low = min(min(values), *(m - s for m, s in zip(means, spreads))) - pad
-    high = max(max(values), *(m + s for m, s in zip(means, spreads))) + pad
+    low = min(values + [m - s for m, s in zip(means, spreads)]) - pad
+    high = max(values + [m + s for m, s in zip(means, spreads)]) + pad
     if has_plotly():
         import plotly.graph_objects as go
 
         fig = go.Figure()
         fig.add_trace(go.Scatter(x=[n for n in names for _ in runs[n]], y=values, mode="markers", name="one run",
                                  marker=dict(size=9, opacity=0.6)))
-        fig.add_trace(go.Scatter(x=names, y=means, mode="markers", name="mean +- 1 std over runs",
-                                 marker=dict(size=14, symbol="line-ew-open", line=dict(width=3)),
-                                 error_y=dict(type="data", array=spreads, width=12)))
+        if several:
+            fig.add_trace(go.Scatter(x=several, y=means, mode="markers", name="mean +- 1 std over runs",
+                                     marker=dict(size=14, symbol="line-ew-open", line=dict(width=3)),
+                                     error_y=dict(type="data", array=spreads, width=12)))
         return fig.update_layout(title=title, yaxis_title=f"{ylabel} (axis zoomed: {low:.1f} to {high:.1f})",
-                                 yaxis_range=[low, high], height=380)
+                                 yaxis_range=[low, high], xaxis=dict(categoryorder="array", categoryarray=names),
+                                 height=380)
     fig, ax = _mpl(title, (6, 4))
     for i, name in enumerate(names):
         ax.scatter([i] * len(runs[name]), runs[name], alpha=0.6, label="one run" if i == 0 else None)
-    ax.errorbar(range(len(names)), means, yerr=spreads, fmt="_", markersize=20, capsize=8, color="black",
-                label="mean +- 1 std over runs")
+    if several:
+        ax.errorbar([names.index(n) for n in several], means, yerr=spreads, fmt="_", markersize=20, capsize=8,
+                    color="black", label="mean +- 1 std over runs")
     ax.set_xticks(range(len(names)), names)
     ax.set_xlim(-0.6, len(names) - 0.4)
     ax.set_ylim(low, high)
@@ -224,8 +229,9 @@ def heatmap_slider(matrices: Mapping[float, np.ndarray], labels: Sequence[str], 
                              sliders=[slider])
 
 
-def scatter(points: np.ndarray, labels: Sequence, title: str, hover: Sequence[str] | None = None):
-    """Points on two axes, coloured by label, with the text under the cursor."""
+def scatter(points: np.ndarray, labels: Sequence, title: str, hover: Sequence[str] | None = None,
+            axes: tuple[str, str] = ("", "")):
+    """Points on two axes (titled ``axes``), coloured by label, with the text under the cursor."""
     labels = [str(label) for label in labels]
     if has_plotly():
         import plotly.graph_objects as go
@@ -236,11 +242,13 @@ def scatter(points: np.ndarray, labels: Sequence, title: str, hover: Sequence[st
             mask = np.array(labels) == label
             traces.append(go.Scattergl(x=points[mask, 0], y=points[mask, 1], mode="markers", name=label,
                                        text=hover[mask], hoverinfo="text", marker={"size": 6}))
-        return go.Figure(traces).update_layout(title=title, height=480)
+        return go.Figure(traces).update_layout(title=title, xaxis_title=axes[0], yaxis_title=axes[1], height=480)
     fig, ax = _mpl(title, (7, 6))
     for label in dict.fromkeys(labels):
         mask = np.array(labels) == label
         ax.scatter(points[mask, 0], points[mask, 1], s=8, label=label)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
     ax.legend(markerscale=2, fontsize=7)
     return fig
 

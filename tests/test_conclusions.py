@@ -24,24 +24,30 @@ def test_change_knows_which_direction_is_better():
         change("x", 0, 1, better="up")
 
 
-def test_gap_against_spread_compares_the_mean_gap_with_the_widest_range_of_one_method():
-    runs = {"SimCSE": [76.0, 76.8, 76.4], "VisualCSE": [76.5, 76.9, 76.7]}  # means 76.4, 76.7: +0.30; SimCSE spans 0.80
+def test_gap_against_spread_sets_the_gap_of_means_beside_its_standard_error():
+    # means 76.4 and 76.7: +0.30; sample variances 0.16 and 0.04 over 3 runs: standard error sqrt(0.2 / 3) = 0.258
+    runs = {"SimCSE": [76.0, 76.8, 76.4], "VisualCSE": [76.5, 76.9, 76.7]}
     assert gap_against_spread(runs, "VisualCSE", "SimCSE") == (
-        "VisualCSE - SimCSE: +0.30 points (VisualCSE mean of 3 runs, SimCSE mean of 3 runs); runs of one method span "
-        "up to 0.80 points (SimCSE, 3 seeds): the gap is within that spread.")
+        "VisualCSE - SimCSE: +0.30 points (VisualCSE mean of 3 runs, SimCSE mean of 3 runs); from each method's spread "
+        "over its runs, the gap has a standard error of 0.26 points: it is within two standard errors: these runs "
+        "cannot tell it from the seeds' randomness.")
+    # +2.10 against a standard error of sqrt((0.0033 + 0.01) / 3) = 0.067
     assert gap_against_spread({"A": [70.0, 70.1, 70.0], "B": [72.0, 72.2, 72.1]}, "B", "A").endswith(
-        "wider than that spread.")
-    # two runs cannot measure a spread: without a recorded one, no verdict
+        "standard error of 0.07 points: it is beyond two standard errors: larger than the seeds' randomness would "
+        "usually give.")
+    # paired by seed: differences +0.5, +0.1, +0.3 have sd 0.2, so a standard error of 0.2 / sqrt(3) = 0.115, and
+    # +0.30 is beyond two of them; unpaired, the same runs give sqrt(0.16/3 + 0.04/3) = 0.258 and it is within
+    assert gap_against_spread(runs, "VisualCSE", "SimCSE", paired=True).endswith(
+        "from the per-seed differences (each seed ran both methods), the gap has a standard error of 0.12 points: it is "
+        "beyond two standard errors: larger than the seeds' randomness would usually give.")
+    with pytest.raises(ValueError, match="as many runs"):
+        gap_against_spread({"A": [1.0, 2.0, 3.0], "B": [1.0, 2.0, 3.0, 4.0]}, "B", "A", paired=True)
+    # fewer than three runs cannot estimate a spread: no verdict
     assert gap_against_spread({"SimCSE": [76.0, 76.8], "AudioCSE": [77.5]}, "AudioCSE", "SimCSE") == (
-        "AudioCSE - SimCSE: +1.10 points (AudioCSE one run, SimCSE mean of 2 runs); 2 runs of a method cannot "
-        "measure how far its runs spread.")
-    # with the spread recorded elsewhere: 82.78 - 82.725 = +0.055 against 0.29
-    recorded = (0.29, "four seeds, measured when the kit was calibrated")
-    assert gap_against_spread({"SimCSE": [82.70, 82.75], "AudioCSE": [82.78]}, "AudioCSE", "SimCSE", recorded).endswith(
-        "2 runs of a method cannot measure how far its runs spread; runs of one method span up to 0.29 points (four "
-        "seeds, measured when the kit was calibrated): the gap is within that spread.")
-    assert gap_against_spread({"A": [70.0], "B": [72.0]}, "B", "A").endswith(
-        "one run of a method cannot measure how far its runs spread.")
+        "AudioCSE - SimCSE: +1.10 points (AudioCSE one run, SimCSE mean of 2 runs); one run of a method cannot "
+        "estimate how far its runs spread (at least 3 each), so no verdict.")
+    assert gap_against_spread({"A": [70.0, 70.2], "B": [72.0, 72.1]}, "B", "A").endswith(
+        "2 runs of a method cannot estimate how far its runs spread (at least 3 each), so no verdict.")
 
 
 def test_repeat_timings_blames_the_machine_when_repeats_disagree_more_than_methods():
@@ -68,14 +74,32 @@ def test_the_starting_loss_is_read_against_log_b():
 
     from nlsup_kit.conclusions import loss_against_chance
 
-    low = loss_against_chance(0.143, math.log(32), 32)  # 0.143 / 3.466 = 4%
-    assert low == ("the first logged loss, 0.14, is 4% of log B (3.47): before any update the model already picks each "
-                   "sentence's second view out of 32")
-    beside = loss_against_chance(0.143, math.log(32), 32, (0.0096, "a log, line 1"))
-    assert beside.endswith("; the source's run starts low too: its first logged loss is 0.0096 (a log, line 1)")
-    assert loss_against_chance(1.2e-5, math.log(32), 32).startswith(
-        f"the first logged loss, 1.2e-05, is {1.2e-5 / math.log(32):.1e} times log B (3.47)")
-    assert loss_against_chance(3.0, math.log(32), 32).startswith("the first logged loss, 3, is 87% of log B (3.47): at first")
+    low = loss_against_chance(0.143, math.log(32), 32, "[CLS]")  # 0.143 / 3.466 = 4%
+    assert low == ("the first logged text loss, 0.14, is 4% of log B (3.47), through [CLS]: at its first text step the "
+                   "model already picks each sentence's second view out of 32")
+    beside = loss_against_chance(0.143, math.log(32), 32, "[CLS]", (0.0096, "a log, line 1"))
+    assert beside.endswith(". The source's run: its first logged loss is 0.0096 (a log, line 1): low there too early on, "
+                           "though not a first-step value")
+    assert loss_against_chance(1.2e-5, math.log(32), 32, "avg").startswith(
+        f"the first logged text loss, 1.2e-05, is {1.2e-5 / math.log(32):.1e} times log B (3.47), through avg")
+    assert loss_against_chance(3.0, math.log(32), 32, "avg").startswith(
+        "the first logged text loss, 3, is 87% of log B (3.47), through avg: at first")
+
+
+def test_the_modality_loss_is_read_between_its_uniform_level_and_its_floor():
+    from nlsup_kit.conclusions import modality_loss_reading
+
+    levels = {"uniform": 4.0, "floor": 1.5}
+    # logged x lambda 0.1: divided by lambda, the first two average 6.0 and the last two 3.0
+    logged = [0.62, 0.58, 0.5, 0.4, 0.31, 0.29]
+    line = modality_loss_reading("SupCon", logged, 0.1, levels, 30, 10, window=2)
+    assert line == ("SupCon loss (the logged value divided by lambda 0.1), mean of the first 2 logged steps 6.000, of the "
+                    "last 2 3.000 (lower); uniform level 4.000 (every view alike, 30 examples of two views), floor 1.500 "
+                    "(30 examples spread evenly over 10 classes): it started above the uniform level and ended between "
+                    "the floor and the uniform level, 1.500 above the floor")
+    # the last two: (0.45 + 0.43) / 2 / 0.1 = 4.4, above 4.0 and 2.9 above the floor
+    still_above = modality_loss_reading("SupCon", [0.62, 0.58, 0.45, 0.43], 0.1, levels, 30, 10)
+    assert "(lower)" in still_above and "ended above the uniform level, 2.900 above the floor" in still_above
 
 
 def test_class_gap_reading_compares_the_gaps_and_names_what_differs_when_they_narrow():
@@ -94,18 +118,23 @@ def test_class_gap_reading_compares_the_gaps_and_names_what_differs_when_they_na
 
 
 def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
-    from nlsup_kit.notebook import knn_change_reading, recorded_seed_spread
+    from nlsup_kit.notebook import calibration_reading, knn_change_reading
 
     # 62.5% - 61.25% of 240 clips: a net 3 clips
     assert knn_change_reading("quick-audiocse", 0.6125, 0.625, 240, "clips") == (
         "+1.2 points is a net +3 of the 240 clips; over seeds 1, 2, 3 and 42 of the quick recipes, measured when the "
-        "kit was calibrated, this change ranged -1.7 to +2.9 points: a range that holds both signs, so one run cannot "
-        "say whether training moved this accuracy up or down")
-    assert knn_change_reading("quick-visualcse", 0.59, 0.613, 1797, "digits").endswith("ranged +1.7 to +9.9 points")
+        "kit was calibrated (nlsup_kit.notebook.QUICK_SEED_KNN_CHANGES), this change ranged -1.7 to +2.9 points, and "
+        "this run's lies inside that range: a range that holds both signs, so one run cannot say whether training "
+        "moved it up or down")
+    assert knn_change_reading("quick-visualcse", 0.59, 0.613, 1797, "digits").endswith(
+        "ranged +1.7 to +9.9 points, and this run's lies inside that range: every calibration seed raised it")
+    assert "this run's lies outside that range" in knn_change_reading("quick-visualcse", 0.59, 0.70, 1797, "digits")
     assert knn_change_reading("class-visualcse", 0.5, 0.55, 1797, "digits") == "+5.0 points is a net +90 of the 1797 digits"
-    spread, where = recorded_seed_spread(["quick-simcse", "quick-audiocse"])
-    assert spread == pytest.approx(0.79 - 0.49) and where.startswith("quick-audiocse, seeds 1, 2, 3 and 42")
-    assert recorded_seed_spread(["class-simcse", "class-visualcse"]) is None
+    # STS-B gains, recorded to two decimals: quick-simcse 0.50 to 0.72
+    assert calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2).endswith(
+        "ranged +0.50 to +0.72 points, and this run's lies inside that range: every calibration seed raised it")
+    assert "outside" in calibration_reading(0.73, "quick-simcse", "QUICK_SEED_GAINS", digits=2)
+    assert calibration_reading(0.67, "class-simcse", "QUICK_SEED_GAINS", digits=2) == ""
 
 
 def test_the_tokenizer_reading_checks_each_prediction_and_tells_marked_letters_from_letters_of_their_own():
@@ -150,5 +179,21 @@ def test_setting_differences_name_each_setting_where_a_run_departs_from_the_pape
     paper = get_recipe("visualcse-bert-base")
     assert setting_differences(paper, paper) == {}
     run = apply_overrides(paper, ["modality_loss=supcon", "batch_size=32", "modality_loss_weight=0.1"])
-    assert setting_differences(run, paper) == {"modality loss": ("supcon", paper.modality_loss), "lambda": ("0.1", "0.05"),
-                                               "text batch": (32, paper.batch_size)}
+    assert setting_differences(run, paper) == {"modality loss": ("supcon", "released-supcon (the reference code's new_supcon)"),
+                                               "lambda": ("0.1", "0.05"), "text batch": (32, paper.batch_size)}
+
+
+def test_per_seed_differences_are_read_by_their_signs():
+    from nlsup_kit.conclusions import per_seed_reading, sign_test
+
+    # three of three one way: 2 * (1/2)^3 = 25%; six of six: 2 / 64 = 3%
+    assert sign_test(3, 0) == 0.25 and sign_test(0, 6) == 2 / 64 and sign_test(2, 1) == 1.0
+    line = per_seed_reading([42, 1, 2], [0.09, 0.07, 0.02], "VisualCSE", "SimCSE")
+    assert line == ("VisualCSE - SimCSE per seed: seed 42 +0.09, seed 1 +0.07, seed 2 +0.02; 3 of 3 seeds favour "
+                    "VisualCSE, 0 SimCSE: coin tosses split 3 seeds at least this unevenly with probability 25% "
+                    "(two-sided sign test); with 3 seeds the test can give no less than 25%, so the signs alone cannot "
+                    "settle it: the sizes of the differences must (below)")
+    assert per_seed_reading(range(6), [0.1] * 6, "A", "B").endswith("the seeds agree beyond coin tosses")
+    # six seeds could reach 3%, but 4 of 6 one way is 69%
+    assert per_seed_reading(range(6), [0.1] * 4 + [-0.1] * 2, "A", "B").endswith("these seeds alone cannot say which "
+                                                                                  "method is higher")

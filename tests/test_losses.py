@@ -147,3 +147,24 @@ def test_every_modality_loss_is_a_module_called_with_two_views_and_labels():
         torch.testing.assert_close(loss(z1, z2, labels), expected[name], rtol=0, atol=0)
     with pytest.raises(NlsupError, match="unknown modality_loss 'supcom'"):
         modality_loss("supcom", 0.1)
+
+
+@pytest.mark.parametrize("name", ["supcon", "simclr", "released-supcon"])
+def test_loss_levels_are_what_the_loss_module_gives_at_uniform_and_at_its_best(name):
+    from nlsup_kit.losses import label_ranks, loss_levels
+
+    batch, classes = 6, 3
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    loss = modality_loss(name, 0.001)   # a tiny temperature: the best embedding's softmax is all but exact
+    levels = loss_levels(name, batch, classes)
+    same = torch.ones(batch, 4)         # every cosine equal: uniform rows
+    assert levels["uniform"] == pytest.approx(loss(same, same, labels).item(), abs=1e-6)
+    directions = torch.eye(batch)
+    if name == "supcon":                # each class one direction, the classes orthogonal
+        best = (directions[labels], directions[labels])
+    elif name == "simclr":              # each example its own direction, both views on it
+        best = (directions, directions)
+    else:                               # each anchor on the column its target names
+        best = (directions[label_ranks(labels)], directions)
+    assert levels["floor"] == pytest.approx(loss(*best, labels).item(), abs=1e-4)
+    assert levels["floor"] < levels["uniform"]

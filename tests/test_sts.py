@@ -176,3 +176,29 @@ def test_the_commands_for_the_kits_own_gpu_numbers_name_every_method_of_the_fami
         assert f"nlsup train --recipe {method}-roberta-base && nlsup eval-sts" in text
         assert get_recipe(f"{method}-roberta-base").model == "roberta-base"
     assert round(sum(list(SUPERVISED_SIMCSE_BERT_BASE.values())[:7]) / 7, 2) == SUPERVISED_SIMCSE_BERT_BASE["avg"]
+
+
+def test_a_paired_bootstrap_draws_the_seeds_of_both_methods_together():
+    """Each seed moves both methods alike (its noise draw, scaled per seed) and B is a little better at every seed.
+    Drawn separately, the seeds' large shared swings hide that; drawn together, they cancel and the interval
+    excludes 0."""
+    from nlsup_kit.evaluation import bootstrap_difference
+
+    rng = np.random.default_rng(1)
+    gold = rng.normal(size=600)
+    draws = [scale * rng.normal(size=gold.size) for scale in (0.5, 1.0, 1.6)]
+    a_runs, b_runs = [gold + noise for noise in draws], [gold + 0.9 * noise for noise in draws]
+    apart = bootstrap_difference(gold, a_runs, b_runs, samples=300)
+    together = bootstrap_difference(gold, a_runs, b_runs, samples=300, paired=True)
+    assert together.difference == pytest.approx(apart.difference)
+    assert apart.low < 0 < apart.high and together.low > 0
+    with pytest.raises(ValueError, match="as many runs"):
+        bootstrap_difference(gold, a_runs, b_runs[:2], paired=True)
+
+
+def test_an_interval_end_near_zero_is_printed_with_the_digits_that_show_its_side():
+    from nlsup_kit.evaluation import DifferenceInterval
+
+    near = DifferenceInterval(0.06, 0.0004, 0.12, 0.95, [0.09, 0.07, 0.02]).conclusion("SimCSE", "VisualCSE", "STS-B")
+    assert "95% interval [+0.0004, +0.1200]; the interval excludes 0" in near
+    assert "[-0.13, +0.24]" in DifferenceInterval(0.06, -0.13, 0.24, 0.95, [0.1, 0.0, 0.1]).conclusion("A", "B", "STS-B")

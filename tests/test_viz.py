@@ -76,3 +76,19 @@ def test_heatmaps_share_one_colour_scale_and_the_fallback_draws_each_matrix():
         print([(ax.get_title(), float(ax.images[0].get_array().mean()), ax.images[0].get_clim()) for ax in fig.axes if ax.images])
     """)
     assert fallback == "[('before', 0.5, (0.2, 0.9)), ('after', 1.0, (0.2, 0.9))]"
+
+
+def test_the_seed_figure_draws_a_mean_and_its_bar_only_for_methods_with_several_runs():
+    from nlsup_kit import viz
+
+    fig = viz.seed_spread({"SimCSE": [82.70, 82.75], "AudioCSE": [82.78]}, "t")
+    runs, means = fig.data
+    assert list(runs.x) == ["SimCSE", "SimCSE", "AudioCSE"]
+    assert list(means.x) == ["SimCSE"] and means.y[0] == np.mean([82.70, 82.75])
+    assert means.error_y.array[0] == np.std([82.70, 82.75], ddof=1)
+    assert len(viz.seed_spread({"AudioCSE": [82.78]}, "t").data) == 1
+    fallback = run_without_plotly("""
+        fig = viz.seed_spread({"SimCSE": [82.70, 82.75], "AudioCSE": [82.78]}, "t")
+        print(len(fig.axes[0].containers), [t.get_text() for t in fig.axes[0].get_xticklabels()])
+    """)
+    assert fallback == "1 ['SimCSE', 'AudioCSE']"
