@@ -1,0 +1,1 @@
+"""The kit's method inside other libraries' training loops (:mod:`nlsup_kit.integrations.sentence_transformers`)."""
