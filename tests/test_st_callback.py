@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from test_reference_iteration import dropout_free
 
@@ -25,11 +26,12 @@ def image_batches(steps: int, seed: int = 3) -> list:
             for _ in range(steps)]
 
 
-def recipe_for(model):
+def recipe_for(model, *overrides):
     from nlsup_kit.recipes import apply_overrides, get_recipe
 
     return apply_overrides(get_recipe("quick-visualcse"), [f"model={model}", "pooler=avg", "optimizer=torch-adamw",
-                                                           "batch_size=4", "modality_batch_size=4", f"max_steps={STEPS}"])
+                                                           "batch_size=4", "modality_batch_size=4", f"max_steps={STEPS}",
+                                                           *overrides])
 
 
 def kit_run(recipe, branch, batches):
@@ -46,7 +48,9 @@ def kit_run(recipe, branch, batches):
     return encoder.backbone, branch
 
 
-def sentence_transformers_run(recipe, branch, batches, output_dir, order="before"):
+def st_trainer(recipe, output_dir, sentences=SENTENCES, callback_kwargs=None, max_steps=STEPS, extra=(), **args):
+    """A SentenceTransformerTrainer with unsupervised SimCSE's loss (MNRL on (sentence, sentence) pairs, scale
+    1/temperature) and the callback, set up as the recipe's text side: no warmup, linear decay, clip 1.0."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -56,18 +60,19 @@ def sentence_transformers_run(recipe, branch, batches, output_dir, order="before
 
     transformer = Transformer(recipe.model, max_seq_length=recipe.max_length)
     model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")],
-                                device="cpu").double()
-    callback = NonLinguisticCallback(model, recipe, batches=iter(batches), branch=branch)
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(output_dir), max_steps=STEPS, per_device_train_batch_size=len(SENTENCES),
-        learning_rate=recipe.learning_rate, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0,
-        max_grad_norm=1.0, optim="adamw_torch", logging_steps=1, save_strategy="no", report_to=[], use_cpu=True,
-        seed=recipe.seed)
+                                device="cpu")
+    if args.pop("double", False):
+        model.double()
+    callback = NonLinguisticCallback(model, recipe, **(callback_kwargs or {}))
+    settings = dict(output_dir=str(output_dir), max_steps=max_steps, per_device_train_batch_size=recipe.batch_size,
+                    learning_rate=recipe.learning_rate, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0,
+                    max_grad_norm=1.0, optim="adamw_torch", logging_steps=1, save_strategy="no", report_to=[],
+                    use_cpu=True, seed=recipe.seed, disable_tqdm=True)
     trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=Dataset.from_dict({"anchor": SENTENCES, "positive": SENTENCES}),
-        loss=MultipleNegativesRankingLoss(model, scale=1 / recipe.temperature), callbacks=[callback])
-    trainer.train()
-    return model[0].auto_model, callback.branch, trainer
+        model=model, args=SentenceTransformerTrainingArguments(**{**settings, **args}),
+        train_dataset=Dataset.from_dict({"anchor": sentences, "positive": sentences}),
+        loss=MultipleNegativesRankingLoss(model, scale=1 / recipe.temperature), callbacks=[callback, *extra])
+    return trainer, model, callback
 
 
 def test_the_callback_gives_the_kits_iterations_to_a_sentence_transformers_trainer(still_model, tmp_path):
@@ -77,7 +82,10 @@ def test_the_callback_gives_the_kits_iterations_to_a_sentence_transformers_train
     torch.manual_seed(0)
     start = build_branch(recipe, 32).double()
     kit_backbone, kit_branch = kit_run(recipe, copy.deepcopy(start), image_batches(STEPS))
-    st_backbone, st_branch, trainer = sentence_transformers_run(recipe, copy.deepcopy(start), image_batches(STEPS), tmp_path)
+    trainer, model, callback = st_trainer(recipe, tmp_path, double=True,
+                                          callback_kwargs=dict(batches=iter(image_batches(STEPS)), branch=copy.deepcopy(start)))
+    trainer.train()
+    st_backbone, st_branch = model[0].auto_model, callback.branch
     ours = dict(kit_backbone.named_parameters()) | {f"branch.{k}": v for k, v in kit_branch.named_parameters()}
     theirs = dict(st_backbone.named_parameters()) | {f"branch.{k}": v for k, v in st_branch.named_parameters()}
     from transformers import AutoModel
@@ -91,3 +99,60 @@ def test_the_callback_gives_the_kits_iterations_to_a_sentence_transformers_train
     assert moved > 1e-5 and gap < 1e-6 * moved, f"largest change {moved:.2e}, largest difference {gap:.2e}"
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert len(logged) == STEPS and all("modality_loss" in entry for entry in logged)
+
+
+class StopAt(TrainerCallback):
+    """Stops the trainer after ``step`` (its checkpoint there is written first): a run cut short."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+
+
+def test_a_trainer_cut_short_and_resumed_from_its_checkpoint_ends_as_an_uninterrupted_run(tiny_model, data_dir, tmp_path):
+    """Dropout on and the digits through the kit's own loader, augmented at random: the branch, its optimizer and
+    schedule, the data position and the random state must all come back for the weights to match."""
+    recipe = recipe_for(tiny_model, "max_steps=6")
+    sentences = load_text_data_for_test(data_dir, 24)
+    kwargs = dict(callback_kwargs=dict(data_dir=data_dir), sentences=sentences, max_steps=6, save_strategy="steps",
+                  save_steps=2)
+    whole, whole_model, whole_callback = st_trainer(recipe, tmp_path / "whole", **kwargs)
+    whole.train()
+    cut, _, _ = st_trainer(recipe, tmp_path / "cut", extra=[StopAt(4)], **kwargs)
+    cut.train()
+    assert (tmp_path / "cut" / "checkpoint-4" / "nonlinguistic" / "update_state.pt").is_file()
+    resumed, resumed_model, resumed_callback = st_trainer(recipe, tmp_path / "cut", **kwargs)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "cut" / "checkpoint-4"))
+    ours = dict(whole_model.named_parameters()) | {f"branch.{k}": v for k, v in whole_callback.branch.named_parameters()}
+    theirs = dict(resumed_model.named_parameters()) | {f"branch.{k}": v for k, v in resumed_callback.branch.named_parameters()}
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        torch.testing.assert_close(theirs[name], ours[name], rtol=0, atol=1e-6)
+
+
+def load_text_data_for_test(data_dir, count):
+    from nlsup_kit.data.text import load_text_data
+
+    return load_text_data("wiki", data_dir, count)
+
+
+def test_a_model_the_callback_cannot_serve_gets_one_line_naming_what_it_found(still_model):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    from nlsup_kit.errors import NlsupError
+    from nlsup_kit.integrations.sentence_transformers import NonLinguisticCallback
+
+    transformer = Transformer(str(still_model))
+    cls_pooled = SentenceTransformer(modules=[transformer, Pooling(32, "cls")], device="cpu")
+    with pytest.raises(NlsupError, match=r"^the model pools with 'cls' and the recipe trains pooler=avg; the callback "
+                                         r"pairs pooler=avg with 'mean', pooler=cls_before_pooler with 'cls'$"):
+        NonLinguisticCallback(cls_pooled, recipe_for(still_model))
+    pooling_first = SentenceTransformer(modules=[Pooling(32, "mean")], device="cpu")
+    with pytest.raises(NlsupError, match=r"^the model's first module holds Pooling; NonLinguisticCallback serves"):
+        NonLinguisticCallback(pooling_first, recipe_for(still_model))
+    with pytest.raises(NlsupError, match="has no image or audio side"):
+        NonLinguisticCallback.from_recipe("quick-simcse", cls_pooled)

@@ -53,7 +53,8 @@ def check_pooling(model, recipe: Recipe) -> None:
 class NonLinguisticCallback(TrainerCallback):
     """The modality update of ``recipe`` before each of the trainer's optimizer steps. ``batches``: an iterator of
     (view 1, view 2, labels); by default the recipe's own image/audio data (``data_dir``), as the kit's trainer
-    reads it. ``branch``: the patch embedding and head to start from (default: a new one, as the recipe builds)."""
+    reads it. ``branch``: the patch embedding and head to start from (default: a new one, as the recipe builds it,
+    seeded by the recipe's seed)."""
 
     def __init__(self, model, recipe: Recipe, data_dir: str | Path | None = None,
                  batches: Iterator | None = None, branch: ModalityBranch | None = None):
@@ -65,7 +66,11 @@ class NonLinguisticCallback(TrainerCallback):
         check_pooling(model, recipe)
         self.recipe, self.data_dir = recipe, data_dir
         self.encoder = shared_encoder(model)
-        self.branch = branch if branch is not None else build_branch(recipe, self.encoder.hidden_size)
+        if branch is None:  # seeded by the recipe, as the kit's trainer builds it, without touching the caller's RNG
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(recipe.seed)
+                branch = build_branch(recipe, self.encoder.hidden_size)
+        self.branch = branch
         self._batches, self.iteration, self._losses = batches, None, []
 
     @classmethod
