@@ -14,7 +14,7 @@ import numpy as np
 def compare(name: str, value: float, reference_name: str, reference: float, unit: str = "points",
             tolerance: float = 0.0, digits: int = 2) -> str:
     """``name`` beside its reference: how far above or below it, or "within ``tolerance``" of it."""
-    gap = value - reference
+    gap = round(value, digits) - round(reference, digits)  # the gap of the printed values: its arithmetic checks
     shown = f"{name} {value:.{digits}f} vs {reference_name} {reference:.{digits}f}: "
     unit = f" {unit}" if unit else ""
     if abs(gap) <= tolerance:
@@ -60,9 +60,14 @@ def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baselin
     else:
         error = float(np.sqrt(sum(np.var(runs[name], ddof=1) / len(runs[name]) for name in (method, baseline))))
         source = "from each method's spread over its runs"
-    verdict = ("within two standard errors: these runs cannot tell it from the seeds' randomness" if abs(gap) <= 2 * error
-               else "beyond two standard errors: larger than the seeds' randomness would usually give")
-    return f"{line}; {source}, the gap has a standard error of {error:.2f} points: it is {verdict}."
+    from scipy.stats import t
+
+    freedom = (len(runs[method]) if paired else min(len(runs[method]), len(runs[baseline]))) - 1
+    reach = float(t.ppf(0.975, freedom)) * error  # a 95% interval from so few runs: Student's t, not 2
+    verdict = (f"within it: these runs cannot tell the gap from the seeds' randomness" if abs(gap) <= reach
+               else f"beyond it: larger than the seeds' randomness would usually give")
+    return (f"{line}; {source}, the gap has a standard error of {error:.2f} points, and with {freedom} degrees of "
+            f"freedom a 95% interval reaches +-{reach:.2f} (t = {reach / error:.2f}): the gap is {verdict}.")
 
 
 def repeat_timings(milliseconds: Mapping[str, Sequence[float]], unit: str = "ms per iteration") -> str:
@@ -120,11 +125,25 @@ def loss_against_chance(first: float, log_b: float, batch: int, through: str,
     start = f"the first logged text loss, {first:.2g}, is {shown} log B ({log_b:.2f}), through {through}"
     if share > 0.5:
         return f"{start}: at first the model barely tells the {batch} sentences apart"
-    line = f"{start}: at its first text step the model already picks each sentence's second view out of {batch}"
+    right = float(np.exp(-first))
+    taken = f"all but {1 - right:.1e} of" if 1 - right < 0.005 else f"{right:.0%} of"
+    line = (f"{start}: at its first text step the right second view already takes {taken} the probability among "
+            f"{batch} (e^-loss, a geometric mean over the batch)")
     if reference is not None:
-        line += (f". The source's run: its first logged loss is {reference[0]:g} ({reference[1]}): low there too "
-                 "early on, though not a first-step value")
+        line += (f". The reference code's one training log (VisualCSE's, text loss beside its image steps): its first "
+                 f"logged loss is {reference[0]:g} ({reference[1]}): low there too early on, though not a first-step value")
     return line
+
+
+AT_THE_LEVEL = 0.02  # the kit's own line: within 2% of the uniform level counts as at it
+
+
+def level_of(value: float, uniform: float) -> str:
+    """Where a loss sits against the uniform level (views not told apart): at it, within :data:`AT_THE_LEVEL`
+    (the kit's own line), else above it or below it."""
+    if abs(value - uniform) <= AT_THE_LEVEL * uniform:
+        return f"at about the uniform level (within {AT_THE_LEVEL:.0%} of it, the kit's own line)"
+    return "above the uniform level" if value > uniform else "below the uniform level, toward the floor"
 
 
 _LOSS_NAMES = {"supcon": "SupCon", "simclr": "SimCLR", "released-supcon": "new_supcon"}  # recipe value -> printed
@@ -141,7 +160,7 @@ def modality_loss_reading(loss: str, logged: Sequence[float], weight: float, lev
     uniform, floor = levels["uniform"], levels["floor"]
 
     def where(value: float) -> str:
-        return "above the uniform level" if value > uniform else "between the floor and the uniform level"
+        return level_of(value, uniform)
 
     return (f"{_LOSS_NAMES.get(loss, loss)} loss (the logged value divided by lambda {weight:g}), mean of the first {window} logged steps "
             f"{first:.3f}, of the last {window} {last:.3f} ({'lower' if last < first else 'not lower'}); uniform level "

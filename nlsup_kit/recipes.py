@@ -38,7 +38,7 @@ class Recipe:
     name: str = "custom"
     model: str = "minilm-l6"
     # ---- text: the SimCSE side, every recipe ----
-    text_data: str = "wiki"  # wiki (the 16,926-sentence stand-in), wiki1m, nli, sick-nli, leipzig:<corpus>, a file
+    text_data: str = "wiki"  # wiki (wiki1m's first 20,000 lines, or what the data folder holds), wiki1m, nli, sick-nli, leipzig:<corpus>, a file
     # the language of text_data, whose STS-B dev split picks the checkpoint: en is SentEval's (the paper's); any
     # other is stsb_multi_mt's (nlsup_kit.data.multilingual)
     text_language: str = "en"

@@ -74,12 +74,12 @@ def score_bars(rows: Mapping[str, Mapping[str, float]], title: str = "STS (Spear
     return fig
 
 
-def seed_spread(runs: Mapping[str, Sequence[float]], title: str, ylabel: str = "Spearman x 100"):
-    """Close scores made visible: every run as a dot and, for a method with two runs or more, its mean with a bar
-    of one standard deviation over its runs (one run has no spread to draw), on an axis zoomed to the data (bars
-    from 0 would hide a 0.3-point difference)."""
+def seed_spread(runs: Mapping[str, Sequence[float]], title: str, ylabel: str = "Spearman x 100", min_runs: int = 3):
+    """Close scores made visible: every run as a dot and, for a method with ``min_runs`` runs or more (fewer cannot
+    estimate a spread: nlsup_kit.evaluation.MIN_RUNS_FOR_A_VERDICT), its mean with a bar of one standard deviation
+    over its runs, on an axis zoomed to the data (bars from 0 would hide a 0.3-point difference)."""
     names = list(runs)
-    several = [n for n in names if len(runs[n]) > 1]
+    several = [n for n in names if len(runs[n]) >= min_runs]
     means = [float(np.mean(runs[n])) for n in several]
     spreads = [float(np.std(runs[n], ddof=1)) for n in several]
     values = [v for n in names for v in runs[n]]

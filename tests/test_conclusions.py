@@ -24,30 +24,32 @@ def test_change_knows_which_direction_is_better():
         change("x", 0, 1, better="up")
 
 
-def test_gap_against_spread_sets_the_gap_of_means_beside_its_standard_error():
-    # means 76.4 and 76.7: +0.30; sample variances 0.16 and 0.04 over 3 runs: standard error sqrt(0.2 / 3) = 0.258
+def test_gap_against_spread_sets_the_gap_of_means_beside_a_t_interval():
+    # means 76.4 and 76.7: +0.30; sample variances 0.16 and 0.04 over 3 runs: standard error sqrt(0.2 / 3) = 0.258;
+    # 2 degrees of freedom: t = 4.30, so the interval reaches 1.11
     runs = {"SimCSE": [76.0, 76.8, 76.4], "VisualCSE": [76.5, 76.9, 76.7]}
     assert gap_against_spread(runs, "VisualCSE", "SimCSE") == (
         "VisualCSE - SimCSE: +0.30 points (VisualCSE mean of 3 runs, SimCSE mean of 3 runs); from each method's spread "
-        "over its runs, the gap has a standard error of 0.26 points: it is within two standard errors: these runs "
-        "cannot tell it from the seeds' randomness.")
-    # +2.10 against a standard error of sqrt((0.0033 + 0.01) / 3) = 0.067
+        "over its runs, the gap has a standard error of 0.26 points, and with 2 degrees of freedom a 95% interval "
+        "reaches +-1.11 (t = 4.30): the gap is within it: these runs cannot tell the gap from the seeds' randomness.")
+    # +2.10 against sqrt((0.0033 + 0.01) / 3) = 0.067, times 4.30: 0.29
     assert gap_against_spread({"A": [70.0, 70.1, 70.0], "B": [72.0, 72.2, 72.1]}, "B", "A").endswith(
-        "standard error of 0.07 points: it is beyond two standard errors: larger than the seeds' randomness would "
-        "usually give.")
-    # paired by seed: differences +0.5, +0.1, +0.3 have sd 0.2, so a standard error of 0.2 / sqrt(3) = 0.115, and
-    # +0.30 is beyond two of them; unpaired, the same runs give sqrt(0.16/3 + 0.04/3) = 0.258 and it is within
-    assert gap_against_spread(runs, "VisualCSE", "SimCSE", paired=True).endswith(
-        "from the per-seed differences (each seed ran both methods), the gap has a standard error of 0.12 points: it is "
-        "beyond two standard errors: larger than the seeds' randomness would usually give.")
+        "reaches +-0.29 (t = 4.30): the gap is beyond it: larger than the seeds' randomness would usually give.")
+    # seeds that move both methods alike: per-seed differences +0.5, +0.6, +0.5 (sd 0.058, standard error 0.033,
+    # reach 0.14) settle a +0.53 gap that each method's own spread (sd 1.0, standard error 0.82) cannot
+    shared = {"A": [70.0, 71.0, 72.0], "B": [70.5, 71.6, 72.5]}
+    assert gap_against_spread(shared, "B", "A").endswith("the gap is within it: these runs cannot tell the gap from "
+                                                         "the seeds' randomness.")
+    assert gap_against_spread(shared, "B", "A", paired=True).endswith(
+        "from the per-seed differences (each seed ran both methods), the gap has a standard error of 0.03 points, and "
+        "with 2 degrees of freedom a 95% interval reaches +-0.14 (t = 4.30): the gap is beyond it: larger than the "
+        "seeds' randomness would usually give.")
     with pytest.raises(ValueError, match="as many runs"):
         gap_against_spread({"A": [1.0, 2.0, 3.0], "B": [1.0, 2.0, 3.0, 4.0]}, "B", "A", paired=True)
     # fewer than three runs cannot estimate a spread: no verdict
     assert gap_against_spread({"SimCSE": [76.0, 76.8], "AudioCSE": [77.5]}, "AudioCSE", "SimCSE") == (
         "AudioCSE - SimCSE: +1.10 points (AudioCSE one run, SimCSE mean of 2 runs); one run of a method cannot "
         "estimate how far its runs spread (at least 3 each), so no verdict.")
-    assert gap_against_spread({"A": [70.0, 70.2], "B": [72.0, 72.1]}, "B", "A").endswith(
-        "2 runs of a method cannot estimate how far its runs spread (at least 3 each), so no verdict.")
 
 
 def test_repeat_timings_blames_the_machine_when_repeats_disagree_more_than_methods():
@@ -74,14 +76,16 @@ def test_the_starting_loss_is_read_against_log_b():
 
     from nlsup_kit.conclusions import loss_against_chance
 
-    low = loss_against_chance(0.143, math.log(32), 32, "[CLS]")  # 0.143 / 3.466 = 4%
+    low = loss_against_chance(0.143, math.log(32), 32, "[CLS]")  # 0.143 / 3.466 = 4%; e^-0.143 = 87%
     assert low == ("the first logged text loss, 0.14, is 4% of log B (3.47), through [CLS]: at its first text step the "
-                   "model already picks each sentence's second view out of 32")
+                   "right second view already takes 87% of the probability among 32 (e^-loss, a geometric mean over "
+                   "the batch)")
     beside = loss_against_chance(0.143, math.log(32), 32, "[CLS]", (0.0096, "a log, line 1"))
-    assert beside.endswith(". The source's run: its first logged loss is 0.0096 (a log, line 1): low there too early on, "
-                           "though not a first-step value")
+    assert beside.endswith(". The reference code's one training log (VisualCSE's, text loss beside its image steps): its "
+                           "first logged loss is 0.0096 (a log, line 1): low there too early on, though not a first-step value")
     assert loss_against_chance(1.2e-5, math.log(32), 32, "avg").startswith(
         f"the first logged text loss, 1.2e-05, is {1.2e-5 / math.log(32):.1e} times log B (3.47), through avg")
+    assert "already takes all but 1.2e-05 of the probability among 32" in loss_against_chance(1.2e-5, math.log(32), 32, "avg")
     assert loss_against_chance(3.0, math.log(32), 32, "avg").startswith(
         "the first logged text loss, 3, is 87% of log B (3.47), through avg: at first")
 
@@ -95,8 +99,11 @@ def test_the_modality_loss_is_read_between_its_uniform_level_and_its_floor():
     line = modality_loss_reading("SupCon", logged, 0.1, levels, 30, 10, window=2)
     assert line == ("SupCon loss (the logged value divided by lambda 0.1), mean of the first 2 logged steps 6.000, of the "
                     "last 2 3.000 (lower); uniform level 4.000 (every view alike, 30 examples of two views), floor 1.500 "
-                    "(30 examples spread evenly over 10 classes): it started above the uniform level and ended between "
-                    "the floor and the uniform level, 1.500 above the floor")
+                    "(30 examples spread evenly over 10 classes): it started above the uniform level and ended below the "
+                    "uniform level, toward the floor, 1.500 above the floor")
+    # 4.063 against 4.078: within 2% of the level, read as at it
+    assert "ended at about the uniform level (within 2% of it, the kit's own line)" in modality_loss_reading(
+        "SupCon", [0.42, 0.4063], 0.1, {"uniform": 4.078, "floor": 1.609}, 30, 10, window=1)
     # the last two: (0.45 + 0.43) / 2 / 0.1 = 4.4, above 4.0 and 2.9 above the floor
     still_above = modality_loss_reading("SupCon", [0.62, 0.58, 0.45, 0.43], 0.1, levels, 30, 10)
     assert "(lower)" in still_above and "ended above the uniform level, 2.900 above the floor" in still_above

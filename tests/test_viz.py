@@ -78,17 +78,17 @@ def test_heatmaps_share_one_colour_scale_and_the_fallback_draws_each_matrix():
     assert fallback == "[('before', 0.5, (0.2, 0.9)), ('after', 1.0, (0.2, 0.9))]"
 
 
-def test_the_seed_figure_draws_a_mean_and_its_bar_only_for_methods_with_several_runs():
+def test_the_seed_figure_draws_a_mean_and_its_bar_only_for_methods_with_enough_runs_to_spread():
     from nlsup_kit import viz
 
-    fig = viz.seed_spread({"SimCSE": [82.70, 82.75], "AudioCSE": [82.78]}, "t")
+    fig = viz.seed_spread({"SimCSE": [82.70, 82.75, 82.54], "AudioCSE": [82.78, 82.80]}, "t")
     runs, means = fig.data
-    assert list(runs.x) == ["SimCSE", "SimCSE", "AudioCSE"]
-    assert list(means.x) == ["SimCSE"] and means.y[0] == np.mean([82.70, 82.75])
-    assert means.error_y.array[0] == np.std([82.70, 82.75], ddof=1)
-    assert len(viz.seed_spread({"AudioCSE": [82.78]}, "t").data) == 1
+    assert list(runs.x) == ["SimCSE"] * 3 + ["AudioCSE"] * 2
+    assert list(means.x) == ["SimCSE"] and means.y[0] == np.mean([82.70, 82.75, 82.54])
+    assert means.error_y.array[0] == np.std([82.70, 82.75, 82.54], ddof=1)
+    assert len(viz.seed_spread({"AudioCSE": [82.78, 82.8]}, "t").data) == 1
     fallback = run_without_plotly("""
-        fig = viz.seed_spread({"SimCSE": [82.70, 82.75], "AudioCSE": [82.78]}, "t")
+        fig = viz.seed_spread({"SimCSE": [82.70, 82.75, 82.54], "AudioCSE": [82.78]}, "t")
         print(len(fig.axes[0].containers), [t.get_text() for t in fig.axes[0].get_xticklabels()])
     """)
     assert fallback == "1 ['SimCSE', 'AudioCSE']"
