@@ -142,6 +142,10 @@ def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
         "ranged +0.50 to +0.72 points, and this run's lies inside that range: every calibration seed raised it")
     assert "outside" in calibration_reading(0.73, "quick-simcse", "QUICK_SEED_GAINS", digits=2)
     assert calibration_reading(0.67, "class-simcse", "QUICK_SEED_GAINS", digits=2) == ""
+    # a calibration seed made the range: it is said so, not read as inside it
+    assert "and this run, seed 42, is one of those runs: every calibration seed raised it" in calibration_reading(
+        0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42)
+    assert "this run's lies inside" in calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=7)
 
 
 def test_the_tokenizer_reading_checks_each_prediction_and_tells_marked_letters_from_letters_of_their_own():
