@@ -35,37 +35,59 @@ def change(quantity: str, before: float, after: float, better: str = "higher", t
     return f"{quantity} {before:.{digits}f} -> {after:.{digits}f}: {verdict} ({better} is better)"
 
 
-def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baseline: str, paired: bool = False) -> str:
-    """The gap between two methods' mean scores beside its own noise: with at least three runs (seeds) of each
-    (fewer cannot estimate a spread), the standard error of the gap. ``paired``: run k of each method shares seed
+def gap_interval(runs: Mapping[str, Sequence[float]], method: str, baseline: str,
+                 paired: bool = False) -> tuple[float, float, int] | None:
+    """The gap between two methods' mean scores, its standard error and its degrees of freedom; None with fewer
+    than three runs (seeds) of either, which cannot estimate a spread. ``paired``: run k of each method shares seed
     k (and so its text batches), and the error comes from the per-seed differences, sd(d)/sqrt(n); else from each
-    method's own spread, sqrt(s_a^2/n_a + s_b^2/n_b). A gap within two standard errors is one these runs cannot
-    tell from the seeds' randomness."""
+    method's own spread, sqrt(s_a^2/n_a + s_b^2/n_b)."""
+    from nlsup_kit.evaluation import MIN_RUNS_FOR_A_VERDICT
+
+    gap = float(np.mean(runs[method]) - np.mean(runs[baseline]))
+    if min(len(runs[name]) for name in (method, baseline)) < MIN_RUNS_FOR_A_VERDICT:
+        return None
+    if paired:
+        if len(runs[method]) != len(runs[baseline]):
+            raise ValueError(f"paired runs need as many runs of each method, not {len(runs[method])} and {len(runs[baseline])}")
+        differences = np.asarray(runs[method]) - np.asarray(runs[baseline])
+        return gap, float(np.std(differences, ddof=1) / np.sqrt(len(differences))), len(differences) - 1
+    error = float(np.sqrt(sum(np.var(runs[name], ddof=1) / len(runs[name]) for name in (method, baseline))))
+    return gap, error, min(len(runs[method]), len(runs[baseline])) - 1
+
+
+def t_reach(error: float, freedom: int) -> float:
+    """How far a 95% interval reaches from so few runs: Student's t quantile, not 2, times the standard error."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, freedom)) * error
+
+
+def settles_gap(runs: Mapping[str, Sequence[float]], method: str, baseline: str, paired: bool = False) -> bool:
+    """Whether the gap lies beyond its 95% t interval (:func:`gap_interval`): False where no interval exists."""
+    interval = gap_interval(runs, method, baseline, paired)
+    return interval is not None and abs(interval[0]) > t_reach(*interval[1:])
+
+
+def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baseline: str, paired: bool = False) -> str:
+    """The gap between two methods' mean scores beside its own noise (:func:`gap_interval`): a gap within its 95%
+    t interval is one these runs cannot tell from the seeds' randomness."""
     from nlsup_kit.evaluation import MIN_RUNS_FOR_A_VERDICT
 
     gap = float(np.mean(runs[method]) - np.mean(runs[baseline]))
     counted = ", ".join(f"{name} {'one run' if len(runs[name]) == 1 else f'mean of {len(runs[name])} runs'}"
                         for name in (method, baseline))
     line = f"{method} - {baseline}: {gap:+.2f} points ({counted})"
-    fewest = min(len(runs[name]) for name in (method, baseline))
-    if fewest < MIN_RUNS_FOR_A_VERDICT:
+    interval = gap_interval(runs, method, baseline, paired)
+    if interval is None:
+        fewest = min(len(runs[name]) for name in (method, baseline))
         return (line + f"; {'one run' if fewest == 1 else f'{fewest} runs'} of a method cannot estimate how far its "
                 f"runs spread (at least {MIN_RUNS_FOR_A_VERDICT} each), so no verdict.")
-    if paired:
-        if len(runs[method]) != len(runs[baseline]):
-            raise ValueError(f"paired runs need as many runs of each method, not {len(runs[method])} and {len(runs[baseline])}")
-        differences = np.asarray(runs[method]) - np.asarray(runs[baseline])
-        error = float(np.std(differences, ddof=1) / np.sqrt(len(differences)))
-        source = "from the per-seed differences (each seed ran both methods)"
-    else:
-        error = float(np.sqrt(sum(np.var(runs[name], ddof=1) / len(runs[name]) for name in (method, baseline))))
-        source = "from each method's spread over its runs"
-    from scipy.stats import t
-
-    freedom = (len(runs[method]) if paired else min(len(runs[method]), len(runs[baseline]))) - 1
-    reach = float(t.ppf(0.975, freedom)) * error  # a 95% interval from so few runs: Student's t, not 2
-    verdict = (f"within it: these runs cannot tell the gap from the seeds' randomness" if abs(gap) <= reach
-               else f"beyond it: larger than the seeds' randomness would usually give")
+    _, error, freedom = interval
+    reach = t_reach(error, freedom)
+    source = ("from the per-seed differences (each seed ran both methods)" if paired
+              else "from each method's spread over its runs")
+    verdict = ("within it: these runs cannot tell the gap from the seeds' randomness" if abs(gap) <= reach
+               else "beyond it: larger than the seeds' randomness would usually give")
     return (f"{line}; {source}, the gap has a standard error of {error:.2f} points, and with {freedom} degrees of "
             f"freedom a 95% interval reaches +-{reach:.2f} (t = {reach / error:.2f}): the gap is {verdict}.")
 

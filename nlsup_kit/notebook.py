@@ -270,7 +270,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     differs."""
     import numpy as np
 
-    from nlsup_kit.conclusions import against_prediction, gap_against_spread
+    from nlsup_kit.conclusions import against_prediction, gap_against_spread, settles_gap
     from nlsup_kit.models import native_pooling_config
     from nlsup_kit.paper import paper_scores
     from nlsup_kit.recipes import get_recipe
@@ -279,18 +279,18 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     lines = [f"{name}, seed{'s' if len(values) > 1 else ''} {', '.join(str(s) for s in seeds[:len(values)])}: "
              + ", ".join(f"{v:.2f}" for v in values) + f" vs the untrained model {untrained:.2f}: "
              + ", ".join(f"{v - untrained:+.2f}" for v in values) + " points" for name, values in spread.items()]
-    paired = min(len(values) for values in spread.values())
+    shared = min(len(values) for values in spread.values())
     per_seed = ", ".join(f"seed {seed} {a - b:+.2f}" for seed, a, b in zip(seeds, spread[method], spread["SimCSE"]))
-    gap_line = gap_against_spread(spread, method, "SimCSE", paired=len(spread[method]) == len(spread["SimCSE"]))
-    lines.append(gap_line
-                 + f" Per seed ({paired} shared; one seed gives both methods the same text batches): {per_seed}."
+    paired = len(spread[method]) == len(spread["SimCSE"])
+    lines.append(gap_against_spread(spread, method, "SimCSE", paired)
+                 + f" Per seed ({shared} shared; one seed gives both methods the same text batches): {per_seed}."
                  + after_gap)
     gap = float(np.mean(spread[method]) - np.mean(spread["SimCSE"]))
     published = float(np.mean(list(paper_scores(paper_method, tasks).values()))
                       - np.mean(list(paper_scores("simcse-bert-base", tasks).values())))
     paper = get_recipe(paper_method)
     trained_before = ", already trained for sentence similarity" if native_pooling_config(recipe.model) else ""
-    sign = ("its sign not established by these runs" if "beyond it" not in gap_line else
+    sign = ("its sign not established by these runs" if not settles_gap(spread, method, "SimCSE", paired) else
             "the same sign as the paper's" if np.sign(gap) == np.sign(published) else "the opposite sign to the paper's")
     lines.append(against_prediction(
         f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here, {published:+.2f} in the paper's table on "
@@ -318,12 +318,12 @@ def loss_at_the_end(run, recipe, classes: int, window: int = 5, there: str | Non
     import numpy as np
 
     from nlsup_kit.checkpoint import read_metrics
+    from nlsup_kit.conclusions import level_of
     from nlsup_kit.losses import loss_levels
 
     logged = [m["modality_loss"] for m in read_metrics(run.output_dir) if "modality_loss" in m]
     end = float(np.mean(logged[-window:])) / recipe.modality_loss_weight
     levels = loss_levels(recipe.modality_loss, recipe.modality_batch_size, classes)
-    from nlsup_kit.conclusions import level_of
 
     return {f"the {recipe.modality} loss at the run's end (mean of its last {min(window, len(logged))} logged steps)":
             (f"{end:.3f}, {level_of(end, levels['uniform'])} {levels['uniform']:.3f} (log(2B-1): every view alike)",

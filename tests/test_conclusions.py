@@ -46,6 +46,10 @@ def test_gap_against_spread_sets_the_gap_of_means_beside_a_t_interval():
         "seeds' randomness would usually give.")
     with pytest.raises(ValueError, match="as many runs"):
         gap_against_spread({"A": [1.0, 2.0, 3.0], "B": [1.0, 2.0, 3.0, 4.0]}, "B", "A", paired=True)
+    from nlsup_kit.conclusions import settles_gap
+
+    assert settles_gap(shared, "B", "A", paired=True) and not settles_gap(shared, "B", "A")
+    assert not settles_gap({"A": [70.0, 70.2], "B": [72.0, 72.1]}, "B", "A")   # two runs: no interval
     # fewer than three runs cannot estimate a spread: no verdict
     assert gap_against_spread({"SimCSE": [76.0, 76.8], "AudioCSE": [77.5]}, "AudioCSE", "SimCSE") == (
         "AudioCSE - SimCSE: +1.10 points (AudioCSE one run, SimCSE mean of 2 runs); one run of a method cannot "
