@@ -130,7 +130,9 @@ def tokenizer_report(tokenizer, parallel: dict[str, list[str]], reference: str =
     unit's pieces that fit in a training input of ``max_length``, its special tokens included, as SimCSE's
     32-token cut keeps them) and ``changed_words`` (share of space-separated words that the tokenizer's own
     normaliser turns into something other than their lower case, e.g. by stripping accents; the spaces BERT's
-    normaliser puts around each Chinese character do not count) and ``changed_characters`` (each lower-case
+    normaliser puts around each Chinese character do not count), ``per_word`` (pieces per space-separated word:
+    how finely words are cut, apart from how many words a language uses), ``words_per_unit`` and
+    ``changed_characters`` (each lower-case
     character the normaliser turns into something else -> what it becomes)."""
     special = tokenizer.num_special_tokens_to_add(pair=False)
     normaliser = getattr(getattr(tokenizer, "backend_tokenizer", None), "normalizer", None)
@@ -143,6 +145,8 @@ def tokenizer_report(tokenizer, parallel: dict[str, list[str]], reference: str =
                             "unknown": sum(p == tokenizer.unk_token for unit in pieces for p in unit),
                             "kept": float(np.mean([min(len(p), max_length - special) / len(p) for p in pieces])),
                             "changed_words": len(changed) / len(words),
+                            "per_word": sum(map(len, pieces)) / len(words),
+                            "words_per_unit": len(words) / len(units),
                             "changed_characters": _changed_characters(normaliser, "".join(units))}
     base = counts[reference]["pieces"]
     return {language: {**c, "ratio": c["pieces"] / base, "unknown": c["unknown"] / c["pieces"]}

@@ -4,13 +4,15 @@ runs are read back.
 A run folder holds ``recipe.json``, ``metrics.jsonl``, ``result.json`` (once finished) and two saves, ``best/``
 and ``checkpoint/``. A save is written into ``<save>.tmp``, closed by ``manifest.json`` (every file's size and
 sha256, written last), then swapped in by two renames; a kill between them leaves ``<save>.old``, which
-:func:`recover` puts back. Reading a save checks it against its manifest first, so a truncated file or a file
+:func:`recover` puts back. A save that cannot fit (checked before it starts against the previous save's size, or
+failing with a full disk halfway) is one line, its ``.tmp`` removed and the previous save untouched. Reading a save checks it against its manifest first, so a truncated file or a file
 from another save (a crash between two writes, a hand copy) is one line naming it, never a silent mix.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import math
@@ -24,6 +26,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from nlsup_kit.data.disk import MB, disk_problem, free_megabytes, require_space
 from nlsup_kit.errors import NlsupError, read_back
 
 
@@ -104,13 +107,55 @@ def sibling(folder: Path, suffix: str) -> Path:
     return folder.with_name(folder.name + suffix)
 
 
-def save_atomically(folder: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` fills a fresh temporary folder; the manifest closes it; two renames swap it in."""
+ELSEWHERE = "choose an --output-dir on a disk you can write to"
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def space_for(folder: Path, estimate: int) -> int:
+    """Bytes a new save of ``folder`` needs while the previous one still stands: the previous save's size when
+    there is one (it is what the next writes), else ``estimate``; a margin of 1 MB and 2% for file system
+    blocks."""
+    size = folder_bytes(folder) or estimate
+    return int(size * 1.02) + MB
+
+
+def require_run_space(output_dir: Path, best_estimate: int, checkpoint_estimate: int) -> None:
+    """Before the first step rather than at the first save: room for both saves (best/, checkpoint/) and for a
+    new checkpoint written beside the old one, less what the folder already holds; sizes as :func:`space_for`."""
+    best, checkpoint = folder_bytes(output_dir / BEST_DIR), folder_bytes(output_dir / CHECKPOINT_DIR)
+    peak = (best or best_estimate) + 2 * (checkpoint or checkpoint_estimate)
+    needed = int((peak - best - checkpoint) * 1.02) + MB
+    if free_megabytes(output_dir) * MB < needed:
+        raise NlsupError(f"{output_dir}: this run's saves need {needed / MB:,.1f} MB more (best/ "
+                         f"{(best or best_estimate) / MB:,.1f} MB, checkpoint/ {(checkpoint or checkpoint_estimate) / MB:,.1f}"
+                         f" MB, and each new checkpoint beside the previous one), {free_megabytes(output_dir):,.1f} MB "
+                         f"free; free some space, or {ELSEWHERE}")
+
+
+def save_atomically(folder: Path, write: Callable[[Path], None], estimate: int = 0) -> None:
+    """``write(tmp)`` fills a fresh temporary folder; the manifest closes it; two renames swap it in. Short of
+    space (see :func:`space_for`), nothing is written; a disk that fills anyway loses only the ``.tmp``."""
     tmp, old = sibling(folder, ".tmp"), sibling(folder, ".old")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    write_manifest(tmp)
+    needed = space_for(folder, estimate)
+    require_space(folder.parent, needed, ELSEWHERE)
+    try:
+        tmp.mkdir(parents=True)
+        write(tmp)
+        write_manifest(tmp)
+    except BaseException as err:
+        # safetensors and torch.save report a full disk in words of their own ("unexpected pos ..."): a disk
+        # left with under 1 MB free at the failure is read as full, whatever the writer said
+        full = isinstance(err, Exception) and free_megabytes(folder.parent) < 1
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise disk_problem(err, folder.parent, needed, ELSEWHERE) from None
+        if full:
+            raise disk_problem(OSError(errno.ENOSPC, "no space"), folder.parent, needed, ELSEWHERE) from None
+        raise
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
         folder.rename(old)
@@ -125,9 +170,9 @@ def recover(folder: Path) -> None:
 
 
 def write_save(folder: Path, encoder: Saves, branch: Saves | None, recipe: SavedRecipe,
-               training_state: dict | None = None) -> None:
+               training_state: dict | None = None, estimate: int = 0) -> None:
     """A run's save: the encoder as a loadable HF folder + head, the branch, the recipe and, in checkpoint/,
-    the training state; swapped in whole."""
+    the training state; swapped in whole (``estimate``: its bytes, for the space check of a first save)."""
     def write(tmp: Path) -> None:
         encoder.save(tmp)
         if branch is not None:
@@ -136,7 +181,7 @@ def write_save(folder: Path, encoder: Saves, branch: Saves | None, recipe: Saved
         if training_state is not None:
             torch.save(training_state, tmp / STATE_FILE)
 
-    save_atomically(folder, write)
+    save_atomically(folder, write, estimate)
 
 
 def read_training_state(folder: Path, hint: str) -> dict:
@@ -218,6 +263,18 @@ def finished_run(recipe: SavedRecipe, output_dir: str | Path) -> TrainResult | N
     if read_back(recipe_file, type(recipe).from_json, "the run's recipe", hint) != recipe:
         return None
     return read_result(output_dir, hint)
+
+
+def resumable_run(recipe: SavedRecipe, output_dir: str | Path) -> bool:
+    """Whether ``output_dir`` holds an unfinished run of exactly this recipe with a checkpoint to continue."""
+    output_dir = Path(output_dir)
+    checkpoint = output_dir / CHECKPOINT_DIR
+    if (output_dir / RESULT_FILE).exists() or not (checkpoint.is_dir() or sibling(checkpoint, ".old").is_dir()):
+        return False
+    try:
+        return type(recipe).from_json(output_dir / RECIPE_FILE) == recipe
+    except (OSError, ValueError, TypeError, NlsupError):
+        return False
 
 
 def describe_run(output_dir: Path) -> str | None:

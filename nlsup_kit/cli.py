@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
-from nlsup_kit.errors import NlsupError
+from nlsup_kit.errors import NlsupError, Stopped
 
 ONLINE_ONLY = ("imagenette", "librispeech")  # fetched by torchvision / torchaudio, for the paper recipes
 # ImageNet needs an account: nothing is downloaded, the user's copy is checked against the paper's list
@@ -275,10 +276,21 @@ def _tool_commands(sub) -> None:
     p.set_defaults(run=cmd_notebooks)
 
 
+def continue_command(argv: list[str]) -> str:
+    """The command line that continues a stopped ``nlsup train``: the same one, resuming, never overwriting."""
+    kept = [a for a in argv if a not in ("--overwrite", "--resume")]
+    return f"`{shlex.join(['nlsup', *kept, '--resume'])}`"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
+    except Stopped as stop:  # a checkpoint was written: one line (from one process), the shell's status
+        if stop.is_main:
+            print(stop.line(continue_command(argv)), file=sys.stderr)
+        return stop.exit_status
     except NlsupError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

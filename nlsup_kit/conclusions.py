@@ -88,8 +88,13 @@ def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baselin
               else "from each method's spread over its runs")
     verdict = ("within it: these runs cannot tell the gap from the seeds' randomness" if abs(gap) <= reach
                else "beyond it: larger than the seeds' randomness would usually give")
+    digits = 2  # enough to show which is larger where the two print alike
+    while round(abs(gap), digits) == round(reach, digits) and digits < 6:
+        digits += 1
+    if digits > 2:
+        line = f"{method} - {baseline}: {gap:+.{digits}f} points ({counted})"
     return (f"{line}; {source}, the gap has a standard error of {error:.2f} points, and with {freedom} degrees of "
-            f"freedom a 95% interval reaches +-{reach:.2f} (t = {reach / error:.2f}): the gap is {verdict}.")
+            f"freedom a 95% interval reaches +-{reach:.{digits}f} (t = {reach / error:.2f}): the gap is {verdict}.")
 
 
 def repeat_timings(milliseconds: Mapping[str, Sequence[float]], unit: str = "ms per iteration") -> str:
@@ -168,6 +173,16 @@ def level_of(value: float, uniform: float) -> str:
     return "above the uniform level" if value > uniform else "below the uniform level, toward the floor"
 
 
+# What a loss above the uniform level means: worse than views not told apart. A contrastive loss is the mean
+# -log of the probability the softmax over the batch gives each positive; it exceeds log(2B-1) when the
+# probability piles onto a few others instead of spreading over the positives, as when each example's own second
+# view takes nearly all of it (what a loss asking only for that pair, SimCLR, trains toward), or at a low
+# temperature whichever example happens to lie closest.
+ABOVE_UNIFORM = ("above the uniform level means worse than telling no views apart: the softmax gives the positives "
+                 "less than an even share, its probability piled onto a few others (each example's own second view, "
+                 "or at a low temperature whichever happens to lie closest)")
+
+
 _LOSS_NAMES = {"supcon": "SupCon", "simclr": "SimCLR", "released-supcon": "new_supcon"}  # recipe value -> printed
 
 
@@ -188,7 +203,11 @@ def modality_loss_reading(loss: str, logged: Sequence[float], weight: float, lev
             f"{first:.3f}, of the last {window} {last:.3f} ({'lower' if last < first else 'not lower'}); uniform level "
             f"{uniform:.3f} (every view alike, {batch} examples of two views), floor {floor:.3f} ({batch} examples spread "
             f"evenly over {classes} classes): it started {where(first)} and ended {where(last)}, "
-            f"{last - floor:.3f} above the floor")
+            f"{last - floor:.3f} above the floor" + (f"; {ABOVE_UNIFORM}" if max(first, last) > uniform * (1 + AT_THE_LEVEL)
+                                                     else ""))
+
+
+UNSPACED_WORDS_PER_UNIT = 3  # a text with fewer space-separated words a unit is written without spaces (Chinese)
 
 
 def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference: str = "en") -> list[str]:
@@ -209,6 +228,17 @@ def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference:
     lines = [against_prediction(f"pieces: {len(longer)} of {len(others)} languages take more pieces than {reference} for the "
                                 f"same text ({span('ratio', 1, 'x')}){caveat}", len(longer) == len(others),
                                 {"languages no longer than " + reference: (", ".join(sorted(set(others) - set(longer))), "none")})]
+    if "per_word" in base:  # the cut itself, apart from how many words a language says it in
+        unspaced = sorted(language for language, r in others.items() if r["words_per_unit"] < UNSPACED_WORDS_PER_UNIT)
+        spaced = {language: r for language, r in others.items() if language not in unspaced}
+        finer = [language for language, r in spaced.items() if r["per_word"] > base["per_word"]]
+        low, high = min(spaced, key=lambda l: spaced[l]["per_word"]), max(spaced, key=lambda l: spaced[l]["per_word"])
+        left_out = (f"; {', '.join(unspaced)} left out, written without spaces between words (under "
+                    f"{UNSPACED_WORDS_PER_UNIT} space-separated words a unit)" if unspaced else "")
+        lines.append(against_prediction(
+            f"pieces per word: {reference} {base['per_word']:.2f}; {len(finer)} of {len(spaced)} others cut their words "
+            f"finer ({low} {spaced[low]['per_word']:.2f} to {high} {spaced[high]['per_word']:.2f}){left_out}",
+            len(finer) == len(spaced), {"languages cut no finer than " + reference: (", ".join(sorted(set(spaced) - set(finer))), "none")}))
     shorter = [language for language, r in others.items() if r["kept"] < base["kept"]]
     own_cut = f" (its units run longer than {max_length} pieces too)" if base["kept"] < 1 else ""
     lines.append(against_prediction(f"kept in {max_length} tokens: {reference} itself keeps {100 * base['kept']:.1f}% of a unit on "

@@ -124,3 +124,19 @@ def broadcast_parameters(parameters: list[torch.nn.Parameter]) -> None:
 def barrier() -> None:
     if active():
         dist.barrier()
+
+
+_host_group = None  # gloo beside NCCL: a per-step flag must not wait on the GPU's queue of work
+
+
+def max_over_processes(value: int) -> int:
+    """The largest ``value`` over all processes (``value`` itself in one process). Through gloo on the host,
+    so calling it every step (the stop request) does not synchronize a CUDA run's stream."""
+    global _host_group
+    if not active():
+        return value
+    if _host_group is None:
+        _host_group = dist.group.WORLD if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+    flag = torch.tensor([value], dtype=torch.int64)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=_host_group)
+    return int(flag.item())

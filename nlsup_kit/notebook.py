@@ -27,33 +27,49 @@ QUICK_SEED_GAINS = {"quick-simcse": (0.50, 0.72), "quick-visualcse": (0.50, 0.79
                     "quick-simcse supervised": (0.56, 1.20), "quick-simcse pooler=cls": (2.5, 2.8)}
 # ... and the change in points of the shared layers' 5-NN accuracy on the digits and on the spoken words
 QUICK_SEED_KNN_CHANGES = {"quick-visualcse": (1.7, 9.9), "quick-audiocse": (-1.7, 2.9)}
-CALIBRATION = "seeds 1, 2, 3 and 42 of the quick recipes, measured when the kit was calibrated"
+CALIBRATION = ("seeds 1, 2, 3 and 42 of the quick recipes, measured when the kit was calibrated on the first 640 "
+               "sentences of a 16,926-line English Wikipedia sample (not the kit's `wiki` download, wiki1m's head)")
 CALIBRATION_SEEDS = (1, 2, 3, 42)
+CALIBRATION_TEXT = "b9a9a2cfdb4e4a2c"  # those 640 sentences' fingerprint (nlsup_kit.data.text.text_fingerprint)
+
+
+def trained_text(run) -> str | None:
+    """The fingerprint of the sentences ``run`` trained on, from its result.json (None where it kept none: a run
+    on triples, whose SICK or NLI file every machine downloads alike)."""
+    import json
+
+    text = json.loads((Path(run.output_dir) / "result.json").read_text()).get("text_data") or {}
+    return text.get("fingerprint")
 
 
 def calibration_reading(change: float, recipe_name: str, table: str = "QUICK_SEED_KNN_CHANGES", digits: int = 1,
-                        seed: int | None = None) -> str:
+                        seed: int | None = None, text: str | None = None) -> str:
     """A run's change beside the range the calibration seeds gave the same recipe (``table``: the name of
     :data:`QUICK_SEED_GAINS` or :data:`QUICK_SEED_KNN_CHANGES`), or "" where none is recorded. A run whose ``seed``
-    is one of :data:`CALIBRATION_SEEDS` is one of the runs that made the range: said so, not read as evidence."""
+    is one of :data:`CALIBRATION_SEEDS` and whose ``text`` (:func:`trained_text`) is the calibration's is one of the
+    runs that made the range: said so, not read as evidence. Trained on other text, the range is a rough guide."""
     recorded = {"QUICK_SEED_GAINS": QUICK_SEED_GAINS, "QUICK_SEED_KNN_CHANGES": QUICK_SEED_KNN_CHANGES}[table]
     if recipe_name not in recorded:
         return ""
     low, high = recorded[recipe_name]
     slack = 0.5 * 10 ** -digits  # the recorded ends are rounded to these digits
+    same_text = text is None or text == CALIBRATION_TEXT
+    where = (f"this run's lies {'inside' if low - slack <= change <= high + slack else 'outside'} that range"
+             + ("" if same_text else " (this run trained on other sentences, so the range is only a rough guide to "
+                                     "how far seeds spread here)"))
     line = (f"over {CALIBRATION} (nlsup_kit.notebook.{table}), this change ranged {low:+.{digits}f} to {high:+.{digits}f} "
-            "points, and " + (f"this run, seed {seed}, is one of those runs" if seed in CALIBRATION_SEEDS else
-                              f"this run's lies {'inside' if low - slack <= change <= high + slack else 'outside'} that range"))
+            "points, and " + (f"this run, seed {seed}, is one of those runs" if seed in CALIBRATION_SEEDS and same_text
+                              else where))
     if low < 0 < high:
         return line + ": a range that holds both signs, so one run cannot say whether training moved it up or down"
     return line + (": every calibration seed raised it" if low > 0 else "")
 
 
 def knn_change_reading(recipe_name: str, before: float, after: float, examples: int, what: str,
-                       seed: int | None = None) -> str:
+                       seed: int | None = None, text: str | None = None) -> str:
     """A change of 5-NN accuracy read as the examples it moved, beside the change the calibration seeds showed."""
     line = f"{100 * (after - before):+.1f} points is a net {round((after - before) * examples):+d} of the {examples} {what}"
-    recorded = calibration_reading(100 * (after - before), recipe_name, seed=seed)
+    recorded = calibration_reading(100 * (after - before), recipe_name, seed=seed, text=text)
     return f"{line}; {recorded}" if recorded else line
 
 
@@ -83,7 +99,8 @@ def trunk_knn(recipe, run, text_only_run, inputs, labels, what: str, raw_name: s
     image_steps = round(shown["layers"] - shown["text-only layers"], 1)
     lines = [f"5-NN accuracy on the {len(labels)} {what}: before training {shown['before']:.1f}%; after, through the "
              f"trained patch embedding and layers, {shown['after']:.1f}%; {raw_name} {shown['raw']:.1f}%",
-             "Read: " + knn_change_reading(recipe.name, knn["before"], knn["after"], len(labels), what, recipe.seed),
+             "Read: " + knn_change_reading(recipe.name, knn["before"], knn["after"], len(labels), what, recipe.seed,
+                                                 trained_text(run)),
              f"Under the untrained patch embedding, one run each: the run's trained layers {shown['layers']:.1f}%, "
              f"text-only SimCSE's layers {shown['text-only layers']:.1f}% (before: {shown['before']:.1f}%): "
              f"{image_steps:+.1f} points ({round(image_steps * len(labels) / 100):+d} {what}) between the layers trained "
@@ -160,7 +177,8 @@ def gpu_line() -> str:
 
 
 # Seconds per BERT-base text step at the paper's shapes (batch 64 x length 32): measured on an H100 and an H200
-# (compiled, benchmarks/RESULTS.md), projected for a T4 from the datasheets (10-15x the H100's GPU time, fp16).
+# (compiled, benchmarks/RESULTS.md), projected for a T4 from NVIDIA's datasheets: 10-15x the H100's GPU time, the
+# ratios of fp16 tensor throughput (989 vs 65 TFLOPS, 15x) and memory bandwidth (3.35 vs 0.32 TB/s, 10x).
 TEXT_STEP_SECONDS = {"H100": (0.011, 0.013), "H200": (0.013, 0.014), "T4": (0.10, 0.15)}
 # Class mode's image/audio step (2 x 30 items of 17-33 tokens) waits on kernel launches, not arithmetic: 32-37 ms
 # measured eager on an H200 (benchmarks/RESULTS.md), at most that compiled, more behind a slower host CPU.
@@ -270,7 +288,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     differs."""
     import numpy as np
 
-    from nlsup_kit.conclusions import against_prediction, gap_against_spread, settles_gap
+    from nlsup_kit.conclusions import against_prediction, gap_against_spread, settles_gap, sign_test
     from nlsup_kit.models import native_pooling_config
     from nlsup_kit.paper import paper_scores
     from nlsup_kit.recipes import get_recipe
@@ -280,7 +298,13 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
              + ", ".join(f"{v:.2f}" for v in values) + f" vs the untrained model {untrained:.2f}: "
              + ", ".join(f"{v - untrained:+.2f}" for v in values) + " points" for name, values in spread.items()]
     shared = min(len(values) for values in spread.values())
-    per_seed = ", ".join(f"seed {seed} {a - b:+.2f}" for seed, a, b in zip(seeds, spread[method], spread["SimCSE"]))
+    differences = [a - b for a, b in zip(spread[method], spread["SimCSE"])]
+    per_seed = ", ".join(f"seed {seed} {d:+.2f}" for seed, d in zip(seeds, differences))
+    if shared > 1:
+        signs = {np.sign(round(d, 2)) for d in differences}
+        per_seed += (f" ({'they agree in sign' if len(signs) == 1 and 0 not in signs else 'they differ in sign'}; "
+                     f"{shared} seeds all one way happen by coin tosses with probability {sign_test(shared, 0):.0%}, "
+                     "two-sided, so agreement alone settles nothing)")
     paired = len(spread[method]) == len(spread["SimCSE"])
     lines.append(gap_against_spread(spread, method, "SimCSE", paired)
                  + f" Per seed ({shared} shared; one seed gives both methods the same text batches): {per_seed}."
@@ -318,15 +342,17 @@ def loss_at_the_end(run, recipe, classes: int, window: int = 5, there: str | Non
     import numpy as np
 
     from nlsup_kit.checkpoint import read_metrics
-    from nlsup_kit.conclusions import level_of
+    from nlsup_kit.conclusions import ABOVE_UNIFORM, AT_THE_LEVEL, level_of
     from nlsup_kit.losses import loss_levels
 
     logged = [m["modality_loss"] for m in read_metrics(run.output_dir) if "modality_loss" in m]
-    end = float(np.mean(logged[-window:])) / recipe.modality_loss_weight
+    start, end = (float(np.mean(part)) / recipe.modality_loss_weight for part in (logged[:window], logged[-window:]))
     levels = loss_levels(recipe.modality_loss, recipe.modality_batch_size, classes)
-
+    above = f"; {ABOVE_UNIFORM}" if end > levels["uniform"] * (1 + AT_THE_LEVEL) else ""
     return {f"the {recipe.modality} loss at the run's end (mean of its last {min(window, len(logged))} logged steps)":
-            (f"{end:.3f}, {level_of(end, levels['uniform'])} {levels['uniform']:.3f} (log(2B-1): every view alike)",
+            (f"{end:.3f} (its first {min(window, len(logged))} logged steps: {start:.3f}), {level_of(end, levels['uniform'])} "
+             f"{levels['uniform']:.3f} (log(2B-1), B = {recipe.modality_batch_size} examples of two views: every view "
+             f"alike){above}",
              there or f"a loss trained down toward its floor, {levels['floor']:.3f} for {recipe.modality_batch_size} examples "
                       f"spread evenly over {classes} classes, which SupCon's prediction presumes")}
 

@@ -23,20 +23,23 @@ import numpy as np
 import torch
 
 from nlsup_kit import distributed
-from nlsup_kit.checkpoint import (BEST_DIR, CHECKPOINT_DIR, METRICS_FILE, RECIPE_FILE, RESULT_FILE, TrainResult,
-                                  check_resumable, describe_run, finished_run, process_random_state, read_metrics, read_result,
-                                  read_training_state, recover, restore_process_random_state, verify, write_save)
+from nlsup_kit.checkpoint import (BEST_DIR, CHECKPOINT_DIR, ELSEWHERE, METRICS_FILE, RECIPE_FILE, RESULT_FILE,
+                                  TrainResult, check_resumable, describe_run, finished_run, process_random_state,
+                                  read_metrics, read_result, read_training_state, recover, require_run_space,
+                                  restore_process_random_state, resumable_run, verify, write_save)
 from nlsup_kit.data.batches import Repeating, TextBatches, modality_loader, planned_steps
+from nlsup_kit.data.disk import check_writable
 from nlsup_kit.data.sources import ensure_data, text_data_needs
 from nlsup_kit.data.text import load_text_data
 from nlsup_kit.device import pick_device, should_compile
 from nlsup_kit.embeddings import ModalityBranch, build_branch
 from nlsup_kit.encoder import SentenceEncoder
-from nlsup_kit.errors import NlsupError, count, read_back
+from nlsup_kit.errors import NlsupError, Stopped, count, read_back
 from nlsup_kit.evaluation import stsb_dev_measures
 from nlsup_kit.progress import progress_bar
 from nlsup_kit.recipes import Recipe
 from nlsup_kit.step import AlternatingStep
+from nlsup_kit.stopping import StopRequest
 
 
 def seed_everything(seed: int) -> None:
@@ -96,6 +99,7 @@ class Trainer:
         self._modality_batches = None  # the loader starts on first use
         self._epoch_start = self.text.generator.get_state()  # the text order of the current epoch comes from it
         self.eval_seconds = self.checkpoint_seconds = 0.0
+        self.saved_step: int | None = None  # the step of the last checkpoint written or resumed from
         self.clock: list[tuple[int, float]] = []  # (step, seconds since the loop began) after each step's work
 
     def _process_device(self) -> tuple[torch.device, distributed.Workers]:
@@ -144,8 +148,27 @@ class Trainer:
         return stsb_dev_measures(self.encoder, self.recipe.pooling_for_evaluation(), self.device, self.data_dir,
                                  self.recipe.text_language)
 
-    def save(self, directory: Path, training_state: dict | None = None) -> None:
-        write_save(directory, self.encoder, self.branch, self.recipe, training_state)
+    def weight_bytes(self) -> int:
+        modules = [self.encoder] + ([self.branch] if self.branch is not None else [])
+        return sum(t.numel() * t.element_size() for m in modules for t in [*m.parameters(), *m.buffers()])
+
+    def save(self, directory: Path, step: int, training_state: dict | None = None, write: bool = True) -> None:
+        """A save swapped in whole, by rank 0 (when ``write``); every process calls it, and a disk too small
+        for the save stops them all with one line that names the last good checkpoint, which stays whole."""
+        failure = None
+        if self.workers.is_main and write:
+            estimate = self.weight_bytes() * (3 if training_state is not None else 1)  # + AdamW's two moments
+            try:
+                write_save(directory, self.encoder, self.branch, self.recipe, training_state, estimate)
+            except NlsupError as err:
+                failure = err
+        if distributed.max_over_processes(int(failure is not None)):  # also the barrier after every save
+            checkpoint = self.output_dir / CHECKPOINT_DIR
+            kept = (f"the last good checkpoint, of step {self.saved_step}, is whole in {checkpoint}: continue from "
+                    f"it with --resume once there is room" if self.saved_step is not None else
+                    "no checkpoint was written yet: train again once there is room")
+            raise NlsupError(f"{failure or 'process 0 could not write a save (its line says why)'}; {directory.name}/ "
+                             f"of step {step} was not written; {kept}")
 
     def training_state(self, position: Position) -> dict:
         """Everything besides the weights that an exact resume needs. A collective call: the random states
@@ -179,7 +202,9 @@ class Trainer:
             self.modality_batches.restore(own["modality_data"])  # replays the loader: before the RNG below
         self._epoch_start = state["text_generator"]
         restore_process_random_state(own["rng"])
-        return Position(**state["position"])
+        position = Position(**state["position"])
+        self.saved_step = position.step
+        return position
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":
@@ -192,10 +217,14 @@ class Trainer:
         position = self._resume() if resume else self._begin()
         if isinstance(position, TrainResult):
             return position
+        if self.workers.is_main:  # before the first step, not at the first save
+            require_run_space(self.output_dir, self.weight_bytes(), 3 * self.weight_bytes())
         started, loop_started = time.time(), time.perf_counter()
         bar = progress_bar(total=self.total_steps, initial=position.step, desc=self.recipe.name, unit="step",
                            show=self.progress if self.workers.is_main else False)
-        with open(self.output_dir / METRICS_FILE if self.workers.is_main else os.devnull, "a") as log:
+        stop = StopRequest()
+        with stop.listening(), open(self.output_dir / METRICS_FILE if self.workers.is_main else os.devnull,
+                                    "a") as log:
             while position.step < self.total_steps:
                 self.text.generator.set_state(self._epoch_start)
                 for batch in self.text.epoch(position.epoch_batch):
@@ -210,6 +239,12 @@ class Trainer:
                     self.clock.append((position.step, time.perf_counter() - loop_started))
                     if position.step >= self.total_steps:
                         break
+                    if signum := stop.agreed():
+                        if self.saved_step != position.step:
+                            self._save_checkpoint(losses, position)
+                        bar.close()
+                        raise Stopped(signum, position.step, self.total_steps, self.output_dir / CHECKPOINT_DIR,
+                                      stop.repeats, self.workers.is_main)
         self.synchronize()
         bar.close()
         return self._finish(position, time.time() - started, time.perf_counter() - loop_started - self.eval_seconds)
@@ -262,23 +297,22 @@ class Trainer:
             log.write(json.dumps({"step": step, **record, "lr": rate}) + "\n")
             log.flush()
         if step % self.recipe.checkpoint_steps == 0 or last:
-            self.check_finite({k: float(v) for k, v in losses.items()}, step, checkpoint_dir)
-            tick = time.perf_counter()
-            state = self.training_state(position)
-            if self.workers.is_main:
-                self.save(checkpoint_dir, state)
-            distributed.barrier()
-            self.checkpoint_seconds += time.perf_counter() - tick
+            self._save_checkpoint(losses, position)
+
+    def _save_checkpoint(self, losses: dict[str, torch.Tensor], position: Position) -> None:
+        self.check_finite({k: float(v) for k, v in losses.items()}, position.step, self.output_dir / CHECKPOINT_DIR)
+        tick = time.perf_counter()
+        self.save(self.output_dir / CHECKPOINT_DIR, position.step, self.training_state(position))
+        self.saved_step = position.step
+        self.checkpoint_seconds += time.perf_counter() - tick
 
     def _evaluate_and_keep_best(self, position: Position) -> dict[str, float]:
         self.synchronize()
         tick = time.perf_counter()
         measures = self.evaluate()
-        if measures["stsb_dev"] > position.best:
-            position.best = measures["stsb_dev"]
-            if self.workers.is_main:
-                self.save(self.output_dir / BEST_DIR)
-        distributed.barrier()
+        improved = measures["stsb_dev"] > position.best
+        position.best = max(position.best, measures["stsb_dev"])
+        self.save(self.output_dir / BEST_DIR, position.step, write=improved)
         self.eval_seconds += time.perf_counter() - tick
         return measures
 
@@ -318,18 +352,21 @@ def train(recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = 
           progress: bool | None = None, reuse: bool = False, resume: bool = False,
           overwrite: bool = False) -> TrainResult:
     """Train ``recipe`` into ``output_dir``; with ``reuse``, a finished run of the same recipe there is returned
-    instead of trained again (the notebooks share their baselines this way); with ``resume``, an interrupted
-    run there continues from its last checkpoint. A folder that holds another run is never replaced by
-    accident: that takes ``overwrite``, which moves the old run to ``<output_dir>.replaced`` and deletes it
-    only once the new run has finished, so a crash on the way leaves one of the two whole."""
+    instead of trained again (the notebooks share their baselines this way) and an unfinished one, stopped by
+    a signal or a crash, continues; with ``resume``, an interrupted run there continues from its last
+    checkpoint. A folder that holds another run is never replaced by accident: that takes ``overwrite``, which
+    moves the old run to ``<output_dir>.replaced`` and deletes it only once the new run has finished, so a crash
+    on the way leaves one of the two whole. The folder is checked for writing before the model or data load."""
     output_dir = Path(output_dir)
     if reuse and (previous := finished_run(recipe.validate(), output_dir)) is not None:
         return previous
+    resume = resume or (reuse and not overwrite and resumable_run(recipe, output_dir))
     aside = output_dir.with_name(output_dir.name + ".replaced")
     existing = None if resume else describe_run(output_dir)
     if existing is not None and not overwrite:
         raise NlsupError(f"{output_dir}: already holds {existing}; continue it with --resume, train into a new "
                          f"--output-dir, or replace it with --overwrite")
+    check_writable(output_dir, ELSEWHERE)
     trainer = Trainer(recipe, output_dir, data_dir, progress)  # reads and checks the text and the model
     if trainer.branch is not None:
         trainer.modality_batches  # and the image/audio data, all before the old run is touched

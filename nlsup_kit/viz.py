@@ -74,11 +74,14 @@ def score_bars(rows: Mapping[str, Mapping[str, float]], title: str = "STS (Spear
     return fig
 
 
-def seed_spread(runs: Mapping[str, Sequence[float]], title: str, ylabel: str = "Spearman x 100", min_runs: int = 3):
+def seed_spread(runs: Mapping[str, Sequence[float]], title: str, ylabel: str = "Spearman x 100", min_runs: int = 3,
+                paired: bool = False):
     """Close scores made visible: every run as a dot and, for a method with ``min_runs`` runs or more (fewer cannot
     estimate a spread: nlsup_kit.evaluation.MIN_RUNS_FOR_A_VERDICT), its mean with a bar of one standard deviation
-    over its runs, on an axis zoomed to the data (bars from 0 would hide a 0.3-point difference)."""
+    over its runs, on an axis zoomed to the data (bars from 0 would hide a 0.3-point difference). ``paired``: run k
+    of every method shares seed k, and a grey line joins them, since a paired comparison reads those joins."""
     names = list(runs)
+    joins = list(zip(*(runs[n] for n in names))) if paired else []  # one tuple per seed: its run of each method
     several = [n for n in names if len(runs[n]) >= min_runs]
     means = [float(np.mean(runs[n])) for n in several]
     spreads = [float(np.std(runs[n], ddof=1)) for n in several]
@@ -90,6 +93,9 @@ def seed_spread(runs: Mapping[str, Sequence[float]], title: str, ylabel: str = "
         import plotly.graph_objects as go
 
         fig = go.Figure()
+        for k, seed_runs in enumerate(joins):
+            fig.add_trace(go.Scatter(x=names, y=list(seed_runs), mode="lines", line=dict(color="lightgrey", width=1),
+                                     name="one seed's runs", showlegend=k == 0))
         fig.add_trace(go.Scatter(x=[n for n in names for _ in runs[n]], y=values, mode="markers", name="one run",
                                  marker=dict(size=9, opacity=0.6)))
         if several:
@@ -100,6 +106,8 @@ def seed_spread(runs: Mapping[str, Sequence[float]], title: str, ylabel: str = "
                                  yaxis_range=[low, high], xaxis=dict(categoryorder="array", categoryarray=names),
                                  height=380)
     fig, ax = _mpl(title, (6, 4))
+    for k, seed_runs in enumerate(joins):
+        ax.plot(range(len(names)), seed_runs, color="lightgrey", linewidth=1, label="one seed's runs" if k == 0 else None)
     for i, name in enumerate(names):
         ax.scatter([i] * len(runs[name]), runs[name], alpha=0.6, label="one run" if i == 0 else None)
     if several:

@@ -112,6 +112,23 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def reference(tiny_model, data_dir, tmp_path_factory) -> Path:
+    """One uninterrupted single-process run of ``cli_runs.settings``: what every interrupted and resumed run
+    must end as (test_resume, test_interruptions)."""
+    from cli_runs import PYTHON, finish
+
+    return finish(PYTHON, tiny_model, data_dir, tmp_path_factory.mktemp("reference") / "run")
+
+
+@pytest.fixture(scope="session")
+def torchrun_reference(tiny_model, data_dir, tmp_path_factory) -> Path:
+    """The same, shorter (``cli_runs.SHORTER``), by two torchrun processes."""
+    from cli_runs import SHORTER, TORCHRUN, finish
+
+    return finish(TORCHRUN, tiny_model, data_dir, tmp_path_factory.mktemp("torchrun-reference") / "run", SHORTER)
+
+
+@pytest.fixture(scope="session")
 def tiny_roberta(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-roberta"), "roberta")
 

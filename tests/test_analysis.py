@@ -98,6 +98,8 @@ def test_tokenizer_report_matches_counts_taken_straight_from_the_tokenizer_and_u
         stripped = ["".join(c for c in unicodedata.normalize("NFD", w.lower()) if unicodedata.category(c) != "Mn")
                     for w in words]
         assert report[language]["changed_words"] == sum(s != w.lower() for s, w in zip(stripped, words)) / len(words)
+        assert report[language]["per_word"] == sum(map(len, ids)) / len(words)
+        assert report[language]["words_per_unit"] == len(words) / len(units)
         letters = {c for u in units for c in u.lower() if not c.isspace() and unicodedata.category(c) != "Mn"}
         strip = {c: "".join(d for d in unicodedata.normalize("NFD", c) if unicodedata.category(d) != "Mn") for c in letters}
         assert report[language]["changed_characters"] == {c: s for c, s in strip.items() if s != c}

@@ -44,6 +44,11 @@ def test_gap_against_spread_sets_the_gap_of_means_beside_a_t_interval():
         "from the per-seed differences (each seed ran both methods), the gap has a standard error of 0.03 points, and "
         "with 2 degrees of freedom a 95% interval reaches +-0.14 (t = 4.30): the gap is beyond it: larger than the "
         "seeds' randomness would usually give.")
+    # per-seed differences 0.08 -+ 0.0318: reach t(2) 4.3027 x 0.0318 / sqrt(3) = 0.0790, which prints as the gap's
+    # 0.08 at two decimals: three show the gap is the larger
+    close = {"A": [70.0, 71.0, 72.0], "B": [70.0 + 0.08 - 0.0318, 71.08, 72.0 + 0.08 + 0.0318]}
+    assert gap_against_spread(close, "B", "A", paired=True).startswith("B - A: +0.080 points")
+    assert "reaches +-0.079 (t = 4.30): the gap is beyond it" in gap_against_spread(close, "B", "A", paired=True)
     with pytest.raises(ValueError, match="as many runs"):
         gap_against_spread({"A": [1.0, 2.0, 3.0], "B": [1.0, 2.0, 3.0, 4.0]}, "B", "A", paired=True)
     from nlsup_kit.conclusions import settles_gap
@@ -104,10 +109,14 @@ def test_the_modality_loss_is_read_between_its_uniform_level_and_its_floor():
     assert line == ("SupCon loss (the logged value divided by lambda 0.1), mean of the first 2 logged steps 6.000, of the "
                     "last 2 3.000 (lower); uniform level 4.000 (every view alike, 30 examples of two views), floor 1.500 "
                     "(30 examples spread evenly over 10 classes): it started above the uniform level and ended below the "
-                    "uniform level, toward the floor, 1.500 above the floor")
+                    "uniform level, toward the floor, 1.500 above the floor; above the uniform level means worse than "
+                    "telling no views apart: the softmax gives the positives less than an even share, its probability "
+                    "piled onto a few others (each example's own second view, or at a low temperature whichever happens "
+                    "to lie closest)")
     # 4.063 against 4.078: within 2% of the level, read as at it
-    assert "ended at about the uniform level (within 2% of it, the kit's own line)" in modality_loss_reading(
-        "SupCon", [0.42, 0.4063], 0.1, {"uniform": 4.078, "floor": 1.609}, 30, 10, window=1)
+    at_it = modality_loss_reading("SupCon", [0.4063, 0.4063], 0.1, {"uniform": 4.078, "floor": 1.609}, 30, 10, window=1)
+    assert "ended at about the uniform level (within 2% of it, the kit's own line)" in at_it
+    assert "worse than telling" not in at_it  # nothing above the level to explain
     # the last two: (0.45 + 0.43) / 2 / 0.1 = 4.4, above 4.0 and 2.9 above the floor
     still_above = modality_loss_reading("SupCon", [0.62, 0.58, 0.45, 0.43], 0.1, levels, 30, 10)
     assert "(lower)" in still_above and "ended above the uniform level, 2.900 above the floor" in still_above
@@ -134,7 +143,8 @@ def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
     # 62.5% - 61.25% of 240 clips: a net 3 clips
     assert knn_change_reading("quick-audiocse", 0.6125, 0.625, 240, "clips") == (
         "+1.2 points is a net +3 of the 240 clips; over seeds 1, 2, 3 and 42 of the quick recipes, measured when the "
-        "kit was calibrated (nlsup_kit.notebook.QUICK_SEED_KNN_CHANGES), this change ranged -1.7 to +2.9 points, and "
+        "kit was calibrated on the first 640 sentences of a 16,926-line English Wikipedia sample (not the kit's `wiki` "
+        "download, wiki1m's head) (nlsup_kit.notebook.QUICK_SEED_KNN_CHANGES), this change ranged -1.7 to +2.9 points, and "
         "this run's lies inside that range: a range that holds both signs, so one run cannot say whether training "
         "moved it up or down")
     assert knn_change_reading("quick-visualcse", 0.59, 0.613, 1797, "digits").endswith(
@@ -150,16 +160,41 @@ def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
     assert "and this run, seed 42, is one of those runs: every calibration seed raised it" in calibration_reading(
         0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42)
     assert "this run's lies inside" in calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=7)
+    # ... but only a run on the calibration's own sentences: on other text (a learner's wiki1m head) seed 42 made
+    # no part of the range, which is then a rough guide
+    from nlsup_kit.notebook import CALIBRATION_TEXT
+
+    other = calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42, text="0123456789abcdef")
+    assert "one of those runs" not in other and "inside that range (this run trained on other sentences, so the " \
+        "range is only a rough guide" in other
+    assert "one of those runs" in calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42,
+                                                      text=CALIBRATION_TEXT)
+
+
+def test_a_corpus_fingerprint_is_the_sha256_of_the_sentences_kept(tmp_path):
+    import hashlib
+
+    from nlsup_kit.data.text import read_corpus
+
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(b"  first sentence \n\nsecond one\r\nthird\n")
+    expected = hashlib.sha256(b"first sentence\nsecond one").hexdigest()[:16]
+    assert read_corpus(path, max_sentences=2).report.fingerprint == expected
+    assert read_corpus(path).report.fingerprint != expected  # three sentences: another text
 
 
 def test_the_tokenizer_reading_checks_each_prediction_and_tells_marked_letters_from_letters_of_their_own():
     from nlsup_kit.conclusions import tokenizer_reading
 
-    row = dict(unknown=0.0, changed_characters={})
-    report = {"en": {**row, "ratio": 1.0, "kept": 0.9}, "de": {**row, "ratio": 2.0, "kept": 0.5, "changed_characters": {"ä": "a"}},
-              "xx": {**row, "ratio": 0.8, "kept": 0.95}, "ru": {**row, "ratio": 4.0, "kept": 0.2, "changed_characters": {"й": "и"}},
-              "zh": {**row, "ratio": 1.3, "kept": 0.6, "unknown": 0.618}}
-    pieces, kept, unknown, german, russian = tokenizer_reading(report, 32)
+    row = dict(unknown=0.0, changed_characters={}, words_per_unit=20)
+    report = {"en": {**row, "ratio": 1.0, "kept": 0.9, "per_word": 1.2},
+              "de": {**row, "ratio": 2.0, "kept": 0.5, "changed_characters": {"ä": "a"}, "per_word": 2.0},
+              "xx": {**row, "ratio": 0.8, "kept": 0.95, "per_word": 1.5},
+              "ru": {**row, "ratio": 4.0, "kept": 0.2, "changed_characters": {"й": "и"}, "per_word": 3.1},
+              "zh": {**row, "ratio": 1.3, "kept": 0.6, "unknown": 0.618, "per_word": 40.0, "words_per_unit": 1}}
+    pieces, per_word, kept, unknown, german, russian = tokenizer_reading(report, 32)
+    assert per_word.startswith("pieces per word: en 1.20; 3 of 3 others cut their words finer (xx 1.50 to ru 3.10); zh "
+                               "left out, written without spaces") and "as the source predicts" in per_word
     assert pieces.startswith("pieces: 3 of 4 languages") and "not what the source predicts" in pieces and "xx here" in pieces
     assert "xx 0.80x to ru 4.00x" in pieces and "zh's pieces are 61.8% the unknown token" in pieces and "ru's" not in pieces
     assert "en itself keeps 90.0%" in kept and "3 of 4 others keep less" in kept and "xx here" in kept
@@ -167,7 +202,10 @@ def test_the_tokenizer_reading_checks_each_prediction_and_tells_marked_letters_f
     assert "ä->a" in german and "WITH a mark in its Unicode name" in german and "NFD" not in german
     assert "CYRILLIC SMALL LETTER SHORT I" in russian and "NFD" in russian
     agreeing = {k: v for k, v in report.items() if k != "xx"}
-    assert all("as the source predicts" in line for line in tokenizer_reading(agreeing, 32)[:2])
+    assert all("as the source predicts" in line for line in tokenizer_reading(agreeing, 32)[:3])
+    coarse = {**report, "xx": {**report["xx"], "per_word": 1.1}}
+    assert "2 of 3 others cut their words finer" in tokenizer_reading(coarse, 32)[1]
+    assert "not what the source predicts" in tokenizer_reading(coarse, 32)[1]
 
 
 def test_units_moved_reading_counts_the_moves_by_sign_and_tests_their_agreement_against_coin_tosses():

@@ -87,6 +87,9 @@ def test_the_seed_figure_draws_a_mean_and_its_bar_only_for_methods_with_enough_r
     assert list(means.x) == ["SimCSE"] and means.y[0] == np.mean([82.70, 82.75, 82.54])
     assert means.error_y.array[0] == np.std([82.70, 82.75, 82.54], ddof=1)
     assert len(viz.seed_spread({"AudioCSE": [82.78, 82.8]}, "t").data) == 1
+    joined = viz.seed_spread({"SimCSE": [82.70, 82.75, 82.54], "VisualCSE": [82.79, 82.82, 82.50]}, "t", paired=True)
+    lines = [trace for trace in joined.data if trace.mode == "lines"]  # one per seed, from its SimCSE run to its VisualCSE run
+    assert [list(line.y) for line in lines] == [[82.70, 82.79], [82.75, 82.82], [82.54, 82.50]]
     fallback = run_without_plotly("""
         fig = viz.seed_spread({"SimCSE": [82.70, 82.75, 82.54], "AudioCSE": [82.78]}, "t")
         print(len(fig.axes[0].containers), [t.get_text() for t in fig.axes[0].get_xticklabels()])

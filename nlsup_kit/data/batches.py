@@ -4,6 +4,7 @@ global batch."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -131,7 +132,15 @@ def modality_loader(recipe: Recipe, data_dir: Path, workers: distributed.Workers
     processes = recipe.loader_workers(device, pipeline)
     return DataLoader(dataset, batch_sampler=LocalBatches(sampler, recipe.modality_batch_size, workers),
                       num_workers=processes, persistent_workers=processes > 0, prefetch_factor=4 if processes else None,
-                      pin_memory=device == "cuda", collate_fn=collate)
+                      pin_memory=device == "cuda", collate_fn=collate, worker_init_fn=ignore_stop_signals)
+
+
+def ignore_stop_signals(_worker_id: int) -> None:
+    """Loader processes leave SIGTERM and SIGINT to the training process: a Ctrl-C or a scheduler's SIGTERM
+    reaches the whole process group, and a loader process that died of it would break the batch the run
+    needs to finish its update and checkpoint (:mod:`nlsup_kit.stopping`); they end when the run does."""
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, signal.SIG_IGN)
 
 
 class Repeating:

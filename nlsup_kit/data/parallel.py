@@ -3,7 +3,7 @@ Rights (UN General Assembly resolution 217 A, 1948) in seven languages, shipped 
 (``data/udhr_preamble``). Each file holds the same eight units in the same order: the seven recitals
 ("Whereas ...") and the proclamation, so line *i* of one language translates line *i* of every other.
 
-The texts are the official translations as collected by the Unicode UDHR project (unicode.org/udhr), taken
+The texts are the translations collected by the Unicode UDHR project (unicode.org/udhr), taken
 from the rendering in github.com/lancejpollard/text (``content/universal-declaration-of-rights/<code>.md``,
 commit bf6f8555), each unit kept exactly as there; the proclamation's lines are joined with one space (none in
 Chinese). The United Nations lets the Declaration be freely reproduced. Chinese is the Traditional-script

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ class TextReport:
     skipped_not_utf8: int = 0
     duplicates: int = 0  # kept (SimCSE trains on the file as it is), only counted
     truncated: int = 0  # longer than the recipe's max_length tokens; filled in by the trainer
+    fingerprint: str = ""  # of the sentences kept (sha256, 16 hex digits): which text a run trained on
 
     def problems(self) -> str:
         found = [(self.skipped_not_utf8, "line", " skipped (not UTF-8)"), (self.duplicates, "duplicate sentence", ""),
@@ -38,6 +40,11 @@ class Sentences(list):
     """A list of sentences that also carries its :class:`TextReport`."""
 
     report: TextReport
+
+
+def text_fingerprint(sentences: list[str]) -> str:
+    """Which sentences, in which order: two runs trained on the same text share it, whatever the file's name."""
+    return hashlib.sha256("\n".join(sentences).encode("utf-8")).hexdigest()[:16]
 
 
 def read_corpus(path: Path, max_sentences: int | None = None, bad_text: str = "fail") -> Sentences:
@@ -69,6 +76,7 @@ def read_corpus(path: Path, max_sentences: int | None = None, bad_text: str = "f
         raise NlsupError(f"{path}: no sentences (the file is empty or only blank lines"
                          f"{', or every line was skipped' if report.skipped_not_utf8 else ''})")
     report.sentences = len(sentences)
+    report.fingerprint = text_fingerprint(sentences)
     sentences.report = report
     return sentences
 
