@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli_runs import KILL_AT, PYTHON, SHORTER, TORCHRUN, assert_same_run, command, finish, quiet_env, run, settings
+from cli_runs import (KILL_AT, PYTHON, SHORTER, TORCHRUN, assert_same_run, command, finish, process_tree, quiet_env,
+                      run, settings)
 from nlsup_kit.checkpoint import STATE_FILE, read_metrics, verify
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.recipes import apply_overrides, get_recipe
@@ -28,8 +29,11 @@ ONLY_AT_THE_END = ["checkpoint_steps=100"]  # so the checkpoint a stop leaves is
 def wait_for_step(out: Path, step: int, process: subprocess.Popen | None = None) -> None:
     deadline = time.time() + 300
     while time.time() < deadline and (process is None or process.poll() is None):
-        if (out / "metrics.jsonl").is_file() and any(r["step"] >= step for r in read_metrics(out)):
-            return
+        try:
+            if any(r["step"] >= step for r in read_metrics(out)):
+                return
+        except NlsupError:  # not written yet, or a line caught halfway
+            pass
         time.sleep(0.02)
     raise AssertionError(f"the run never logged step {step}")
 
@@ -69,14 +73,26 @@ def test_sigterm_checkpoints_after_the_update_and_the_printed_command_resumes_ex
     assert_same_run(reference, out)
 
 
-def test_sigterm_to_torchrun_stops_both_processes_after_one_update(torchrun_reference, tiny_model, data_dir,
-                                                                  tmp_path):
-    """torchrun passes a SIGTERM on to its processes (30 s before it kills them); they agree on the step."""
+def worker(launcher: int, rank: int) -> int:
+    """The pid of torchrun's worker of ``rank`` (its environment says RANK)."""
+    for pid in process_tree(launcher):
+        try:
+            if f"RANK={rank}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                return pid
+        except OSError:
+            continue
+    raise AssertionError(f"no worker of rank {rank} under {launcher}")
+
+
+def test_sigterm_to_one_torchrun_process_stops_both_after_the_same_update(torchrun_reference, tiny_model, data_dir,
+                                                                         tmp_path):
+    """The signal reaches rank 1 alone (torchrun itself passes one to every process, 30 s before it kills them,
+    but they receive it at different moments): the processes agree on the step, and both stop after it."""
     out = tmp_path / "run"
     process = subprocess.Popen([*TORCHRUN, *command(tiny_model, data_dir, out, [*SHORTER, *ONLY_AT_THE_END])],
                                env=quiet_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for_step(out, 4, process)
-    process.send_signal(signal.SIGTERM)
+    os.kill(worker(process.pid, 1), signal.SIGTERM)
     output, _ = process.communicate(timeout=300)
     assert process.returncode != 0, output[-3000:]  # a scheduler sees a job that did not finish
     step = int(stop_line(output, "SIGTERM", 16)[1])
@@ -162,29 +178,43 @@ def tmpfs(folder: Path, kilobytes: int, read_only: bool = False):
         subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
-# where the disk fills in the save of step 10 (the second checkpoint/): before it begins, or halfway (after the
-# weights, at the training state, which torch.save reports in words of its own)
-FILL_POINTS = {"before the save": ("nlsup_kit/checkpoint.py:save_atomically=checkpoint", 2),
-               "during the save": ("torch/serialization.py:save", 2)}
-
-
-@pytest.mark.parametrize("point", FILL_POINTS)
-def test_a_disk_that_fills_at_a_save_stops_in_one_line_and_the_resume_continues(point, reference, tiny_model,
-                                                                             data_dir, tmp_path):
-    target, nth = FILL_POINTS[point]
+def test_a_disk_that_fills_before_or_during_a_save_stops_in_one_line_and_the_resume_continues(reference, tiny_model,
+                                                                                             data_dir, tmp_path):
+    """The disk fills as the save of step 10 (the second checkpoint/) begins; freed, the resumed run reaches that
+    save again and the disk fills halfway through it (after the weights, at the training state, which torch.save
+    reports in words of its own); freed again, the run resumes to the end."""
     with tmpfs(tmp_path / "disk", 48 * 1024) as disk:
         out, filler = disk / "run", disk / "filler"
-        stopped = run([*KILL_AT, "--fill", str(filler), target, str(nth), *command(tiny_model, data_dir, out)])
-        assert stopped.returncode == 2, stopped.stderr[-3000:]
         where = re.escape(str(out))
-        assert re.fullmatch(rf"error: no space left on {where}: [\d.]+ MB needed, [\d.]+ MB free; free some space, "
-                            rf"or choose an --output-dir on a disk you can write to; checkpoint/ of step 10 was not "
-                            rf"written; the last good checkpoint, of step 5, is whole in {where}/checkpoint: "
-                            rf"continue from it with --resume once there is room",
-                            stopped.stderr.strip().splitlines()[-1])
-        assert checkpoint_step(out) == 5 and not list(out.glob("*.tmp"))
-        filler.unlink()
+        for target, nth, flags in (("nlsup_kit/checkpoint.py:save_atomically=checkpoint", 2, ()),
+                                   ("torch/serialization.py:save", 1, ("--resume",))):
+            stopped = run([*KILL_AT, "--fill", str(filler), target, str(nth), *command(tiny_model, data_dir, out),
+                           *flags])
+            assert stopped.returncode == 2, stopped.stderr[-3000:]
+            assert re.fullmatch(rf"error: no space left on {where}: [\d.]+ MB needed, [\d.]+ MB free; free some "
+                                rf"space, or choose an --output-dir on a disk you can write to; checkpoint/ of step 10 "
+                                rf"was not written; the last good checkpoint, of step 5, is whole in {where}/checkpoint: "
+                                rf"continue from it with --resume once there is room",
+                                stopped.stderr.strip().splitlines()[-1])
+            assert checkpoint_step(out) == 5 and not list(out.glob("*.tmp"))
+            filler.unlink()
         assert_same_run(reference, finish(PYTHON, tiny_model, data_dir, out, (), "--resume"))
+
+
+def test_a_save_short_of_space_writes_nothing_and_one_that_fills_the_disk_leaves_no_tmp(tmp_path):
+    """The check before a save (the previous save's size) and the one line when a writer fills the disk anyway."""
+    from nlsup_kit.checkpoint import save_atomically
+    from nlsup_kit.data.disk import DiskProblem
+
+    with tmpfs(tmp_path / "disk", 2048) as disk:
+        save_atomically(disk / "save", lambda folder: (folder / "weights").write_bytes(bytes(700_000)))
+        written = []
+        with pytest.raises(DiskProblem, match=rf"^no space left on {re.escape(str(disk))}: 1\.7 MB needed, 1\.3 MB free"):
+            save_atomically(disk / "save", written.append)  # 700 kB x 1.02 + 1 MB, beside the first save
+        assert written == [] and not (disk / "save.tmp").exists()
+        with pytest.raises(DiskProblem, match=rf"^no space left on {re.escape(str(disk))}: "):
+            save_atomically(disk / "other", lambda folder: (folder / "big").write_bytes(bytes(3_000_000)))
+        assert not (disk / "other.tmp").exists() and (disk / "save" / "weights").stat().st_size == 700_000
 
 
 def test_a_run_folder_that_cannot_be_written_is_refused_before_the_model_loads(data_dir, tmp_path):
