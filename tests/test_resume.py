@@ -62,28 +62,31 @@ def test_a_checkpoint_of_one_pipeline_is_not_resumed_by_the_other(data_dir):
         cached.restore(per_item.state())
 
 
-# a kill inside the Nth save of checkpoint/ (step 5 N), and what it leaves on disk at that moment
+# a kill inside the save of checkpoint/ at step 10 (the second save of a run, the first of a run resumed from step
+# 5: the Nth call), and what it leaves on disk at that moment
 KILL_POINTS = {
-    "before its training state": ("torch/serialization.py:save", 2, lambda out: (
+    "before its training state": ("torch/serialization.py:save", lambda out: (
         (out / "checkpoint.tmp" / "model.safetensors").is_file()
         and not (out / "checkpoint.tmp" / STATE_FILE).exists())),
-    "before its manifest": ("nlsup_kit/checkpoint.py:write_manifest=checkpoint.tmp", 2, lambda out: (
+    "before its manifest": ("nlsup_kit/checkpoint.py:write_manifest=checkpoint.tmp", lambda out: (
         (out / "checkpoint.tmp" / STATE_FILE).is_file()
         and not (out / "checkpoint.tmp" / "manifest.json").exists())),
-    "between its two renames": ("pathlib.py:rename=checkpoint.tmp", 2, lambda out: (
+    "between its two renames": ("pathlib.py:rename=checkpoint.tmp", lambda out: (
         not (out / "checkpoint").exists() and (out / "checkpoint.old" / STATE_FILE).is_file()
         and (out / "checkpoint.tmp" / "manifest.json").is_file())),
 }
 
 
-@pytest.mark.parametrize("point", KILL_POINTS)
-def test_a_kill_inside_a_save_then_resume_equals_an_uninterrupted_run(point, reference, tiny_model, data_dir,
-                                                                      tmp_path):
-    target, nth, left_on_disk = KILL_POINTS[point]
+def test_kills_inside_saves_one_after_another_then_resume_equal_an_uninterrupted_run(reference, tiny_model, data_dir,
+                                                                                   tmp_path):
+    """Killed inside the save of step 10 at each point in turn, every resume killed again at the next point, the
+    run resumes from step 5 each time and ends as the uninterrupted one."""
     out = tmp_path / "run"
-    killed = run([*KILL_AT, target, str(nth), *command(tiny_model, data_dir, out)])
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    assert left_on_disk(out)  # the kill landed where it was aimed
+    for n, (point, (target, left_on_disk)) in enumerate(KILL_POINTS.items()):
+        resume = ("--resume",) if n else ()
+        killed = run([*KILL_AT, target, "1" if n else "2", *command(tiny_model, data_dir, out), *resume])
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+        assert left_on_disk(out), point  # the kill landed where it was aimed
     assert_same_run(reference, finish(PYTHON, tiny_model, data_dir, out, (), "--resume"))
 
 
