@@ -91,10 +91,9 @@ def alive(pid: int) -> bool:
         return False
 
 
-def kill_then_resume(launch: list[str], model, data_dir, out, kill_after_step: int, overrides=(),
-                     resume_overrides=()) -> Path:
-    """A run SIGKILLed (with every process it started) after ``kill_after_step``, then resumed, with
-    ``resume_overrides`` on top of its settings."""
+def kill_after(launch: list[str], model, data_dir, out, kill_after_step: int, overrides=()) -> None:
+    """A run SIGKILLed, with every process it started, once it has a checkpoint and has logged
+    ``kill_after_step``."""
     process = subprocess.Popen([*launch, *command(model, data_dir, out, overrides)], env=quiet_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -111,6 +110,12 @@ def kill_then_resume(launch: list[str], model, data_dir, out, kill_after_step: i
     while any(alive(pid) for pid in tree) and time.time() < deadline:
         time.sleep(0.1)
     assert not (out / "result.json").exists()
+
+
+def kill_then_resume(launch: list[str], model, data_dir, out, kill_after_step: int, overrides=(),
+                     resume_overrides=()) -> Path:
+    """:func:`kill_after`, then resumed with ``resume_overrides`` on top of its settings."""
+    kill_after(launch, model, data_dir, out, kill_after_step, overrides)
     return finish(launch, model, data_dir, out, [*overrides, *resume_overrides], "--resume")
 
 

@@ -1,5 +1,6 @@
 """One process of tests/test_distributed.py: the text and image losses of one global batch and the gradients
-after the trainer's all-reduce, saved per rank. Run by ``torchrun`` (2 processes) or alone (the whole batch)."""
+after the trainer's all-reduce, saved per rank, for each image loss named (comma-separated: one launch serves
+them all). Run by ``torchrun`` (2 processes) or alone (the whole batch)."""
 
 import os
 import sys
@@ -23,11 +24,17 @@ def gradients(trainer: Trainer, loss: torch.Tensor) -> dict[str, torch.Tensor]:
     return {n: p.grad.clone() for n, p in named.items() if p.grad is not None}
 
 
-def main(model: str, data_dir: str, out: str, modality_loss: str) -> None:
+def main(model: str, data_dir: str, out: str, modality_losses: str) -> None:
+    for modality_loss in modality_losses.split(","):
+        (Path(out) / modality_loss).mkdir(exist_ok=True)
+        one_loss(model, data_dir, Path(out) / modality_loss, modality_loss)
+
+
+def one_loss(model: str, data_dir: str, out: Path, modality_loss: str) -> None:
     recipe = apply_overrides(get_recipe("quick-visualcse"), [
         f"model={model}", "max_text_examples=64", "batch_size=8", "modality_batch_size=8", "image_size=16",
         "patch_size=8", f"modality_loss={modality_loss}", "device=cpu"])
-    trainer = Trainer(recipe, Path(out) / "run", data_dir, progress=False)
+    trainer = Trainer(recipe, out / "run", data_dir, progress=False)
     for module in [*trainer.encoder.modules(), *trainer.branch.modules()]:
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0  # deterministic, so one process and two can be compared
@@ -45,7 +52,7 @@ def main(model: str, data_dir: str, out: str, modality_loss: str) -> None:
               "world_size": torch.tensor(trainer.workers.world_size)}
     result.update({f"text/{n}": g for n, g in gradients(trainer, text_loss).items()})
     result.update({f"image/{n}": g for n, g in gradients(trainer, image_loss).items()})
-    torch.save(result, Path(out) / f"rank{os.environ.get('RANK', 'single')}.pt")
+    torch.save(result, out / f"rank{os.environ.get('RANK', 'single')}.pt")
 
 
 if __name__ == "__main__":

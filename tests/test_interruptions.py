@@ -69,7 +69,7 @@ def test_sigterm_checkpoints_after_the_update_and_the_printed_command_resumes_ex
     again = shlex.split(found[3].strip("`"))
     assert again[0] == "nlsup" and "--resume" in again
     resumed = run([*PYTHON, *again[1:]])
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.returncode == 0 and "best STS-B dev" in resumed.stdout, resumed.stderr[-3000:]
     assert_same_run(reference, out)
 
 

@@ -9,16 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cli_runs import (KILL_AT, PYTHON, SHORTER, TORCHRUN, assert_same_run, command, finish, kill_then_resume, run, settings,
-                      weights)
+from cli_runs import (KILL_AT, PYTHON, SHORTER, TORCHRUN, assert_same_run, command, finish, kill_after,
+                      kill_then_resume, run, settings, weights)
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.recipes import apply_overrides, get_recipe
 from nlsup_kit.checkpoint import STATE_FILE, read_metrics
 from nlsup_kit.trainer import Trainer
-
-
-def test_sigkill_then_resume_equals_an_uninterrupted_run(reference, tiny_model, data_dir, tmp_path):
-    assert_same_run(reference, kill_then_resume(PYTHON, tiny_model, data_dir, tmp_path / "run", 7))
 
 
 def test_resume_may_change_when_it_logs_evaluates_and_saves_and_trains_the_same(reference, tiny_model, data_dir,
@@ -62,8 +58,7 @@ def test_a_checkpoint_of_one_pipeline_is_not_resumed_by_the_other(data_dir):
         cached.restore(per_item.state())
 
 
-# a kill inside the save of checkpoint/ at step 10 (the second save of a run, the first of a run resumed from step
-# 5: the Nth call), and what it leaves on disk at that moment
+# a kill inside the first save of checkpoint/ of a resumed run, and what it leaves on disk at that moment
 KILL_POINTS = {
     "before its training state": ("torch/serialization.py:save", lambda out: (
         (out / "checkpoint.tmp" / "model.safetensors").is_file()
@@ -77,14 +72,14 @@ KILL_POINTS = {
 }
 
 
-def test_kills_inside_saves_one_after_another_then_resume_equal_an_uninterrupted_run(reference, tiny_model, data_dir,
-                                                                                   tmp_path):
-    """Killed inside the save of step 10 at each point in turn, every resume killed again at the next point, the
-    run resumes from step 5 each time and ends as the uninterrupted one."""
+def test_kills_mid_run_and_inside_saves_one_after_another_then_resume_equal_an_uninterrupted_run(
+        reference, tiny_model, data_dir, tmp_path):
+    """SIGKILLed mid-run from outside after step 7, then each resume killed inside its first save at the next point,
+    the run resumes from its last whole checkpoint every time and ends as the uninterrupted one."""
     out = tmp_path / "run"
-    for n, (point, (target, left_on_disk)) in enumerate(KILL_POINTS.items()):
-        resume = ("--resume",) if n else ()
-        killed = run([*KILL_AT, target, "1" if n else "2", *command(tiny_model, data_dir, out), *resume])
+    kill_after(PYTHON, tiny_model, data_dir, out, 7)
+    for point, (target, left_on_disk) in KILL_POINTS.items():
+        killed = run([*KILL_AT, target, "1", *command(tiny_model, data_dir, out), "--resume"])
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
         assert left_on_disk(out), point  # the kill landed where it was aimed
     assert_same_run(reference, finish(PYTHON, tiny_model, data_dir, out, (), "--resume"))
