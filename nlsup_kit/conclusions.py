@@ -174,13 +174,14 @@ def level_of(value: float, uniform: float) -> str:
 
 
 # What a loss above the uniform level means: worse than views not told apart. A contrastive loss is the mean
-# -log of the probability the softmax over the batch gives each positive; it exceeds log(2B-1) when the
-# probability piles onto a few others instead of spreading over the positives, as when each example's own second
-# view takes nearly all of it (what a loss asking only for that pair, SimCLR, trains toward), or at a low
-# temperature whichever example happens to lie closest.
-ABOVE_UNIFORM = ("above the uniform level means worse than telling no views apart: the softmax gives the positives "
-                 "less than an even share, its probability piled onto a few others (each example's own second view, "
-                 "or at a low temperature whichever happens to lie closest)")
+# -log of the probability the softmax over the batch gives each positive; it exceeds log(2B-1) when that
+# probability sits on one or a few examples instead of spreading over all the positives, as when each example's
+# own second view takes nearly all of it (what a loss asking only for that pair, SimCLR, trains toward), or at a
+# low temperature whichever example happens to lie closest.
+ABOVE_UNIFORM = ("above the uniform level means worse than telling no views apart: the loss is the mean -log of the "
+                 "probability the softmax gives each positive, and it exceeds log(2B-1) when that probability sits on one "
+                 "or a few examples (each example's own second view, say, or at a low temperature whichever lies "
+                 "closest) instead of spreading over all of its positives")
 
 
 _LOSS_NAMES = {"supcon": "SupCon", "simclr": "SimCLR", "released-supcon": "new_supcon"}  # recipe value -> printed

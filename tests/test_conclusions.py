@@ -110,9 +110,10 @@ def test_the_modality_loss_is_read_between_its_uniform_level_and_its_floor():
                     "last 2 3.000 (lower); uniform level 4.000 (every view alike, 30 examples of two views), floor 1.500 "
                     "(30 examples spread evenly over 10 classes): it started above the uniform level and ended below the "
                     "uniform level, toward the floor, 1.500 above the floor; above the uniform level means worse than "
-                    "telling no views apart: the softmax gives the positives less than an even share, its probability "
-                    "piled onto a few others (each example's own second view, or at a low temperature whichever happens "
-                    "to lie closest)")
+                    "telling no views apart: the loss is the mean -log of the probability the softmax gives each "
+                    "positive, and it exceeds log(2B-1) when that probability sits on one or a few examples (each "
+                    "example's own second view, say, or at a low temperature whichever lies closest) instead of "
+                    "spreading over all of its positives")
     # 4.063 against 4.078: within 2% of the level, read as at it
     at_it = modality_loss_reading("SupCon", [0.4063, 0.4063], 0.1, {"uniform": 4.078, "floor": 1.609}, 30, 10, window=1)
     assert "ended at about the uniform level (within 2% of it, the kit's own line)" in at_it
@@ -143,8 +144,9 @@ def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
     # 62.5% - 61.25% of 240 clips: a net 3 clips
     assert knn_change_reading("quick-audiocse", 0.6125, 0.625, 240, "clips") == (
         "+1.2 points is a net +3 of the 240 clips; over seeds 1, 2, 3 and 42 of the quick recipes, measured when the "
-        "kit was calibrated on the first 640 sentences of a 16,926-line English Wikipedia sample (not the kit's `wiki` "
-        "download, wiki1m's head) (nlsup_kit.notebook.QUICK_SEED_KNN_CHANGES), this change ranged -1.7 to +2.9 points, and "
+        "kit was calibrated on the first 640 sentences of a 16,926-line English Wikipedia sample (from the article "
+        "sample in gensim's test data; not the kit's `wiki` download, wiki1m's head) "
+        "(nlsup_kit.notebook.QUICK_SEED_KNN_CHANGES), this change ranged -1.7 to +2.9 points, and "
         "this run's lies inside that range: a range that holds both signs, so one run cannot say whether training "
         "moved it up or down")
     assert knn_change_reading("quick-visualcse", 0.59, 0.613, 1797, "digits").endswith(
@@ -169,6 +171,10 @@ def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
         "range is only a rough guide" in other
     assert "one of those runs" in calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42,
                                                       text=CALIBRATION_TEXT)
+    # a run on triples is read beside the supervised calibration, which trained on those triples, not on Wikipedia
+    supervised = calibration_reading(0.8, "quick-simcse supervised", "QUICK_SEED_GAINS", digits=2, seed=42)
+    assert supervised.startswith("over seeds 1, 2, 3 and 42 of the quick supervised run on sick-nli's triples (")
+    assert "Wikipedia" not in supervised
 
 
 def test_a_corpus_fingerprint_is_the_sha256_of_the_sentences_kept(tmp_path):
