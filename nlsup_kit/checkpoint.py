@@ -114,12 +114,15 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
 
 
+def with_margin(size: int) -> int:
+    """``size`` bytes and room for file system blocks and small files: 2% and 1 MB."""
+    return int(size * 1.02) + MB
+
+
 def space_for(folder: Path, estimate: int) -> int:
     """Bytes a new save of ``folder`` needs while the previous one still stands: the previous save's size when
-    there is one (it is what the next writes), else ``estimate``; a margin of 1 MB and 2% for file system
-    blocks."""
-    size = folder_bytes(folder) or estimate
-    return int(size * 1.02) + MB
+    there is one (it is what the next writes), else ``estimate``, :func:`with_margin`."""
+    return with_margin(folder_bytes(folder) or estimate)
 
 
 def require_run_space(output_dir: Path, best_estimate: int, checkpoint_estimate: int) -> None:
@@ -127,7 +130,7 @@ def require_run_space(output_dir: Path, best_estimate: int, checkpoint_estimate:
     new checkpoint written beside the old one, less what the folder already holds; sizes as :func:`space_for`."""
     best, checkpoint = folder_bytes(output_dir / BEST_DIR), folder_bytes(output_dir / CHECKPOINT_DIR)
     peak = (best or best_estimate) + 2 * (checkpoint or checkpoint_estimate)
-    needed = int((peak - best - checkpoint) * 1.02) + MB
+    needed = with_margin(peak - best - checkpoint)
     if free_megabytes(output_dir) * MB < needed:
         raise NlsupError(f"{output_dir}: this run's saves need {needed / MB:,.1f} MB more (best/ "
                          f"{(best or best_estimate) / MB:,.1f} MB, checkpoint/ {(checkpoint or checkpoint_estimate) / MB:,.1f}"

@@ -76,23 +76,21 @@ def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baselin
     gap = float(np.mean(runs[method]) - np.mean(runs[baseline]))
     counted = ", ".join(f"{name} {'one run' if len(runs[name]) == 1 else f'mean of {len(runs[name])} runs'}"
                         for name in (method, baseline))
-    line = f"{method} - {baseline}: {gap:+.2f} points ({counted})"
     interval = gap_interval(runs, method, baseline, paired)
+    reach = t_reach(*interval[1:]) if interval is not None else None
+    digits = 2  # enough to show which is larger where gap and reach print alike
+    while reach is not None and round(abs(gap), digits) == round(reach, digits) and digits < 6:
+        digits += 1
+    line = f"{method} - {baseline}: {gap:+.{digits}f} points ({counted})"
     if interval is None:
         fewest = min(len(runs[name]) for name in (method, baseline))
         return (line + f"; {'one run' if fewest == 1 else f'{fewest} runs'} of a method cannot estimate how far its "
                 f"runs spread (at least {MIN_RUNS_FOR_A_VERDICT} each), so no verdict.")
     _, error, freedom = interval
-    reach = t_reach(error, freedom)
     source = ("from the per-seed differences (each seed ran both methods)" if paired
               else "from each method's spread over its runs")
     verdict = ("within it: these runs cannot tell the gap from the seeds' randomness" if abs(gap) <= reach
                else "beyond it: larger than the seeds' randomness would usually give")
-    digits = 2  # enough to show which is larger where the two print alike
-    while round(abs(gap), digits) == round(reach, digits) and digits < 6:
-        digits += 1
-    if digits > 2:
-        line = f"{method} - {baseline}: {gap:+.{digits}f} points ({counted})"
     return (f"{line}; {source}, the gap has a standard error of {error:.2f} points, and with {freedom} degrees of "
             f"freedom a 95% interval reaches +-{reach:.{digits}f} (t = {reach / error:.2f}): the gap is {verdict}.")
 

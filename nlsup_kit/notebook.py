@@ -38,9 +38,9 @@ CALIBRATION_TEXT = "b9a9a2cfdb4e4a2c"  # those 640 sentences' fingerprint (nlsup
 def trained_text(run) -> str | None:
     """The fingerprint of the sentences ``run`` trained on, from its result.json (None where it kept none: a run
     on triples, whose SICK or NLI file every machine downloads alike)."""
-    import json
+    from nlsup_kit.checkpoint import RESULT_FILE
 
-    text = json.loads((Path(run.output_dir) / "result.json").read_text()).get("text_data") or {}
+    text = json.loads((Path(run.output_dir) / RESULT_FILE).read_text()).get("text_data") or {}
     return text.get("fingerprint")
 
 
