@@ -23,8 +23,7 @@ from transformers import TrainerCallback
 
 from nlsup_kit.data import ensure_data
 from nlsup_kit.data.text import load_text_data
-from nlsup_kit.integrations.sentence_transformers import NonLinguisticCallback
-from nlsup_kit.models import resolve_model
+from nlsup_kit.integrations.sentence_transformers import NonLinguisticCallback, mean_pooled_model, simcse_trainer
 from nlsup_kit.recipes import apply_overrides, get_recipe
 from nlsup_kit.trainer import Trainer
 
@@ -44,25 +43,10 @@ class StepClock(TrainerCallback):
 
 def sentence_transformers_seconds(recipe, sentences: list[str], data_dir: Path, output_dir: Path,
                                   with_callback: bool) -> list[float]:
-    from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-
-    transformer = Transformer(str(resolve_model(recipe.model)), max_seq_length=recipe.max_length)
-    model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")])
+    model = mean_pooled_model(recipe)
     clock = StepClock()
     callbacks = [clock] + ([NonLinguisticCallback(model, recipe, data_dir=data_dir)] if with_callback else [])
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(output_dir), max_steps=recipe.max_steps, per_device_train_batch_size=recipe.batch_size,
-        learning_rate=recipe.learning_rate, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0,
-        max_grad_norm=1.0, logging_steps=recipe.max_steps, save_strategy="no", report_to=[], seed=recipe.seed,
-        disable_tqdm=True)
-    trainer = SentenceTransformerTrainer(model=model, args=args,
-                                         train_dataset=Dataset.from_dict({"anchor": sentences, "positive": sentences}),
-                                         loss=MultipleNegativesRankingLoss(model, scale=1 / recipe.temperature),
-                                         callbacks=callbacks)
-    trainer.train()
+    simcse_trainer(model, sentences, recipe, output_dir, callbacks, logging_steps=recipe.max_steps).train()
     return clock.seconds
 
 

@@ -68,6 +68,9 @@ def settles_gap(runs: Mapping[str, Sequence[float]], method: str, baseline: str,
     return interval is not None and abs(interval[0]) > t_reach(*interval[1:])
 
 
+EDGE = 0.05  # a gap this close to its interval's reach (as a share of it) is read as at the edge
+
+
 def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baseline: str, paired: bool = False) -> str:
     """The gap between two methods' mean scores beside its own noise (:func:`gap_interval`): a gap within its 95%
     t interval is one these runs cannot tell from the seeds' randomness."""
@@ -84,13 +87,17 @@ def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baselin
     line = f"{method} - {baseline}: {gap:+.{digits}f} points ({counted})"
     if interval is None:
         fewest = min(len(runs[name]) for name in (method, baseline))
-        return (line + f"; {'one run' if fewest == 1 else f'{fewest} runs'} of a method cannot estimate how far its "
-                f"runs spread (at least {MIN_RUNS_FOR_A_VERDICT} each), so no verdict.")
+        return (line + f"; {'one run of a method cannot estimate' if fewest == 1 else f'{fewest} runs of a method give only a rough estimate of'} "
+                f"how far its runs spread, and the kit reads a gap only from at least {MIN_RUNS_FOR_A_VERDICT} runs of each "
+                "(nlsup_kit.evaluation.MIN_RUNS_FOR_A_VERDICT), so no verdict from these runs alone.")
     _, error, freedom = interval
     source = ("from the per-seed differences (each seed ran both methods)" if paired
               else "from each method's spread over its runs")
     verdict = ("within it: these runs cannot tell the gap from the seeds' randomness" if abs(gap) <= reach
                else "beyond it: larger than the seeds' randomness would usually give")
+    if abs(abs(gap) - reach) < EDGE * reach:
+        verdict = (f"{'inside' if abs(gap) <= reach else 'outside'} it by {abs(abs(gap) - reach):.{digits}f}, within "
+                   f"{EDGE:.0%} of its reach: at the edge, where one more seed could tip the verdict either way")
     return (f"{line}; {source}, the gap has a standard error of {error:.2f} points, and with {freedom} degrees of "
             f"freedom a 95% interval reaches +-{reach:.{digits}f} (t = {reach / error:.2f}): the gap is {verdict}.")
 
@@ -112,12 +119,16 @@ def repeat_timings(milliseconds: Mapping[str, Sequence[float]], unit: str = "ms 
     return line + ": the methods differ more than repeats of one method do."
 
 
-def against_prediction(outcome: str, agrees: bool, differences: Mapping[str, tuple[object, object]]) -> str:
+def against_prediction(outcome: str, agrees: bool | None, differences: Mapping[str, tuple[object, object]]) -> str:
     """A result read beside a source's prediction: when it departs, what in this run differs from the source's
-    run (``differences``: what -> (here, there)), so a departure is never left unexplained."""
+    run (``differences``: what -> (here, there)), so a departure is never left unexplained; ``agrees`` None: the
+    runs cannot judge it, and the differences are listed all the same."""
     if agrees:
         return f"{outcome}: as the source predicts."
     listing = "; ".join(f"{name} {here} here, {there} there" for name, (here, there) in differences.items())
+    if agrees is None:
+        return (f"{outcome}: these runs cannot judge it against the source's prediction. This run differs from the "
+                f"source's in: {listing}.")
     return f"{outcome}: not what the source predicts. This run differs from the source's in: {listing}."
 
 
@@ -194,16 +205,19 @@ def modality_loss_reading(loss: str, logged: Sequence[float], weight: float, lev
     window = max(1, min(window, len(values) // 2))
     first, last = float(values[:window].mean()), float(values[-window:].mean())
     uniform, floor = levels["uniform"], levels["floor"]
+    supcon = _LOSS_NAMES.get(loss, loss) == "SupCon"  # the only floor that depends on how the batch's classes fall
 
     def where(value: float) -> str:
         return level_of(value, uniform)
 
     return (f"{_LOSS_NAMES.get(loss, loss)} loss (the logged value divided by lambda {weight:g}), mean of the first {window} logged steps "
             f"{first:.3f}, of the last {window} {last:.3f} ({'lower' if last < first else 'not lower'}); uniform level "
-            f"{uniform:.3f} (every view alike, {batch} examples of two views), floor {floor:.3f} ({batch} examples spread "
-            f"evenly over {classes} classes): it started {where(first)} and ended {where(last)}, "
-            f"{last - floor:.3f} above the floor" + (f"; {ABOVE_UNIFORM}" if max(first, last) > uniform * (1 + AT_THE_LEVEL)
-                                                     else ""))
+            f"{uniform:.3f} (every view alike, {batch} examples of two views), floor {floor:.3f}"
+            + (f" (for {batch} examples spread evenly over {classes} classes, the lowest any batch's floor can be; a batch "
+               "drawn at random is rarely even, and its floor is higher)" if supcon else "")
+            + f": it started {where(first)} and ended {where(last)}, {last - floor:.3f} above "
+            + ("that lowest floor" if supcon else "the floor")
+            + (f"; {ABOVE_UNIFORM}" if max(first, last) > uniform * (1 + AT_THE_LEVEL) else ""))
 
 
 UNSPACED_WORDS_PER_UNIT = 3  # a text with fewer space-separated words a unit is written without spaces (Chinese)

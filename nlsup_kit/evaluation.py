@@ -49,6 +49,12 @@ class StsReport:
     def average(self) -> float:
         return round(float(np.mean([round(s.spearman, 2) for s in self.scores.values()])), 2)
 
+    @property
+    def mean_spearman(self) -> float:
+        """The mean of the unrounded scores: what gaps between runs are computed from (``average`` rounds each
+        task first, as SentEval's table does, which can move a gap of a few hundredths)."""
+        return float(np.mean([s.spearman for s in self.scores.values()]))
+
     def as_dict(self) -> dict[str, float]:
         """The headline numbers: ``{"STS12": 72.37, ..., "avg": ...}``."""
         result = {task: round(score.spearman, 2) for task, score in self.scores.items()}

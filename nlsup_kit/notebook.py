@@ -290,14 +290,14 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     differs."""
     import numpy as np
 
-    from nlsup_kit.conclusions import against_prediction, gap_against_spread, settles_gap, sign_test
+    from nlsup_kit.conclusions import against_prediction, gap_against_spread, gap_interval, settles_gap, sign_test, t_reach
     from nlsup_kit.models import native_pooling_config
     from nlsup_kit.paper import paper_scores
     from nlsup_kit.recipes import get_recipe
 
-    spread = {name: [report.average for report in runs] for name, runs in reports.items()}
+    spread = {name: [report.mean_spearman for report in runs] for name, runs in reports.items()}
     lines = [f"{name}, seed{'s' if len(values) > 1 else ''} {', '.join(str(s) for s in seeds[:len(values)])}: "
-             + ", ".join(f"{v:.2f}" for v in values) + f" vs the untrained model {untrained:.2f}: "
+             + ", ".join(f"{v:.2f}" for v in values) + f" vs the starting model (before training) {untrained:.2f}: "
              + ", ".join(f"{v - untrained:+.2f}" for v in values) + " points" for name, values in spread.items()]
     shared = min(len(values) for values in spread.values())
     differences = [a - b for a, b in zip(spread[method], spread["SimCSE"])]
@@ -314,13 +314,27 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     gap = float(np.mean(spread[method]) - np.mean(spread["SimCSE"]))
     published = float(np.mean(list(paper_scores(paper_method, tasks).values()))
                       - np.mean(list(paper_scores("simcse-bert-base", tasks).values())))
+    # the largest gap these runs leave open: the t interval's upper end, else the calibration seeds' widest gap
+    interval = gap_interval(spread, method, "SimCSE", paired)
+    baseline = recipe.name.rsplit("-", 1)[0] + "-simcse"
+    largest = None
+    if interval is not None:
+        largest = gap + t_reach(*interval[1:])
+    elif recipe.name in QUICK_SEED_GAINS and baseline in QUICK_SEED_GAINS and list(tasks) == QUICK_TASKS:
+        (method_low, method_high), (base_low, base_high) = QUICK_SEED_GAINS[recipe.name], QUICK_SEED_GAINS[baseline]
+        largest = method_high - base_low
+        lines.append(f"Over {CALIBRATION} (nlsup_kit.notebook.QUICK_SEED_GAINS), the gain over the starting model ranged "
+                     f"{method_low:+.2f} to {method_high:+.2f} points for {recipe.name} and {base_low:+.2f} to {base_high:+.2f} "
+                     f"for {baseline}: the largest gap any two of those runs show is {largest:+.2f} points.")
     paper = get_recipe(paper_method)
     trained_before = ", already trained for sentence similarity" if native_pooling_config(recipe.model) else ""
     sign = ("its sign not established by these runs" if not settles_gap(spread, method, "SimCSE", paired) else
             "the same sign as the paper's" if np.sign(gap) == np.sign(published) else "the opposite sign to the paper's")
+    size = (f"; the largest gap these runs leave open, {largest:+.2f}, is "
+            f"{'at least' if largest >= published else 'below'} the paper's" if largest is not None else "")
     lines.append(against_prediction(
         f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here, {published:+.2f} in the paper's table on "
-        f"{', '.join(tasks)} ({sign}); its size", gap >= published,
+        f"{', '.join(tasks)} ({sign}){size}; its size", None if largest is None else largest >= published,
         {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", "one epoch of wiki1m (15,626 steps)"),
          f"{recipe.modality} data": data, **setting_differences(recipe, paper), **(also or {})}))
     return lines
@@ -355,8 +369,8 @@ def loss_at_the_end(run, recipe, classes: int, window: int = 5, there: str | Non
             (f"{end:.3f} (its first {min(window, len(logged))} logged steps: {start:.3f}), {level_of(end, levels['uniform'])} "
              f"{levels['uniform']:.3f} (log(2B-1), B = {recipe.modality_batch_size} examples of two views: every view "
              f"alike){above}",
-             there or f"a loss trained down toward its floor, {levels['floor']:.3f} for {recipe.modality_batch_size} examples "
-                      f"spread evenly over {classes} classes, which SupCon's prediction presumes")}
+             there or f"a loss trained down toward its floor (at least {levels['floor']:.3f}, the floor of {recipe.modality_batch_size} "
+                      f"examples spread evenly over {classes} classes), which SupCon's prediction presumes")}
 
 
 def show_class_similarity(vectors: Mapping[str, object], labels: Sequence, title: str) -> dict[str, tuple[float, float]]:
@@ -380,12 +394,18 @@ def show_class_similarity(vectors: Mapping[str, object], labels: Sequence, title
 
 
 def runtime_line(mode: str) -> str:
-    """How long this notebook has run so far, in which mode, on what: the recap's measured runtime."""
+    """How long this notebook has run so far, in which mode, on what, and how many of its training runs it
+    trained rather than read back from earlier runs: the recap's measured runtime."""
     import torch
+
+    from nlsup_kit.trainer import RUN_COUNTS
 
     minutes = (time.time() - _STARTED) / 60
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"a CPU with {os.cpu_count()} cores"
-    return f"This notebook ran for {minutes:.1f} minutes in {mode} mode on {device}."
+    runs = (f" It trained {RUN_COUNTS['trained']} run(s) and read back {RUN_COUNTS['reused']} finished one(s) that an "
+            "earlier notebook or an earlier run of this one had trained (read back, a run takes seconds)"
+            if RUN_COUNTS["reused"] else f" It trained all {RUN_COUNTS['trained']} of its runs here" if RUN_COUNTS["trained"] else "")
+    return f"This notebook ran for {minutes:.1f} minutes in {mode} mode on {device}.{runs}."
 
 
 def record_results(results_dir: str | Path, notebook: str, rows: dict[str, dict[str, float]]) -> Path:

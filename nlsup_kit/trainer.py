@@ -348,6 +348,11 @@ def modality_data_description(recipe: Recipe) -> str | None:
     return None
 
 
+# runs this process asked train() for: finished ones read back (reuse) and ones it trained, for the notebooks'
+# runtime line (a notebook that reuses the runs of an earlier one takes less time than it would alone)
+RUN_COUNTS = {"trained": 0, "reused": 0}
+
+
 def train(recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = None,
           progress: bool | None = None, reuse: bool = False, resume: bool = False,
           overwrite: bool = False) -> TrainResult:
@@ -359,7 +364,9 @@ def train(recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = 
     on the way leaves one of the two whole. The folder is checked for writing before the model or data load."""
     output_dir = Path(output_dir)
     if reuse and (previous := finished_run(recipe.validate(), output_dir)) is not None:
+        RUN_COUNTS["reused"] += 1
         return previous
+    RUN_COUNTS["trained"] += 1
     resume = resume or (reuse and not overwrite and resumable_run(recipe, output_dir))
     aside = output_dir.with_name(output_dir.name + ".replaced")
     existing = None if resume else describe_run(output_dir)

@@ -48,7 +48,9 @@ def test_gap_against_spread_sets_the_gap_of_means_beside_a_t_interval():
     # 0.08 at two decimals: three show the gap is the larger
     close = {"A": [70.0, 71.0, 72.0], "B": [70.0 + 0.08 - 0.0318, 71.08, 72.0 + 0.08 + 0.0318]}
     assert gap_against_spread(close, "B", "A", paired=True).startswith("B - A: +0.080 points")
-    assert "reaches +-0.079 (t = 4.30): the gap is beyond it" in gap_against_spread(close, "B", "A", paired=True)
+    # 0.0800 beyond a reach of 0.0790: 1.3% of the reach, inside the 5% read as the edge
+    assert ("reaches +-0.079 (t = 4.30): the gap is outside it by 0.001, within 5% of its reach: at the edge"
+            in gap_against_spread(close, "B", "A", paired=True))
     with pytest.raises(ValueError, match="as many runs"):
         gap_against_spread({"A": [1.0, 2.0, 3.0], "B": [1.0, 2.0, 3.0, 4.0]}, "B", "A", paired=True)
     from nlsup_kit.conclusions import settles_gap
@@ -58,7 +60,10 @@ def test_gap_against_spread_sets_the_gap_of_means_beside_a_t_interval():
     # fewer than three runs cannot estimate a spread: no verdict
     assert gap_against_spread({"SimCSE": [76.0, 76.8], "AudioCSE": [77.5]}, "AudioCSE", "SimCSE") == (
         "AudioCSE - SimCSE: +1.10 points (AudioCSE one run, SimCSE mean of 2 runs); one run of a method cannot "
-        "estimate how far its runs spread (at least 3 each), so no verdict.")
+        "estimate how far its runs spread, and the kit reads a gap only from at least 3 runs of each "
+        "(nlsup_kit.evaluation.MIN_RUNS_FOR_A_VERDICT), so no verdict from these runs alone.")
+    assert "; 2 runs of a method give only a rough estimate of how far its runs spread" in gap_against_spread(
+        {"A": [70.0, 70.2], "B": [72.0, 72.1]}, "B", "A")
 
 
 def test_repeat_timings_blames_the_machine_when_repeats_disagree_more_than_methods():
@@ -108,8 +113,9 @@ def test_the_modality_loss_is_read_between_its_uniform_level_and_its_floor():
     line = modality_loss_reading("SupCon", logged, 0.1, levels, 30, 10, window=2)
     assert line == ("SupCon loss (the logged value divided by lambda 0.1), mean of the first 2 logged steps 6.000, of the "
                     "last 2 3.000 (lower); uniform level 4.000 (every view alike, 30 examples of two views), floor 1.500 "
-                    "(30 examples spread evenly over 10 classes): it started above the uniform level and ended below the "
-                    "uniform level, toward the floor, 1.500 above the floor; above the uniform level means worse than "
+                    "(for 30 examples spread evenly over 10 classes, the lowest any batch's floor can be; a batch drawn at "
+                    "random is rarely even, and its floor is higher): it started above the uniform level and ended below "
+                    "the uniform level, toward the floor, 1.500 above that lowest floor; above the uniform level means worse than "
                     "telling no views apart: the loss is the mean -log of the probability the softmax gives each "
                     "positive, and it exceeds log(2B-1) when that probability sits on one or a few examples (each "
                     "example's own second view, say, or at a low temperature whichever lies closest) instead of "
@@ -120,7 +126,7 @@ def test_the_modality_loss_is_read_between_its_uniform_level_and_its_floor():
     assert "worse than telling" not in at_it  # nothing above the level to explain
     # the last two: (0.45 + 0.43) / 2 / 0.1 = 4.4, above 4.0 and 2.9 above the floor
     still_above = modality_loss_reading("SupCon", [0.62, 0.58, 0.45, 0.43], 0.1, levels, 30, 10)
-    assert "(lower)" in still_above and "ended above the uniform level, 2.900 above the floor" in still_above
+    assert "(lower)" in still_above and "ended above the uniform level, 2.900 above that lowest floor" in still_above
 
 
 def test_class_gap_reading_compares_the_gaps_and_names_what_differs_when_they_narrow():

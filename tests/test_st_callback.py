@@ -49,29 +49,16 @@ def kit_run(recipe, branch, batches):
 
 
 def st_trainer(recipe, output_dir, sentences=SENTENCES, callback_kwargs=None, max_steps=STEPS, extra=(), **args):
-    """A SentenceTransformerTrainer with unsupervised SimCSE's loss (MNRL on (sentence, sentence) pairs, scale
-    1/temperature) and the callback, set up as the recipe's text side: no warmup, linear decay, clip 1.0."""
-    from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    """The kit's sentence-transformers SimCSE trainer (MNRL, scale 1/temperature, no warmup, linear decay, clip 1.0)
+    with the callback."""
+    from nlsup_kit.integrations.sentence_transformers import NonLinguisticCallback, mean_pooled_model, simcse_trainer
 
-    from nlsup_kit.integrations.sentence_transformers import NonLinguisticCallback
-
-    transformer = Transformer(recipe.model, max_seq_length=recipe.max_length)
-    model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")],
-                                device="cpu")
+    model = mean_pooled_model(recipe, device="cpu")
     if args.pop("double", False):
         model.double()
     callback = NonLinguisticCallback(model, recipe, **(callback_kwargs or {}))
-    settings = dict(output_dir=str(output_dir), max_steps=max_steps, per_device_train_batch_size=recipe.batch_size,
-                    learning_rate=recipe.learning_rate, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0,
-                    max_grad_norm=1.0, optim="adamw_torch", logging_steps=1, save_strategy="no", report_to=[],
-                    use_cpu=True, seed=recipe.seed, disable_tqdm=True)
-    trainer = SentenceTransformerTrainer(
-        model=model, args=SentenceTransformerTrainingArguments(**{**settings, **args}),
-        train_dataset=Dataset.from_dict({"anchor": sentences, "positive": sentences}),
-        loss=MultipleNegativesRankingLoss(model, scale=1 / recipe.temperature), callbacks=[callback, *extra])
+    trainer = simcse_trainer(model, sentences, recipe, output_dir, callbacks=[callback, *extra], max_steps=max_steps,
+                             logging_steps=1, use_cpu=True, **args)
     return trainer, model, callback
 
 

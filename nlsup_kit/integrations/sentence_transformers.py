@@ -11,21 +11,132 @@ beside each trainer checkpoint, so ``trainer.train(resume_from_checkpoint=...)``
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from nlsup_kit.data.senteval import StsPairs
 from nlsup_kit.embeddings import ModalityBranch, build_branch
 from nlsup_kit.encoder import SentenceEncoder
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.layers import supports_fast_layers
+from nlsup_kit.models import resolve_model
+from nlsup_kit.progress import progress_bar
 from nlsup_kit.recipes import Recipe, apply_overrides, get_recipe
 from nlsup_kit.step import AlternatingStep
 
 STATE_FOLDER = "nonlinguistic"  # beside each trainer checkpoint: the branch and its update's state
 _POOLING = {"avg": "mean", "cls_before_pooler": "cls"}  # the recipe's pooler -> sentence-transformers' Pooling mode
+
+
+def mean_pooled_model(recipe: Recipe, device: str | None = None):
+    """The recipe's text encoder as a plain ``SentenceTransformer``: its Transformer module, mean pooling (the
+    pooling ``pooler=avg`` trains and scores)."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    transformer = Transformer(resolve_model(recipe.model), max_seq_length=recipe.max_length)
+    return SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")],
+                               device=device)
+
+
+def simcse_trainer(model, sentences: list[str], recipe: Recipe, output_dir: str | Path, callbacks: list = (),
+                   **arguments):
+    """sentence-transformers' own unsupervised SimCSE, set up as the recipe's text side: MNRL on (sentence,
+    sentence) pairs (the two dropout passes are the two columns) with scale 1/temperature, the recipe's batch size,
+    learning rate, length and seed, whole batches only, linear decay without warmup, clipping at 1.0 (SimCSE's and the kit's
+    ``max_grad_norm``). ``arguments`` override any ``SentenceTransformerTrainingArguments`` setting."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    length = dict(max_steps=recipe.max_steps) if recipe.max_steps else dict(num_train_epochs=recipe.epochs)
+    settings = dict(output_dir=str(output_dir), **length, per_device_train_batch_size=recipe.batch_size,
+                    dataloader_drop_last=True, learning_rate=recipe.learning_rate, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0,
+                    max_grad_norm=1.0, optim="adamw_torch", logging_steps=recipe.log_steps, save_strategy="no",
+                    report_to=[], seed=recipe.seed, disable_tqdm=True)
+    return SentenceTransformerTrainer(
+        model=model, args=SentenceTransformerTrainingArguments(**{**settings, **arguments}),
+        train_dataset=Dataset.from_dict({"anchor": sentences, "positive": sentences}),
+        loss=MultipleNegativesRankingLoss(model, scale=1 / recipe.temperature), callbacks=list(callbacks))
+
+
+@dataclass
+class SentenceTransformerRun:
+    """A finished run of :func:`train_sentence_transformer`."""
+
+    folder: Path            # the saved SentenceTransformer, loadable by ``SentenceTransformer(str(folder))``
+    log_history: list[dict]  # the trainer's logs: the text loss, and the modality loss with the callback
+    seconds: float          # the whole run: model and data load, training, saving
+
+
+RUN_RECORD = "run.json"
+
+
+class StepBar(TrainerCallback):
+    """One progress bar over the trainer's optimizer steps, shown as the kit's bars are (``progress``)."""
+
+    def __init__(self, progress: bool | None = None):
+        self.progress, self.bar = progress, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.bar = progress_bar(total=state.max_steps, initial=state.global_step, desc="sentence-transformers",
+                                unit="step", show=self.progress)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.bar.update(1)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.bar.close()
+
+
+def train_sentence_transformer(recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = None,
+                               with_callback: bool = True, reuse: bool = True,
+                               progress: bool | None = None) -> SentenceTransformerRun:
+    """The recipe's model trained by :func:`simcse_trainer` on the recipe's text, with the recipe's
+    :class:`NonLinguisticCallback` or without (sentence-transformers' plain unsupervised SimCSE), saved in
+    ``output_dir/model``. With ``reuse``, a finished run of the same recipe and choice there is read back."""
+    from nlsup_kit.data import ensure_data
+    from nlsup_kit.data.text import load_text_data
+
+    output_dir = Path(output_dir)
+    record = output_dir / RUN_RECORD
+    asked = {"recipe": json.loads(recipe.to_json()), "with_callback": with_callback}
+    if reuse and record.is_file() and (output_dir / "model").is_dir():
+        stored = json.loads(record.read_text())
+        if {key: stored.get(key) for key in asked} == asked:
+            return SentenceTransformerRun(output_dir / "model", stored["log_history"], stored["seconds"])
+    started = time.perf_counter()
+    data_dir = ensure_data([], data_dir)
+    model = mean_pooled_model(recipe)
+    sentences = load_text_data(recipe.text_data, data_dir, recipe.max_text_examples)
+    callbacks = [NonLinguisticCallback(model, recipe, data_dir=data_dir)] if with_callback else []
+    trainer = simcse_trainer(model, sentences, recipe, output_dir / "trainer", [*callbacks, StepBar(progress)])
+    for printing in (PrinterCallback, ProgressCallback):  # the kit's bar instead of a printed dict per log step
+        trainer.remove_callback(printing)
+    trainer.train()
+    model.save(str(output_dir / "model"))
+    run = SentenceTransformerRun(output_dir / "model", trainer.state.log_history, time.perf_counter() - started)
+    record.write_text(json.dumps({**asked, "log_history": run.log_history, "seconds": run.seconds}, indent=2))
+    return run
+
+
+def evaluator_spearman(model, pairs: StsPairs, name: str = "sts") -> float:
+    """Spearman x 100 of cosine similarity as sentence-transformers' own ``EmbeddingSimilarityEvaluator`` computes
+    it, for the same pairs the kit's scorer reads: an independent second scorer."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+
+    model = model if isinstance(model, SentenceTransformer) else SentenceTransformer(str(model))
+    evaluator = EmbeddingSimilarityEvaluator(pairs.sentences1, pairs.sentences2, pairs.scores,
+                                             main_similarity="cosine", name=name)
+    return 100 * evaluator(model)[f"{name}_spearman_cosine"]
 
 
 def shared_encoder(model) -> SentenceEncoder:
