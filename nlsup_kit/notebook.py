@@ -277,6 +277,9 @@ def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
         here, there = (getattr(r, field)() if callable(getattr(r, field)) else getattr(r, field) for r in (recipe, paper))
         if here != there:
             differences[what] = tuple(f"{v:g}" if isinstance(v, float) else _LOSS_NAMES.get(v, v) for v in (here, there))
+    if recipe.modality == "image" and recipe.vit_embeddings != paper.vit_embeddings:
+        differences["patch embedding"] = tuple(f"{name}'s, pretrained" if name else "random (initialised, not pretrained)"
+                                               for name in (recipe.vit_embeddings, paper.vit_embeddings))
     return differences
 
 
@@ -333,7 +336,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     size = (f"; the largest gap these runs leave open, {largest:+.2f}, is "
             f"{'at least' if largest >= published else 'below'} the paper's" if largest is not None else "")
     lines.append(against_prediction(
-        f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here, {published:+.2f} in the paper's table on "
+        f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here, {published:+.2f} in the authors' reported results on "
         f"{', '.join(tasks)} ({sign}){size}; its size", None if largest is None else largest >= published,
         {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", "one epoch of wiki1m (15,626 steps)"),
          f"{recipe.modality} data": data, **setting_differences(recipe, paper), **(also or {})}))
@@ -358,17 +361,18 @@ def loss_at_the_end(run, recipe, classes: int, window: int = 5, there: str | Non
     import numpy as np
 
     from nlsup_kit.checkpoint import read_metrics
-    from nlsup_kit.conclusions import ABOVE_UNIFORM, AT_THE_LEVEL, level_of
+    from nlsup_kit.conclusions import AT_THE_LEVEL, level_of
     from nlsup_kit.losses import loss_levels
 
     logged = [m["modality_loss"] for m in read_metrics(run.output_dir) if "modality_loss" in m]
     start, end = (float(np.mean(part)) / recipe.modality_loss_weight for part in (logged[:window], logged[-window:]))
     levels = loss_levels(recipe.modality_loss, recipe.modality_batch_size, classes)
-    above = f"; {ABOVE_UNIFORM}" if end > levels["uniform"] * (1 + AT_THE_LEVEL) else ""
+    above = ("; a loss above it puts the softmax's probability on a few examples instead of spreading it over all "
+             "the positives" if end > levels["uniform"] * (1 + AT_THE_LEVEL) else "")
     return {f"the {recipe.modality} loss at the run's end (mean of its last {min(window, len(logged))} logged steps)":
             (f"{end:.3f} (its first {min(window, len(logged))} logged steps: {start:.3f}), {level_of(end, levels['uniform'])} "
              f"{levels['uniform']:.3f} (log(2B-1), B = {recipe.modality_batch_size} examples of two views: every view "
-             f"alike){above}",
+             f"alike{above})",
              there or f"a loss trained down toward its floor (at least {levels['floor']:.3f}, the floor of {recipe.modality_batch_size} "
                       f"examples spread evenly over {classes} classes), which SupCon's prediction presumes")}
 

@@ -1,7 +1,7 @@
 """The paper, its reference code, and where a learner can check each number the kit takes from them.
 
 * :data:`PAPER_STS` / :func:`paper_scores`: the STS results reported by Jian, Gao & Vosoughi (NeurIPS 2022,
-  arXiv:2209.09433, its results table): Spearman x 100 on the seven tasks, keyed by the kit's recipe names, so
+  arXiv:2209.09433; its BERT-base and RoBERTa-base rows as the reference READMEs print them): Spearman x 100 on the seven tasks, keyed by the kit's recipe names, so
   a notebook can set its own numbers beside them (labelled as the different settings they are).
 * :data:`RECIPE_SOURCES` / :func:`recipe_source`: for every paper recipe of :mod:`nlsup_kit.recipes`, the file
   of the public reference code (:data:`REFERENCE_URL`, or SimCSE's, :data:`SIMCSE_URL`) and the line that shows
@@ -438,12 +438,13 @@ def published_scores(recipe: str) -> tuple[dict[str, float], str] | None:
     if recipe in PAPER_STS:
         row = PAPER_ROWS_ALSO_IN.get(recipe)
         if row is not None and row.repo == REFERENCE_REPO:  # the authors' README prints the whole row
-            return PAPER_STS[recipe], f"every task in {row} (the row of the paper's results table, {PAPER_URL})"
+            return PAPER_STS[recipe], (f"every task in {row} (the run its script gives \"to faithfully reproduce the "
+                                       f"results in our paper\", {PAPER_URL}, as the same README says above it)")
         if recipe.startswith("simcse-"):
             average = f"; the seven-task average, {row.value:.2f}, also in {row}" if row is not None else ""
-            return PAPER_STS[recipe], (f"every task in SimCSE's paper, Table 5 (v4), {SIMCSE_PAPER_URL}, repeated in the "
-                                       f"paper's results table, {PAPER_URL}{average}")
-        return PAPER_STS[recipe], f"the paper's results table, {PAPER_URL}"
+            return PAPER_STS[recipe], (f"every task in SimCSE's paper, Table 5 (v4), {SIMCSE_PAPER_URL}, the baseline "
+                                       f"row the paper sets its methods beside, {PAPER_URL}{average}")
+        return PAPER_STS[recipe], f"the results the paper reports, {PAPER_URL}"
     if recipe == "sup-simcse-bert-base":
         return SUPERVISED_SIMCSE_BERT_BASE, str(SUPERVISED_SIMCSE_SOURCE)
     return None

@@ -75,20 +75,23 @@ def score_bars(rows: Mapping[str, Mapping[str, float]], title: str = "STS (Spear
 
 
 def seed_spread(runs: Mapping[str, Sequence[float]], title: str, ylabel: str = "Spearman x 100", min_runs: int = 3,
-                paired: bool = False):
+                paired: bool = False, reference: tuple[str, float] | None = None):
     """Close scores made visible: every run as a dot and, for a method with ``min_runs`` runs or more (fewer cannot
     estimate a spread: nlsup_kit.evaluation.MIN_RUNS_FOR_A_VERDICT), its mean with a bar of one standard deviation
     over its runs, on an axis zoomed to the data (bars from 0 would hide a 0.3-point difference). ``paired``: run k
-    of every method shares seed k, and a grey line joins them, since a paired comparison reads those joins."""
+    of every method shares seed k, and a grey line joins them, since a paired comparison reads those joins.
+    ``reference``: (name, value), a dashed line the axis always takes in (the starting model's score), so that the
+    zoom never shows a gap between methods without the distance both moved."""
     names = list(runs)
     joins = list(zip(*(runs[n] for n in names))) if paired else []  # one tuple per seed: its run of each method
     several = [n for n in names if len(runs[n]) >= min_runs]
     means = [float(np.mean(runs[n])) for n in several]
     spreads = [float(np.std(runs[n], ddof=1)) for n in several]
     values = [v for n in names for v in runs[n]]
-    pad = max(0.2, 0.15 * (max(values) - min(values)))
-    low = min(values + [m - s for m, s in zip(means, spreads)]) - pad
-    high = max(values + [m + s for m, s in zip(means, spreads)]) + pad
+    framed = values + ([reference[1]] if reference else [])
+    pad = max(0.2, 0.15 * (max(framed) - min(framed)))
+    low = min(framed + [m - s for m, s in zip(means, spreads)]) - pad
+    high = max(framed + [m + s for m, s in zip(means, spreads)]) + pad
     if has_plotly():
         import plotly.graph_objects as go
 
@@ -102,6 +105,9 @@ def seed_spread(runs: Mapping[str, Sequence[float]], title: str, ylabel: str = "
             fig.add_trace(go.Scatter(x=several, y=means, mode="markers", name="mean +- 1 std over runs",
                                      marker=dict(size=14, symbol="line-ew-open", line=dict(width=3)),
                                      error_y=dict(type="data", array=spreads, width=12)))
+        if reference:
+            fig.add_hline(y=reference[1], line_dash="dash", line_color="grey",
+                          annotation_text=f"{reference[0]} {reference[1]:.2f}", annotation_position="bottom right")
         return fig.update_layout(title=title, yaxis_title=f"{ylabel} (axis zoomed: {low:.1f} to {high:.1f})",
                                  yaxis_range=[low, high], xaxis=dict(categoryorder="array", categoryarray=names),
                                  height=380)
@@ -113,6 +119,8 @@ def seed_spread(runs: Mapping[str, Sequence[float]], title: str, ylabel: str = "
     if several:
         ax.errorbar([names.index(n) for n in several], means, yerr=spreads, fmt="_", markersize=20, capsize=8,
                     color="black", label="mean +- 1 std over runs")
+    if reference:
+        ax.axhline(reference[1], linestyle="--", color="grey", label=f"{reference[0]} {reference[1]:.2f}")
     ax.set_xticks(range(len(names)), names)
     ax.set_xlim(-0.6, len(names) - 0.4)
     ax.set_ylim(low, high)

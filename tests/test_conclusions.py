@@ -246,6 +246,9 @@ def test_setting_differences_name_each_setting_where_a_run_departs_from_the_pape
     run = apply_overrides(paper, ["modality_loss=supcon", "batch_size=32", "modality_loss_weight=0.1"])
     assert setting_differences(run, paper) == {"modality loss": ("supcon", "released-supcon (the reference code's new_supcon)"),
                                                "lambda": ("0.1", "0.05"), "text batch": (32, paper.batch_size)}
+    random_patches = apply_overrides(paper, ["vit_embeddings="])
+    assert setting_differences(random_patches, paper) == {"patch embedding": (
+        "random (initialised, not pretrained)", "google/vit-base-patch16-224-in21k's, pretrained")}
 
 
 def test_per_seed_differences_are_read_by_their_signs():

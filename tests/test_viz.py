@@ -90,6 +90,10 @@ def test_the_seed_figure_draws_a_mean_and_its_bar_only_for_methods_with_enough_r
     joined = viz.seed_spread({"SimCSE": [82.70, 82.75, 82.54], "VisualCSE": [82.79, 82.82, 82.50]}, "t", paired=True)
     lines = [trace for trace in joined.data if trace.mode == "lines"]  # one per seed, from its SimCSE run to its VisualCSE run
     assert [list(line.y) for line in lines] == [[82.70, 82.79], [82.75, 82.82], [82.54, 82.50]]
+    framed = viz.seed_spread({"SimCSE": [82.70, 82.75, 82.54]}, "t", reference=("before training", 82.03))
+    low, high = framed.layout.yaxis.range
+    assert low < 82.03 < 82.75 < high   # the axis takes in the starting model, not only the runs
+    assert [shape.y0 for shape in framed.layout.shapes] == [82.03]
     fallback = run_without_plotly("""
         fig = viz.seed_spread({"SimCSE": [82.70, 82.75, 82.54], "AudioCSE": [82.78]}, "t")
         print(len(fig.axes[0].containers), [t.get_text() for t in fig.axes[0].get_xticklabels()])
