@@ -17,7 +17,7 @@ from nlsup_kit.notebook import read_results
 
 CELL_TIMEOUT = 600
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
-DEMO_DATA = ("senteval", "wiki", "digits", "spoken-words")  # what the six notebooks read in QUICK mode
+DEMO_DATA = ("senteval", "wiki", "digits", "spoken-words")  # what the seven notebooks read in QUICK mode
 
 
 def notebooks() -> list[Path]:

@@ -100,7 +100,7 @@ def learner(tmp_path_factory, data_dir):
 
 @pytest.fixture(scope="session")
 def first_run(learner, data_dir):
-    """The six notebooks run once on the learner's machine: shared by the installed-kit and browser tests."""
+    """The seven notebooks run once on the learner's machine: shared by the installed-kit and browser tests."""
     from learner import run_every_notebook
 
     return run_every_notebook(learner, data_dir)

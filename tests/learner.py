@@ -1,7 +1,7 @@
 """The learner's machine, shared by the tests that need it (session fixtures in conftest.py): a wheel of this
 checkout installed into a fresh virtual environment outside it, the notebooks copied out by the installed
 `nlsup notebooks` into an empty folder, an empty home, no NLSUP_DATA, no ../shared; the data travels over HTTP
-from a mirror on 127.0.0.1 that serves SimCSE's file names. ``first_run`` runs all six notebooks there once,
+from a mirror on 127.0.0.1 that serves SimCSE's file names. ``first_run`` runs all seven notebooks there once,
 with their solutions and hints: tests/test_installed.py checks that run, and reopens notebook 1 in JupyterLab
 beside its finished runs (tests/lab.py).
 
@@ -112,7 +112,7 @@ def data_cells(lessons: Path) -> str:
 
 
 def run_every_notebook(learner: Learner, data_dir: Path) -> tuple[str, list[str], list[str], str]:
-    """All six notebooks, then their data cells again in the same home; the mirror's request log after each."""
+    """All seven notebooks, then their data cells again in the same home; the mirror's request log after each."""
     with serving() as mirror:
         Handler.files = simcse_release(data_dir)
         env = {**learner.env, "NLSUP_MIRROR": mirror}

@@ -121,6 +121,7 @@ def train_sentence_transformer(recipe: Recipe, output_dir: str | Path, data_dir:
     for printing in (PrinterCallback, ProgressCallback):  # the kit's bar instead of a printed dict per log step
         trainer.remove_callback(printing)
     trainer.train()
+    model.max_seq_length = shared_encoder(model).max_input_length  # trained at 32 tokens, read whole (as SentEval reads)
     model.save(str(output_dir / "model"))
     run = SentenceTransformerRun(output_dir / "model", trainer.state.log_history, time.perf_counter() - started)
     record.write_text(json.dumps({**asked, "log_history": run.log_history, "seconds": run.seconds}, indent=2))
@@ -134,6 +135,7 @@ def evaluator_spearman(model, pairs: StsPairs, name: str = "sts") -> float:
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
     model = model if isinstance(model, SentenceTransformer) else SentenceTransformer(str(model))
+    model.max_seq_length = shared_encoder(model).max_input_length  # no cut at evaluation, as SentEval and the kit's scorer
     evaluator = EmbeddingSimilarityEvaluator(pairs.sentences1, pairs.sentences2, pairs.scores,
                                              main_similarity="cosine", name=name)
     return 100 * evaluator(model)[f"{name}_spearman_cosine"]
@@ -183,6 +185,7 @@ class NonLinguisticCallback(TrainerCallback):
                 branch = build_branch(recipe, self.encoder.hidden_size)
         self.branch = branch
         self._batches, self.iteration, self._losses = batches, None, []
+        self.updates = 0  # image/audio updates taken: one per optimizer step of the trainer
 
     @classmethod
     def from_recipe(cls, name: str, model, overrides: list[str] | tuple[str, ...] = (), **kwargs) -> NonLinguisticCallback:
@@ -218,6 +221,7 @@ class NonLinguisticCallback(TrainerCallback):
         for parameter in self.iteration.parameters:  # the trainer's backward must not add to these gradients
             parameter.grad = None
         self._losses.append(loss.detach())
+        self.updates += 1
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         """The modality loss (times lambda, as the kit logs it) beside the text loss, averaged since the last log."""
