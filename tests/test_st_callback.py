@@ -143,3 +143,13 @@ def test_a_model_the_callback_cannot_serve_gets_one_line_naming_what_it_found(st
         NonLinguisticCallback(pooling_first, recipe_for(still_model))
     with pytest.raises(NlsupError, match="has no image or audio side"):
         NonLinguisticCallback.from_recipe("quick-simcse", cls_pooled)
+
+
+def test_under_gradient_accumulation_the_image_update_runs_once_per_optimizer_step(tiny_model, data_dir, tmp_path):
+    """Two micro-batches per optimizer step, three optimizer steps: three image updates, not six."""
+    recipe = recipe_for(tiny_model, "max_steps=3", "batch_size=2")
+    trainer, _, callback = st_trainer(recipe, tmp_path, sentences=load_text_data_for_test(data_dir, 12), max_steps=3,
+                                      callback_kwargs=dict(data_dir=data_dir), gradient_accumulation_steps=2)
+    trainer.train()
+    assert trainer.state.global_step == 3 and callback.updates == 3
+    assert len([entry for entry in trainer.state.log_history if "modality_loss" in entry]) == 3
