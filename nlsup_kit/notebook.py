@@ -326,7 +326,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     elif recipe.name in QUICK_SEED_GAINS and baseline in QUICK_SEED_GAINS and list(tasks) == QUICK_TASKS:
         (method_low, method_high), (base_low, base_high) = QUICK_SEED_GAINS[recipe.name], QUICK_SEED_GAINS[baseline]
         largest = method_high - base_low
-        lines.append(f"Over {CALIBRATION} (nlsup_kit.notebook.QUICK_SEED_GAINS), the gain over the starting model ranged "
+        lines.append(f"Over {CALIBRATION} (nlsup_kit.notebook.QUICK_SEED_GAINS), the kit's trainer's gain over the starting model ranged "
                      f"{method_low:+.2f} to {method_high:+.2f} points for {recipe.name} and {base_low:+.2f} to {base_high:+.2f} "
                      f"for {baseline}: the largest gap any two of those runs show is {largest:+.2f} points.")
     paper = get_recipe(paper_method)

@@ -265,3 +265,32 @@ def test_per_seed_differences_are_read_by_their_signs():
     # six seeds could reach 3%, but 4 of 6 one way is 69%
     assert per_seed_reading(range(6), [0.1] * 4 + [-0.1] * 2, "A", "B").endswith("these seeds alone cannot say which "
                                                                                   "method is higher")
+
+
+def test_a_method_gap_is_sized_against_the_largest_gap_the_runs_leave_open():
+    """Two seeds: the calibration seeds' ranges bound the gap (0.79 - 0.50 = 0.29, below the paper's 3.18); three
+    seeds: the upper end of the t interval does; no calibration and two seeds: no judgement, the differences listed."""
+    import dataclasses
+
+    from nlsup_kit.evaluation import StsReport, TaskScore
+    from nlsup_kit.notebook import method_readings
+    from nlsup_kit.recipes import apply_overrides, get_recipe
+
+    def reports(**runs):
+        return {name: [StsReport({"STSBenchmark": TaskScore(v, v, 1379)}) for v in values] for name, values in runs.items()}
+
+    recipe = apply_overrides(get_recipe("quick-visualcse"), ["max_steps=20"])
+    args = (recipe, "visualcse-bert-base", 20, ("digits (32 px)", "ImageNet"), ["STSBenchmark"])
+    two = method_readings(reports(SimCSE=[82.70, 82.75], VisualCSE=[82.79, 82.82]), [42, 1], 82.03, "VisualCSE", *args)
+    assert ("the kit's trainer's gain over the starting model ranged +0.50 to +0.79 points for quick-visualcse and "
+            "+0.50 to +0.72 for quick-simcse: the largest gap any two of those runs show is +0.29 points.") in two[-2]
+    assert "+3.18 in the authors' reported results" in two[-1]  # 80.03 - 76.85
+    assert "the largest gap these runs leave open, +0.29, is below the paper's; its size: not what the source" in two[-1]
+    # three seeds, per-seed differences 1, 3, 5: mean 3, sd 2, error 2 / sqrt(3), reach 4.303 x 1.155 = 4.97, upper end 7.97
+    three = method_readings(reports(SimCSE=[80.0, 80.0, 80.0], VisualCSE=[81.0, 83.0, 85.0]), [42, 1, 2], 79.0,
+                            "VisualCSE", *args)
+    assert "the largest gap these runs leave open, +7.97, is at least the paper's; its size: as the source predicts" in three[-1]
+    uncalibrated = dataclasses.replace(recipe, name="my-visualcse")   # a recipe of one's own: no calibration seeds
+    other = method_readings(reports(SimCSE=[80.0, 80.2], VisualCSE=[81.0, 81.1]), [42, 1], 79.0, "VisualCSE",
+                            uncalibrated, *args[1:])
+    assert "its size: these runs cannot judge it against the source's prediction. This run differs" in other[-1]
