@@ -4,7 +4,7 @@ code), and is scored by the kit's scorer on STS-B dev and test; the trainer's sc
 the kit's trainer shows over seeds.
 
     python benchmarks/st_callback_against_kit.py [--recipe quick-visualcse] [--steps 250] [--kit-seeds 1 2 3]
-        [--st-seeds 1] [--out DIR] [--data-dir DIR] [--json FILE]
+        [--st-seeds 1] [--set KEY=VALUE ...] [--out DIR] [--data-dir DIR] [--json FILE]
 
 Both sides take one epoch of the recipe's text (its first steps x batch_size sentences, in each trainer's own
 shuffled order),
@@ -42,15 +42,14 @@ def scores(folder: Path, pooler: str, data_dir: Path) -> dict[str, float]:
 
 
 def recorded(folder: Path, data_dir: Path, train_and_save) -> dict:
-    """``folder``/run.json, or else the run: ``train_and_save()`` timed (model and data load included), then the
-    folder it returns scored."""
+    """``folder``/run.json, or else the run: ``train_and_save()`` gives the saved folder, its pooler and the
+    training's wall seconds; the folder is scored."""
     record = folder / "run.json"
     if record.is_file():
         return json.loads(record.read_text())
     folder.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    saved, pooler = train_and_save()
-    run = {"seconds": time.perf_counter() - started, **scores(saved, pooler, data_dir)}
+    saved, pooler, seconds = train_and_save()
+    run = {"seconds": seconds, **scores(saved, pooler, data_dir)}
     record.write_text(json.dumps(run, indent=2))
     return run
 
@@ -59,8 +58,10 @@ def kit_run(recipe, out: Path, data_dir: Path) -> dict:
     folder = out / f"kit-seed{recipe.seed}"
 
     def train_and_save():
+        started = time.perf_counter()
         result = train(recipe, folder / "run", data_dir, reuse=True)
-        return export_checkpoint(result.best_dir, folder / "exported"), recipe.pooling_for_evaluation()
+        seconds = time.perf_counter() - started  # the whole call: model and data load, training, evaluation, saves
+        return export_checkpoint(result.best_dir, folder / "exported"), recipe.pooling_for_evaluation(), seconds
 
     return {"seed": recipe.seed, **recorded(folder, data_dir, train_and_save)}
 
@@ -69,7 +70,8 @@ def sentence_transformers_run(recipe, out: Path, data_dir: Path) -> dict:
     folder = out / f"st-seed{recipe.seed}"
 
     def train_and_save():
-        return train_sentence_transformer(recipe, folder / "run", data_dir).folder, recipe.pooling_for_evaluation()
+        run = train_sentence_transformer(recipe, folder / "run", data_dir)  # its seconds: model load to saved
+        return run.folder, recipe.pooling_for_evaluation(), run.seconds
 
     return {"seed": recipe.seed, **recorded(folder, data_dir, train_and_save)}
 
@@ -96,6 +98,8 @@ def main() -> None:
     parser.add_argument("--st-seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--out", default="build/st-callback-against-kit")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recipe setting for both sides, as `nlsup train --set` takes it")
     parser.add_argument("--json", default=None, help="write the runs here as well")
     args = parser.parse_args()
     data_dir = ensure_data(["senteval", "wiki"], args.data_dir)
@@ -104,12 +108,13 @@ def main() -> None:
     def recipe(seed: int):
         base = get_recipe(args.recipe)  # one epoch of as many sentences as the steps take
         return apply_overrides(base, [f"max_text_examples={args.steps * base.batch_size}", f"max_steps={args.steps}",
-                                      f"eval_steps={args.steps}", f"seed={seed}"])
+                                      f"eval_steps={args.steps}", f"seed={seed}", *args.overrides])
 
     kit = [kit_run(recipe(seed), out, data_dir) for seed in args.kit_seeds]
     theirs = [sentence_transformers_run(recipe(seed), out, data_dir) for seed in args.st_seeds]
     base = recipe(args.kit_seeds[0])
-    print(f"{base.name} for {args.steps} steps: {base.model}, text batch {base.batch_size} from the first "
+    settings = "".join(f" --set {override}" for override in args.overrides)
+    print(f"{base.name}{settings} for {args.steps} steps: {base.model}, text batch {base.batch_size} from the first "
           f"{base.max_text_examples} sentences of {base.text_data}, {base.modality_data} batch {base.modality_batch_size}, "
           f"scored through {base.pooling_for_evaluation()} by the kit's scorer")
     for split in SPLITS:
@@ -118,7 +123,7 @@ def main() -> None:
         timings = ", ".join(f"seed {run['seed']} {run['seconds']:.0f} s" for run in runs)
         print(f"{name}: {timings} of training")
     if args.json:
-        Path(args.json).write_text(json.dumps({"recipe": base.name, "steps": args.steps, "kit": kit,
+        Path(args.json).write_text(json.dumps({"recipe": base.name, "overrides": args.overrides, "steps": args.steps, "kit": kit,
                                                "sentence_transformers_with_callback": theirs}, indent=2) + "\n")
 
 

@@ -53,6 +53,14 @@ def transformer_layers(backbone: nn.Module) -> nn.Module:
     return layers
 
 
+def position_limit(backbone: nn.Module) -> int:
+    """The longest input the backbone's position embeddings take. RoBERTa and XLM-R number positions from their
+    padding index + 1, so two of their 514 positions are never a token's: 512 tokens, not 514."""
+    positions = backbone.config.max_position_embeddings
+    padding_index = getattr(getattr(backbone, "embeddings", None), "padding_idx", None)
+    return positions - (padding_index + 1 if padding_index is not None else 0)
+
+
 class MLPHead(nn.Module):
     """SimCSE's ``MLPLayer``: Linear + Tanh on the pooled vector."""
 
@@ -172,14 +180,9 @@ class SentenceEncoder(nn.Module):
 
     @property
     def max_input_length(self) -> int:
-        """The longest input the backbone takes (tokenizers report a huge number when they do not know). RoBERTa
-        and XLM-R number positions from their padding index + 1, so two of their 514 positions are never a
-        token's: 512 tokens, not 514."""
-        positions = self.backbone.config.max_position_embeddings
-        padding_index = getattr(getattr(self.backbone, "embeddings", None), "padding_idx", None)
-        if padding_index is not None:
-            positions -= padding_index + 1
-        return min(self.tokenizer.model_max_length, positions)
+        """The longest input the backbone takes: its positions' limit, or the tokenizer's where that is lower
+        (tokenizers report a huge number when they do not know)."""
+        return min(self.tokenizer.model_max_length, position_limit(self.backbone))
 
     def reset_head(self) -> None:
         """A freshly initialised head, as SimCSE starts training (BERT's init: normal(0, 0.02), zero bias)."""

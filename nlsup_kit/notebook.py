@@ -32,6 +32,7 @@ CALIBRATION = ("seeds 1, 2, 3 and 42 of the quick recipes, measured when the kit
                "the kit's `wiki` download, wiki1m's head)")
 CALIBRATION_SUPERVISED = "seeds 1, 2, 3 and 42 of the quick supervised run on sick-nli's triples"
 CALIBRATION_SEEDS = (1, 2, 3, 42)
+CALIBRATION_STEPS = 20  # the quick runs' length when the ranges were measured (the notebooks' STEPS)
 CALIBRATION_TEXT = "b9a9a2cfdb4e4a2c"  # those 640 sentences' fingerprint (nlsup_kit.data.text.text_fingerprint)
 
 
@@ -264,85 +265,6 @@ def reports_over_seeds(recipes: Mapping[str, object], seeds: Sequence[int], resu
     return reports
 
 
-_LOSS_NAMES = {"released-supcon": "released-supcon (the reference code's new_supcon)"}
-
-
-def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
-    """The settings in which a run's recipe differs from the paper's: what -> (here, there)."""
-    fields = {"modality loss": "modality_loss", "pooler scored": "pooling_for_evaluation", "lambda": "modality_loss_weight",
-              "modality learning rate": "modality_learning_rate", "modality batch": "modality_batch_size",
-              "text batch": "batch_size", "text learning rate": "learning_rate"}
-    differences = {}
-    for what, field in fields.items():
-        here, there = (getattr(r, field)() if callable(getattr(r, field)) else getattr(r, field) for r in (recipe, paper))
-        if here != there:
-            differences[what] = tuple(f"{v:g}" if isinstance(v, float) else _LOSS_NAMES.get(v, v) for v in (here, there))
-    if recipe.modality == "image" and recipe.vit_embeddings != paper.vit_embeddings:
-        differences["patch embedding"] = tuple(f"{name}'s, pretrained" if name else "random (initialised, not pretrained)"
-                                               for name in (recipe.vit_embeddings, paper.vit_embeddings))
-    return differences
-
-
-def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequence[int], untrained: float, method: str,
-                    recipe, paper_method: str, steps: int, data: tuple[str, str], tasks: Sequence[str],
-                    after_gap: str = " Notebook 4 tests such a gap over three seeds.",
-                    also: Mapping[str, tuple[str, str]] | None = None) -> list[str]:
-    """Notebooks 2 to 4 read a method against SimCSE (``reports``: name -> one report per seed, in the order of
-    ``seeds``): every run beside the untrained model, the gap of means with its per-seed differences (one seed
-    gives both methods the same text batches), and the gap beside the paper's for ``paper_method``, with what
-    differs."""
-    import numpy as np
-
-    from nlsup_kit.conclusions import against_prediction, gap_against_spread, gap_interval, settles_gap, sign_test, t_reach
-    from nlsup_kit.models import native_pooling_config
-    from nlsup_kit.paper import paper_scores
-    from nlsup_kit.recipes import get_recipe
-
-    spread = {name: [report.mean_spearman for report in runs] for name, runs in reports.items()}
-    lines = [f"{name}, seed{'s' if len(values) > 1 else ''} {', '.join(str(s) for s in seeds[:len(values)])}: "
-             + ", ".join(f"{v:.2f}" for v in values) + f" vs the starting model (before training) {untrained:.2f}: "
-             + ", ".join(f"{v - untrained:+.2f}" for v in values) + " points" for name, values in spread.items()]
-    shared = min(len(values) for values in spread.values())
-    differences = [a - b for a, b in zip(spread[method], spread["SimCSE"])]
-    per_seed = ", ".join(f"seed {seed} {d:+.2f}" for seed, d in zip(seeds, differences))
-    if shared > 1:
-        signs = {np.sign(round(d, 2)) for d in differences}
-        per_seed += (f" ({'they agree in sign' if len(signs) == 1 and 0 not in signs else 'they differ in sign'}; "
-                     f"{shared} seeds all one way happen by coin tosses with probability {sign_test(shared, 0):.0%}, "
-                     "two-sided, so agreement alone settles nothing)")
-    paired = len(spread[method]) == len(spread["SimCSE"])
-    lines.append(gap_against_spread(spread, method, "SimCSE", paired)
-                 + f" Per seed ({shared} shared; one seed gives both methods the same text batches): {per_seed}."
-                 + after_gap)
-    gap = float(np.mean(spread[method]) - np.mean(spread["SimCSE"]))
-    published = float(np.mean(list(paper_scores(paper_method, tasks).values()))
-                      - np.mean(list(paper_scores("simcse-bert-base", tasks).values())))
-    # the largest gap these runs leave open: the t interval's upper end, else the calibration seeds' widest gap
-    interval = gap_interval(spread, method, "SimCSE", paired)
-    baseline = recipe.name.rsplit("-", 1)[0] + "-simcse"
-    largest = None
-    if interval is not None:
-        largest = gap + t_reach(*interval[1:])
-    elif recipe.name in QUICK_SEED_GAINS and baseline in QUICK_SEED_GAINS and list(tasks) == QUICK_TASKS:
-        (method_low, method_high), (base_low, base_high) = QUICK_SEED_GAINS[recipe.name], QUICK_SEED_GAINS[baseline]
-        largest = method_high - base_low
-        lines.append(f"Over {CALIBRATION} (nlsup_kit.notebook.QUICK_SEED_GAINS), the kit's trainer's gain over the starting model ranged "
-                     f"{method_low:+.2f} to {method_high:+.2f} points for {recipe.name} and {base_low:+.2f} to {base_high:+.2f} "
-                     f"for {baseline}: the largest gap any two of those runs show is {largest:+.2f} points.")
-    paper = get_recipe(paper_method)
-    trained_before = ", already trained for sentence similarity" if native_pooling_config(recipe.model) else ""
-    sign = ("its sign not established by these runs" if not settles_gap(spread, method, "SimCSE", paired) else
-            "the same sign as the paper's" if np.sign(gap) == np.sign(published) else "the opposite sign to the paper's")
-    size = (f"; the largest gap these runs leave open, {largest:+.2f}, is "
-            f"{'at least' if largest >= published else 'below'} the paper's" if largest is not None else "")
-    lines.append(against_prediction(
-        f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here, {published:+.2f} in the authors' reported results on "
-        f"{', '.join(tasks)} ({sign}){size}; its size", None if largest is None else largest >= published,
-        {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", "one epoch of wiki1m (15,626 steps)"),
-         f"{recipe.modality} data": data, **setting_differences(recipe, paper), **(also or {})}))
-    return lines
-
-
 def class_means_at_head(start, trained_branch, trained_encoder, inputs, labels: Sequence) -> dict[str, tuple[float, float]]:
     """The within- and between-class mean cosines at the output of the branch's head (where the image or audio
     loss compares the vectors), before training (``start``: the run's (encoder, branch) starting point) and after."""
@@ -406,10 +328,11 @@ def runtime_line(mode: str) -> str:
 
     minutes = (time.time() - _STARTED) / 60
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"a CPU with {os.cpu_count()} cores"
-    runs = (f" It trained {RUN_COUNTS['trained']} run(s) and read back {RUN_COUNTS['reused']} finished one(s) that an "
-            "earlier notebook or an earlier run of this one had trained (read back, a run takes seconds)"
-            if RUN_COUNTS["reused"] else f" It trained all {RUN_COUNTS['trained']} of its runs here" if RUN_COUNTS["trained"] else "")
-    return f"This notebook ran for {minutes:.1f} minutes in {mode} mode on {device}.{runs}."
+    runs = (f" It trained {RUN_COUNTS['trained']} run(s) and read back {RUN_COUNTS['reused']} finished "
+            "one(s) that an earlier notebook or an earlier run of this one had trained (read back, a run takes seconds)."
+            if RUN_COUNTS["reused"] else f" It trained all {RUN_COUNTS['trained']} of its runs here." if RUN_COUNTS["trained"]
+            else "")
+    return f"This notebook ran for {minutes:.1f} minutes in {mode} mode on {device}.{runs}"
 
 
 def record_results(results_dir: str | Path, notebook: str, rows: dict[str, dict[str, float]]) -> Path:

@@ -348,8 +348,9 @@ def modality_data_description(recipe: Recipe) -> str | None:
     return None
 
 
-# runs this process asked train() for: finished ones read back (reuse) and ones it trained, for the notebooks'
-# runtime line (a notebook that reuses the runs of an earlier one takes less time than it would alone)
+# runs this process asked for (train(), and the sentence-transformers runs of nlsup_kit.integrations): finished ones
+# read back (reuse) and ones it trained, for the notebooks' runtime line (a notebook that reuses the runs of an
+# earlier one takes less time than it would alone)
 RUN_COUNTS = {"trained": 0, "reused": 0}
 
 

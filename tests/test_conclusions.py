@@ -238,7 +238,7 @@ def test_units_moved_reading_counts_the_moves_by_sign_and_tests_their_agreement_
 
 
 def test_setting_differences_name_each_setting_where_a_run_departs_from_the_paper():
-    from nlsup_kit.notebook import setting_differences
+    from nlsup_kit.method_comparison import setting_differences
     from nlsup_kit.recipes import apply_overrides, get_recipe
 
     paper = get_recipe("visualcse-bert-base")
@@ -273,7 +273,7 @@ def test_a_method_gap_is_sized_against_the_largest_gap_the_runs_leave_open():
     import dataclasses
 
     from nlsup_kit.evaluation import StsReport, TaskScore
-    from nlsup_kit.notebook import method_readings
+    from nlsup_kit.method_comparison import method_readings
     from nlsup_kit.recipes import apply_overrides, get_recipe
 
     def reports(**runs):

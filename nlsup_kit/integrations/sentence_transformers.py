@@ -23,7 +23,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from nlsup_kit.data.senteval import StsPairs
 from nlsup_kit.embeddings import ModalityBranch, build_branch
-from nlsup_kit.encoder import SentenceEncoder
+from nlsup_kit.encoder import SentenceEncoder, position_limit
 from nlsup_kit.errors import NlsupError
 from nlsup_kit.layers import supports_fast_layers
 from nlsup_kit.models import resolve_model
@@ -47,11 +47,12 @@ def mean_pooled_model(recipe: Recipe, device: str | None = None):
 
 
 def simcse_trainer(model, sentences: list[str], recipe: Recipe, output_dir: str | Path, callbacks: list = (),
-                   **arguments):
+                   progress: bool | None = None, **arguments):
     """sentence-transformers' own unsupervised SimCSE, set up as the recipe's text side: MNRL on (sentence,
     sentence) pairs (the two dropout passes are the two columns) with scale 1/temperature, the recipe's batch size,
     learning rate, length and seed, whole batches only, linear decay without warmup, clipping at 1.0 (SimCSE's and the kit's
-    ``max_grad_norm``). ``arguments`` override any ``SentenceTransformerTrainingArguments`` setting."""
+    ``max_grad_norm``). One progress bar over the optimizer steps, shown as the kit's bars are (``progress``),
+    instead of a printed line per log. ``arguments`` override any ``SentenceTransformerTrainingArguments`` setting."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -61,10 +62,13 @@ def simcse_trainer(model, sentences: list[str], recipe: Recipe, output_dir: str 
                     dataloader_drop_last=True, learning_rate=recipe.learning_rate, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0,
                     max_grad_norm=1.0, optim="adamw_torch", logging_steps=recipe.log_steps, save_strategy="no",
                     report_to=[], seed=recipe.seed, disable_tqdm=True)
-    return SentenceTransformerTrainer(
+    trainer = SentenceTransformerTrainer(
         model=model, args=SentenceTransformerTrainingArguments(**{**settings, **arguments}),
         train_dataset=Dataset.from_dict({"anchor": sentences, "positive": sentences}),
-        loss=MultipleNegativesRankingLoss(model, scale=1 / recipe.temperature), callbacks=list(callbacks))
+        loss=MultipleNegativesRankingLoss(model, scale=1 / recipe.temperature), callbacks=[*callbacks, StepBar(progress)])
+    for printing in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(printing)
+    return trainer
 
 
 @dataclass
@@ -104,6 +108,7 @@ def train_sentence_transformer(recipe: Recipe, output_dir: str | Path, data_dir:
     ``output_dir/model``. With ``reuse``, a finished run of the same recipe and choice there is read back."""
     from nlsup_kit.data import ensure_data
     from nlsup_kit.data.text import load_text_data
+    from nlsup_kit.trainer import RUN_COUNTS
 
     output_dir = Path(output_dir)
     record = output_dir / RUN_RECORD
@@ -111,17 +116,17 @@ def train_sentence_transformer(recipe: Recipe, output_dir: str | Path, data_dir:
     if reuse and record.is_file() and (output_dir / "model").is_dir():
         stored = json.loads(record.read_text())
         if {key: stored.get(key) for key in asked} == asked:
+            RUN_COUNTS["reused"] += 1
             return SentenceTransformerRun(output_dir / "model", stored["log_history"], stored["seconds"])
+    RUN_COUNTS["trained"] += 1
     started = time.perf_counter()
     data_dir = ensure_data([], data_dir)
     model = mean_pooled_model(recipe)
     sentences = load_text_data(recipe.text_data, data_dir, recipe.max_text_examples)
     callbacks = [NonLinguisticCallback(model, recipe, data_dir=data_dir)] if with_callback else []
-    trainer = simcse_trainer(model, sentences, recipe, output_dir / "trainer", [*callbacks, StepBar(progress)])
-    for printing in (PrinterCallback, ProgressCallback):  # the kit's bar instead of a printed dict per log step
-        trainer.remove_callback(printing)
+    trainer = simcse_trainer(model, sentences, recipe, output_dir / "trainer", callbacks, progress)
     trainer.train()
-    model.max_seq_length = shared_encoder(model).max_input_length  # trained at 32 tokens, read whole (as SentEval reads)
+    model.max_seq_length = position_limit(model[0].auto_model)  # trained at the recipe's length, saved to read whole
     model.save(str(output_dir / "model"))
     run = SentenceTransformerRun(output_dir / "model", trainer.state.log_history, time.perf_counter() - started)
     record.write_text(json.dumps({**asked, "log_history": run.log_history, "seconds": run.seconds}, indent=2))
@@ -135,7 +140,9 @@ def evaluator_spearman(model, pairs: StsPairs, name: str = "sts") -> float:
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
     model = model if isinstance(model, SentenceTransformer) else SentenceTransformer(str(model))
-    model.max_seq_length = shared_encoder(model).max_input_length  # no cut at evaluation, as SentEval and the kit's scorer
+    # sentence-transformers keeps its cut in the tokenizer (max_seq_length is its model_max_length): the positions'
+    # limit instead, the kit's scorer's for these models, since SentEval does not cut sentences at evaluation
+    model.max_seq_length = position_limit(model[0].auto_model)
     evaluator = EmbeddingSimilarityEvaluator(pairs.sentences1, pairs.sentences2, pairs.scores,
                                              main_similarity="cosine", name=name)
     return 100 * evaluator(model)[f"{name}_spearman_cosine"]
