@@ -41,7 +41,10 @@ def test_committed_without_outputs_with_one_parameters_cell(path):
     assert notebook["metadata"]["kernelspec"]["name"] == "python3"
     code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "committed outputs"
-    assert sum("parameters" in c.get("metadata", {}).get("tags", []) for c in notebook["cells"]) == 1
+    parameters = [c for c in notebook["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(parameters) == 1
+    source = "".join(parameters[0]["source"])  # the mode switch a learner reads there (tests/test_installed.py too)
+    assert "MODE = notebook_mode()" in source and "NLSUP_MODE=quick, class or full" in source
     first = "".join(notebook["cells"][0]["source"])
     assert "colab.research.google.com" in first and path.name in first
     assert "google.colab" in "".join(code[0]["source"])  # the install cell is a no-op elsewhere
