@@ -166,7 +166,7 @@ def loss_against_chance(first: float, log_b: float, batch: int, through: str,
     line = (f"{start}: at its first text step the right second view already takes {taken} the probability among "
             f"{batch} (e^-loss, a geometric mean over the batch)")
     if reference is not None:
-        line += (f". The reference code's one training log (VisualCSE's, text loss beside its image steps): its first "
+        line += (f". The reference code's BERT-base training log (VisualCSE's, text loss beside its image steps): its first "
                  f"logged loss is {reference[0]:g} ({reference[1]}): low there too early on, though not a first-step value")
     return line
 

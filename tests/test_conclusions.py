@@ -95,7 +95,7 @@ def test_the_starting_loss_is_read_against_log_b():
                    "right second view already takes 87% of the probability among 32 (e^-loss, a geometric mean over "
                    "the batch)")
     beside = loss_against_chance(0.143, math.log(32), 32, "[CLS]", (0.0096, "a log, line 1"))
-    assert beside.endswith(". The reference code's one training log (VisualCSE's, text loss beside its image steps): its "
+    assert beside.endswith(". The reference code's BERT-base training log (VisualCSE's, text loss beside its image steps): its "
                            "first logged loss is 0.0096 (a log, line 1): low there too early on, though not a first-step value")
     assert loss_against_chance(1.2e-5, math.log(32), 32, "avg").startswith(
         f"the first logged text loss, 1.2e-05, is {1.2e-5 / math.log(32):.1e} times log B (3.47), through avg")
@@ -294,3 +294,8 @@ def test_a_method_gap_is_sized_against_the_largest_gap_the_runs_leave_open():
     other = method_readings(reports(SimCSE=[80.0, 80.2], VisualCSE=[81.0, 81.1]), [42, 1], 79.0, "VisualCSE",
                             uncalibrated, *args[1:])
     assert "its size: these runs cannot judge it against the source's prediction. This run differs" in other[-1]
+    elsewhere = method_readings(reports(SimCSE=[82.99, 82.99], VisualCSE=[83.02, 83.05]), [42, 1], 82.03, "VisualCSE",
+                                *args, kit_trainer=False)
+    assert "were measured with the kit's own trainer, not this one, so they bound nothing here; this trainer's gains, " \
+           "+0.99, +1.02, lie outside that range." in elsewhere[-2]
+    assert "these runs cannot judge it against the source's prediction" in elsewhere[-1]
