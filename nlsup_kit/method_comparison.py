@@ -35,7 +35,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
                     after_gap: str = " Notebook 4 tests such a gap over three seeds.",
                     also: Mapping[str, tuple[str, str]] | None = None, kit_trainer: bool = True) -> list[str]:
     """Notebooks 2 to 4 and 7 read a method against SimCSE (``reports``: name -> one report per seed, in the order of
-    ``seeds``): every run beside the untrained model, the gap of means with its per-seed differences (one seed
+    ``seeds``): every run beside the starting model, the gap of means with its per-seed differences (one seed
     gives both methods the same text batches), and the gap beside the paper's for ``paper_method``, with what
     differs. ``kit_trainer`` False: runs of another trainer, which the kit's calibration ranges do not bound."""
     import numpy as np

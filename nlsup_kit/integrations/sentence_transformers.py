@@ -50,8 +50,8 @@ def simcse_trainer(model, sentences: list[str], recipe: Recipe, output_dir: str 
                    progress: bool | None = None, **arguments):
     """sentence-transformers' own unsupervised SimCSE, set up as the recipe's text side: MNRL on (sentence,
     sentence) pairs (the two dropout passes are the two columns) with scale 1/temperature, the recipe's batch size,
-    learning rate, length and seed, whole batches only, linear decay without warmup, clipping at 1.0 (SimCSE's and the kit's
-    ``max_grad_norm``). One progress bar over the optimizer steps, shown as the kit's bars are (``progress``),
+    learning rate, length and seed, whole batches only, linear decay without warmup, clipping at 1.0 (SimCSE's and
+    the kit's ``max_grad_norm``). One progress bar over the optimizer steps, shown as the kit's bars are (``progress``),
     instead of a printed line per log. ``arguments`` override any ``SentenceTransformerTrainingArguments`` setting."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -59,13 +59,14 @@ def simcse_trainer(model, sentences: list[str], recipe: Recipe, output_dir: str 
 
     length = dict(max_steps=recipe.max_steps) if recipe.max_steps else dict(num_train_epochs=recipe.epochs)
     settings = dict(output_dir=str(output_dir), **length, per_device_train_batch_size=recipe.batch_size,
-                    dataloader_drop_last=True, learning_rate=recipe.learning_rate, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0,
-                    max_grad_norm=1.0, optim="adamw_torch", logging_steps=recipe.log_steps, save_strategy="no",
+                    dataloader_drop_last=True, learning_rate=recipe.learning_rate, lr_scheduler_type="linear",
+                    warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, optim="adamw_torch", logging_steps=recipe.log_steps, save_strategy="no",
                     report_to=[], seed=recipe.seed, disable_tqdm=True)
     trainer = SentenceTransformerTrainer(
         model=model, args=SentenceTransformerTrainingArguments(**{**settings, **arguments}),
         train_dataset=Dataset.from_dict({"anchor": sentences, "positive": sentences}),
-        loss=MultipleNegativesRankingLoss(model, scale=1 / recipe.temperature), callbacks=[*callbacks, StepBar(progress)])
+        loss=MultipleNegativesRankingLoss(model, scale=1 / recipe.temperature),
+        callbacks=[*callbacks, StepBar(progress)])
     for printing in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(printing)
     return trainer
@@ -126,11 +127,17 @@ def train_sentence_transformer(recipe: Recipe, output_dir: str | Path, data_dir:
     callbacks = [NonLinguisticCallback(model, recipe, data_dir=data_dir)] if with_callback else []
     trainer = simcse_trainer(model, sentences, recipe, output_dir / "trainer", callbacks, progress)
     trainer.train()
-    model.max_seq_length = position_limit(model[0].auto_model)  # trained at the recipe's length, saved to read whole
+    read_whole(model)  # trained at the recipe's length, saved to read whole sentences
     model.save(str(output_dir / "model"))
     run = SentenceTransformerRun(output_dir / "model", trainer.state.log_history, time.perf_counter() - started)
     record.write_text(json.dumps({**asked, "log_history": run.log_history, "seconds": run.seconds}, indent=2))
     return run
+
+
+def read_whole(model) -> None:
+    """Cut no sentence short of the positions' limit, as SentEval and the kit's scorer read them: sentence-transformers
+    keeps its cut in the tokenizer (``max_seq_length`` is its ``model_max_length``), and saves it with the model."""
+    model.max_seq_length = position_limit(model[0].auto_model)
 
 
 def evaluator_spearman(model, pairs: StsPairs, name: str = "sts") -> float:
@@ -140,9 +147,7 @@ def evaluator_spearman(model, pairs: StsPairs, name: str = "sts") -> float:
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
     model = model if isinstance(model, SentenceTransformer) else SentenceTransformer(str(model))
-    # sentence-transformers keeps its cut in the tokenizer (max_seq_length is its model_max_length): the positions'
-    # limit instead, the kit's scorer's for these models, since SentEval does not cut sentences at evaluation
-    model.max_seq_length = position_limit(model[0].auto_model)
+    read_whole(model)
     evaluator = EmbeddingSimilarityEvaluator(pairs.sentences1, pairs.sentences2, pairs.scores,
                                              main_similarity="cosine", name=name)
     return 100 * evaluator(model)[f"{name}_spearman_cosine"]
