@@ -60,7 +60,8 @@ def simcse_trainer(model, sentences: list[str], recipe: Recipe, output_dir: str 
     length = dict(max_steps=recipe.max_steps) if recipe.max_steps else dict(num_train_epochs=recipe.epochs)
     settings = dict(output_dir=str(output_dir), **length, per_device_train_batch_size=recipe.batch_size,
                     dataloader_drop_last=True, learning_rate=recipe.learning_rate, lr_scheduler_type="linear",
-                    warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, optim="adamw_torch", logging_steps=recipe.log_steps, save_strategy="no",
+                    warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, optim="adamw_torch",
+                    logging_steps=recipe.log_steps, save_strategy="no",
                     report_to=[], seed=recipe.seed, disable_tqdm=True)
     trainer = SentenceTransformerTrainer(
         model=model, args=SentenceTransformerTrainingArguments(**{**settings, **arguments}),
