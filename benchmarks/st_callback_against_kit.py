@@ -5,6 +5,7 @@ the kit's trainer shows over seeds.
 
     python benchmarks/st_callback_against_kit.py [--recipe quick-visualcse] [--steps 250] [--kit-seeds 1 2 3]
         [--st-seeds 1] [--set KEY=VALUE ...] [--out DIR] [--data-dir DIR] [--json FILE]
+    python benchmarks/st_callback_against_kit.py --from-json FILE   # the reading of saved runs, training nothing
 
 Both sides take one epoch of the recipe's text (its first steps x batch_size sentences, in each trainer's own
 shuffled order),
@@ -77,16 +78,25 @@ def sentence_transformers_run(recipe, out: Path, data_dir: Path) -> dict:
 
 
 def reading(kit: list[dict], theirs: list[dict], split: str) -> list[str]:
+    """Each trainer run against the kit's seeds: their range, and the 95% prediction interval for one more run of
+    the kit's trainer, mean +- t(0.975, n-1) sd sqrt(1 + 1/n) (the seeds' scores taken as normal): a range of n
+    runs is where those n fell, the interval where the next one would fall 95 times in 100."""
+    from scipy.stats import t
+
     values = [run[split] for run in kit]
     mean, low, high = statistics.mean(values), min(values), max(values)
-    spread = statistics.stdev(values) if len(values) > 1 else float("nan")
     lines = [f"STS-B {split}: kit's trainer, seeds {', '.join(str(r['seed']) for r in kit)}: "
-             f"{', '.join(f'{v:.2f}' for v in values)} (mean {mean:.2f}, sd {spread:.2f}, range {low:.2f}-{high:.2f})"]
+             f"{', '.join(f'{v:.2f}' for v in values)} (mean {mean:.2f}, range {low:.2f}-{high:.2f})"]
+    if len(values) < 2:
+        return lines + ["  one kit seed: no spread to read a run against"]
+    spread = statistics.stdev(values)
+    reach = t.ppf(0.975, len(values) - 1) * spread * (1 + 1 / len(values)) ** 0.5
+    lines[0] = lines[0][:-1] + f", sd {spread:.2f}; one more kit run: 95% prediction interval {mean - reach:.2f}-{mean + reach:.2f})"
     for run in theirs:
-        inside = low <= run[split] <= high
-        lines.append(f"  sentence-transformers + callback, seed {run['seed']}: {run[split]:.2f}, "
-                     f"{run[split] - mean:+.2f} from the kit's mean ({(run[split] - mean) / spread:+.1f} sd), "
-                     f"{'inside' if inside else 'outside'} the kit's seed range")
+        score = run[split]
+        lines.append(f"  sentence-transformers + callback, seed {run['seed']}: {score:.2f}, {score - mean:+.2f} from the "
+                     f"kit's mean ({(score - mean) / spread:+.1f} sd), {'inside' if low <= score <= high else 'outside'} "
+                     f"the kit's seed range, {'inside' if abs(score - mean) <= reach else 'outside'} the prediction interval")
     return lines
 
 
@@ -101,7 +111,16 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a recipe setting for both sides, as `nlsup train --set` takes it")
     parser.add_argument("--json", default=None, help="write the runs here as well")
+    parser.add_argument("--from-json", default=None, metavar="FILE",
+                        help="print the reading of the runs a --json FILE holds, training nothing")
     args = parser.parse_args()
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        print(f"{saved['recipe']}{''.join(f' --set {o}' for o in saved['overrides'])} for {saved['steps']} steps "
+              f"({args.from_json})")
+        for split in SPLITS:
+            print("\n".join(reading(saved["kit"], saved["sentence_transformers_with_callback"], split)))
+        return
     data_dir = ensure_data(["senteval", "wiki"], args.data_dir)
     out = Path(args.out)
 

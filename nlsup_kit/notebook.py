@@ -322,17 +322,30 @@ def show_class_similarity(vectors: Mapping[str, object], labels: Sequence, title
 def runtime_line(mode: str) -> str:
     """How long this notebook has run so far, in which mode, on what, and how many of its training runs it
     trained rather than read back from earlier runs: the recap's measured runtime."""
-    import torch
-
     from nlsup_kit.trainer import RUN_COUNTS
 
     minutes = (time.time() - _STARTED) / 60
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"a CPU with {os.cpu_count()} cores"
     runs = (f" It trained {RUN_COUNTS['trained']} run(s) and read back {RUN_COUNTS['reused']} finished "
             "one(s) that an earlier notebook or an earlier run of this one had trained (read back, a run takes seconds)."
             if RUN_COUNTS["reused"] else f" It trained all {RUN_COUNTS['trained']} of its runs here." if RUN_COUNTS["trained"]
             else "")
-    return f"This notebook ran for {minutes:.1f} minutes in {mode} mode on {device}.{runs}"
+    return f"This notebook ran for {minutes:.1f} minutes in {mode} mode on {_machine()}.{runs}"
+
+
+def _machine() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"a CPU with {os.cpu_count()} cores"
+
+
+class Stopwatch:
+    """An exercise's solution measures its own time, so the estimate in the exercise's heading can be checked."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+
+    def line(self) -> str:
+        return f"This solution ran for {time.time() - self.started:.0f} s on {_machine()}."
 
 
 def record_results(results_dir: str | Path, notebook: str, rows: dict[str, dict[str, float]]) -> Path:

@@ -69,6 +69,8 @@ def test_each_exercise_has_a_hint_a_scaffold_in_its_own_folder_and_a_collapsed_s
         assert all("RESULTS_DIR}/exercises/" in line for line in written), written  # never the shared runs
         assert solution["metadata"].get("jupyter", {}).get("source_hidden") is True
         assert "".join(solution["source"]).startswith("# Solution\nif SOLUTIONS")
+        assert "watch = Stopwatch()" in "".join(solution["source"]) and "print(watch.line())" in "".join(
+            solution["source"]), "a solution prints its own time, beside the heading's estimate"
 
 
 def test_class_mode_runs_every_cell_on_a_cpu_with_stand_ins_until_the_checks_refuse_them(data_dir, tmp_path,

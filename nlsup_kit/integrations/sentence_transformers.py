@@ -168,7 +168,8 @@ def shared_encoder(model) -> SentenceEncoder:
 
 
 def check_pooling(model, recipe: Recipe) -> None:
-    """The pooling the recipe trains must be the model's: one line naming both otherwise."""
+    """The model must pool as the recipe's ``pooler`` says, so that the recipe (settings chosen for that pooler)
+    describes the run; the image/audio update reads [CLS] whatever the pooling. One line naming both otherwise."""
     pooling = next((module for module in model if type(module).__name__ == "Pooling"), None)
     mode = getattr(pooling, "pooling_mode", None)
     if mode is None or _POOLING.get(recipe.pooler) != mode:
