@@ -117,9 +117,13 @@ def tokenizer_facts(tokenizer) -> str:
 def _changed_characters(normaliser, text: str) -> dict[str, str]:
     if normaliser is None:
         return {}
-    letters = [c for c in sorted(set(text.lower())) if not c.isspace() and not unicodedata.category(c).startswith("M")]
+    # a capital whose lower case is two characters (Turkish İ -> i + a combining dot) is kept as written: its mark
+    # would otherwise be dropped below with the other marks, and the change would go unseen
+    capitals = {c for c in text if len(c.lower()) > 1}
+    letters = [c for c in sorted(set(text.lower()) | capitals)
+               if not c.isspace() and not unicodedata.category(c).startswith("M")]
     normal = {c: normaliser.normalize_str(c).replace(" ", "") for c in letters}
-    return {c: n for c, n in normal.items() if n != c}
+    return {c: n for c, n in normal.items() if n != c.lower()}
 
 
 def tokenizer_report(tokenizer, parallel: dict[str, list[str]], reference: str = "en",
@@ -133,7 +137,8 @@ def tokenizer_report(tokenizer, parallel: dict[str, list[str]], reference: str =
     normaliser puts around each Chinese character do not count), ``per_word`` (pieces per space-separated word:
     how finely words are cut, apart from how many words a language uses), ``words_per_unit`` and
     ``changed_characters`` (each lower-case
-    character the normaliser turns into something else -> what it becomes)."""
+    character the normaliser turns into something other than itself, and each capital whose lower case it changes,
+    -> what it becomes)."""
     special = tokenizer.num_special_tokens_to_add(pair=False)
     normaliser = getattr(getattr(tokenizer, "backend_tokenizer", None), "normalizer", None)
     counts = {}

@@ -263,6 +263,15 @@ def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference:
     lines.append("unknown pieces: " + (", ".join(f"{l} {100 * u:.1f}%" for l, u in unknown.items()) if unknown else "none")
                  + (f"; {', '.join(whole)} 0%: every word of theirs was cut into pieces the vocabulary holds, so their letters are in it"
                     if whole else "") + " (WordPiece gives the unknown token to a word it cannot cut into known pieces)")
+    changed = {language: r["changed_words"] for language, r in report.items() if "changed_words" in r}
+    if changed:
+        marked = sorted(language for language, r in report.items() if r.get("changed_characters"))
+        moved = sorted(language for language, share in changed.items() if share > 0)
+        lines.append(against_prediction(
+            "word occurrences the normaliser changes beyond lower-casing: "
+            + ", ".join(f"{language} {100 * share:.1f}%" for language, share in changed.items())
+            + f"; the languages with changed words: {', '.join(moved) or 'none'}", moved == marked,
+            {"languages whose letters it changes (listed below)": (", ".join(marked) or "none", "the same languages")}))
     for language, r in report.items():
         changes = r.get("changed_characters", {})
         if not changes:

@@ -215,6 +215,12 @@ def test_the_tokenizer_reading_checks_each_prediction_and_tells_marked_letters_f
     assert "CYRILLIC SMALL LETTER SHORT I" in russian and "NFD" in russian
     agreeing = {k: v for k, v in report.items() if k != "xx"}
     assert all("as the source predicts" in line for line in tokenizer_reading(agreeing, 32)[:3])
+    counted = {language: {**r, "changed_words": 0.25 if r["changed_characters"] else 0.0} for language, r in report.items()}
+    words = tokenizer_reading(counted, 32)[4]
+    assert words.startswith("word occurrences the normaliser changes beyond lower-casing: en 0.0%, de 25.0%") and \
+        "languages with changed words: de, ru" in words and "as the source predicts" in words
+    unlisted = {**counted, "xx": {**counted["xx"], "changed_words": 0.1}}  # words changed, no letter listed
+    assert "not what the source predicts" in tokenizer_reading(unlisted, 32)[4]
     coarse = {**report, "xx": {**report["xx"], "per_word": 1.1}}
     assert "2 of 3 others cut their words finer" in tokenizer_reading(coarse, 32)[1]
     assert "not what the source predicts" in tokenizer_reading(coarse, 32)[1]
