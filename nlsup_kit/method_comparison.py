@@ -67,7 +67,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     # the largest gap these runs leave open: the t interval's upper end, else the calibration seeds' widest gap
     interval = gap_interval(spread, method, "SimCSE", paired)
     baseline = recipe.name.rsplit("-", 1)[0] + "-simcse"
-    largest = None
+    largest, bound_by = None, "these runs"
     if interval is not None:
         largest = gap + t_reach(*interval[1:])
     elif not kit_trainer and recipe.name in QUICK_SEED_GAINS:  # the calibration measured the kit's trainer only
@@ -80,15 +80,17 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     elif (recipe.name in QUICK_SEED_GAINS and baseline in QUICK_SEED_GAINS and list(tasks) == QUICK_TASKS
           and steps == CALIBRATION_STEPS):
         (method_low, method_high), (base_low, base_high) = QUICK_SEED_GAINS[recipe.name], QUICK_SEED_GAINS[baseline]
-        largest = method_high - base_low
+        largest, bound_by = method_high - base_low, "the calibration runs"
         lines.append(f"Over {CALIBRATION} (nlsup_kit.notebook.QUICK_SEED_GAINS), the kit's trainer's gain over the starting model ranged "
                      f"{method_low:+.2f} to {method_high:+.2f} points for {recipe.name} and {base_low:+.2f} to {base_high:+.2f} "
-                     f"for {baseline}: the largest gap any two of those runs show is {largest:+.2f} points.")
+                     f"for {baseline}: the largest gap any two of those runs show (unpaired, the extremes) is {largest:+.2f} "
+                     "points. That bound comes from those runs, not from this notebook's; runs on other sentences may spread "
+                     "otherwise.")
     paper = get_recipe(paper_method)
     trained_before = ", already trained for sentence similarity" if native_pooling_config(recipe.model) else ""
     sign = ("its sign not established by these runs" if not settles_gap(spread, method, "SimCSE", paired) else
             "the same sign as the paper's" if np.sign(gap) == np.sign(published) else "the opposite sign to the paper's")
-    size = (f"; the largest gap these runs leave open, {largest:+.2f}, is "
+    size = (f"; the largest gap {bound_by} leave open, {largest:+.2f}, is "
             f"{'at least' if largest >= published else 'below'} the paper's" if largest is not None else "")
     lines.append(against_prediction(
         f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here, {published:+.2f} in the authors' reported results on "

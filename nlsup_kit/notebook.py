@@ -28,8 +28,8 @@ QUICK_SEED_GAINS = {"quick-simcse": (0.50, 0.72), "quick-visualcse": (0.50, 0.79
 # ... and the change in points of the shared layers' 5-NN accuracy on the digits and on the spoken words
 QUICK_SEED_KNN_CHANGES = {"quick-visualcse": (1.7, 9.9), "quick-audiocse": (-1.7, 2.9)}
 CALIBRATION = ("seeds 1, 2, 3 and 42 of the quick recipes, measured when the kit was calibrated on the first 640 "
-               "sentences of a 16,926-line English Wikipedia sample (from the article sample in gensim's test data; not "
-               "the kit's `wiki` download, wiki1m's head)")
+               "sentences of a 16,926-line English Wikipedia sample (from the article sample in gensim's test data; the "
+               "kit's `wiki` download online is wiki1m's head, other sentences)")
 CALIBRATION_SUPERVISED = "seeds 1, 2, 3 and 42 of the quick supervised run on sick-nli's triples"
 CALIBRATION_SEEDS = (1, 2, 3, 42)
 CALIBRATION_STEPS = 20  # the quick runs' length when the ranges were measured (the notebooks' STEPS)
@@ -61,8 +61,9 @@ def calibration_reading(change: float, recipe_name: str, table: str = "QUICK_SEE
              + ("" if same_text else " (this run trained on other sentences, so the range is only a rough guide to "
                                      "how far seeds spread here)"))
     line = (f"over {CALIBRATION_SUPERVISED if recipe_name.endswith('supervised') else CALIBRATION} (nlsup_kit.notebook.{table}), this change ranged {low:+.{digits}f} to {high:+.{digits}f} "
-            "points, and " + (f"this run, seed {seed}, is one of those runs" if seed in CALIBRATION_SEEDS and same_text
-                              else where))
+            "points, and " + (f"this run, seed {seed}"
+                              + (f", trained on those same sentences (fingerprint {text})" if text == CALIBRATION_TEXT else "")
+                              + ", is one of those runs" if seed in CALIBRATION_SEEDS and same_text else where))
     if low < 0 < high:
         return line + ": a range that holds both signs, so one run cannot say whether training moved it up or down"
     return line + (": every calibration seed raised it" if low > 0 else "")

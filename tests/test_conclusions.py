@@ -151,7 +151,7 @@ def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
     assert knn_change_reading("quick-audiocse", 0.6125, 0.625, 240, "clips") == (
         "+1.2 points is a net +3 of the 240 clips; over seeds 1, 2, 3 and 42 of the quick recipes, measured when the "
         "kit was calibrated on the first 640 sentences of a 16,926-line English Wikipedia sample (from the article "
-        "sample in gensim's test data; not the kit's `wiki` download, wiki1m's head) "
+        "sample in gensim's test data; the kit's `wiki` download online is wiki1m's head, other sentences) "
         "(nlsup_kit.notebook.QUICK_SEED_KNN_CHANGES), this change ranged -1.7 to +2.9 points, and "
         "this run's lies inside that range: a range that holds both signs, so one run cannot say whether training "
         "moved it up or down")
@@ -175,8 +175,8 @@ def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
     other = calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42, text="0123456789abcdef")
     assert "one of those runs" not in other and "inside that range (this run trained on other sentences, so the " \
         "range is only a rough guide" in other
-    assert "one of those runs" in calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42,
-                                                      text=CALIBRATION_TEXT)
+    assert f"seed 42, trained on those same sentences (fingerprint {CALIBRATION_TEXT}), is one of those runs" in \
+        calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42, text=CALIBRATION_TEXT)
     # a run on triples is read beside the supervised calibration, which trained on those triples, not on Wikipedia
     supervised = calibration_reading(0.8, "quick-simcse supervised", "QUICK_SEED_GAINS", digits=2, seed=42)
     assert supervised.startswith("over seeds 1, 2, 3 and 42 of the quick supervised run on sick-nli's triples (")
@@ -289,9 +289,10 @@ def test_a_method_gap_is_sized_against_the_largest_gap_the_runs_leave_open():
     args = (recipe, "visualcse-bert-base", 20, ("digits (32 px)", "ImageNet"), ["STSBenchmark"])
     two = method_readings(reports(SimCSE=[82.70, 82.75], VisualCSE=[82.79, 82.82]), [42, 1], 82.03, "VisualCSE", *args)
     assert ("the kit's trainer's gain over the starting model ranged +0.50 to +0.79 points for quick-visualcse and "
-            "+0.50 to +0.72 for quick-simcse: the largest gap any two of those runs show is +0.29 points.") in two[-2]
+            "+0.50 to +0.72 for quick-simcse: the largest gap any two of those runs show (unpaired, the extremes) is +0.29 points. "
+            "That bound comes from those runs, not from this notebook's") in two[-2]
     assert "+3.18 in the authors' reported results" in two[-1]  # 80.03 - 76.85
-    assert "the largest gap these runs leave open, +0.29, is below the paper's; its size: not what the source" in two[-1]
+    assert "the largest gap the calibration runs leave open, +0.29, is below the paper's; its size: not what the source" in two[-1]
     # three seeds, per-seed differences 1, 3, 5: mean 3, sd 2, error 2 / sqrt(3), reach 4.303 x 1.155 = 4.97, upper end 7.97
     three = method_readings(reports(SimCSE=[80.0, 80.0, 80.0], VisualCSE=[81.0, 83.0, 85.0]), [42, 1, 2], 79.0,
                             "VisualCSE", *args)
