@@ -63,9 +63,11 @@ def t_reach(error: float, freedom: int) -> float:
 
 
 def settles_gap(runs: Mapping[str, Sequence[float]], method: str, baseline: str, paired: bool = False) -> bool:
-    """Whether the gap lies beyond its 95% t interval (:func:`gap_interval`): False where no interval exists."""
+    """Whether the gap lies clearly beyond its 95% t interval (:func:`gap_interval`): by more than :data:`EDGE` of
+    its reach, since a gap at the edge is one more seed from either verdict (:func:`gap_against_spread` reads it so).
+    False where no interval exists."""
     interval = gap_interval(runs, method, baseline, paired)
-    return interval is not None and abs(interval[0]) > t_reach(*interval[1:])
+    return interval is not None and abs(interval[0]) > (1 + EDGE) * t_reach(*interval[1:])
 
 
 EDGE = 0.05  # a gap this close to its interval's reach (as a share of it) is read as at the edge

@@ -57,6 +57,7 @@ def test_gap_against_spread_sets_the_gap_of_means_beside_a_t_interval():
 
     assert settles_gap(shared, "B", "A", paired=True) and not settles_gap(shared, "B", "A")
     assert not settles_gap({"A": [70.0, 70.2], "B": [72.0, 72.1]}, "B", "A")   # two runs: no interval
+    assert not settles_gap(close, "B", "A", paired=True)   # beyond its reach, but at the edge: not settled
     # fewer than three runs cannot estimate a spread: no verdict
     assert gap_against_spread({"SimCSE": [76.0, 76.8], "AudioCSE": [77.5]}, "AudioCSE", "SimCSE") == (
         "AudioCSE - SimCSE: +1.10 points (AudioCSE one run, SimCSE mean of 2 runs); one run of a method cannot "
