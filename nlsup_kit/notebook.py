@@ -346,7 +346,8 @@ class Stopwatch:
         self.started = time.time()
 
     def line(self) -> str:
-        return f"This solution ran for {time.time() - self.started:.0f} s on {_machine()}."
+        seconds = time.time() - self.started
+        return f"This solution ran for {seconds:.{0 if seconds >= 10 else 1}f} s on {_machine()}."
 
 
 def record_results(results_dir: str | Path, notebook: str, rows: dict[str, dict[str, float]]) -> Path:
