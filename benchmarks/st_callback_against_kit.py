@@ -105,7 +105,8 @@ def main() -> None:
     parser.add_argument("--recipe", default="quick-visualcse")
     parser.add_argument("--steps", type=int, default=250)
     parser.add_argument("--kit-seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--st-seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--st-seeds", type=int, nargs="*", default=[1],
+                        help="none: only the kit's runs (to add kit seeds to a saved comparison)")
     parser.add_argument("--out", default="build/st-callback-against-kit")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
