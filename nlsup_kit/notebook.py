@@ -101,14 +101,19 @@ def trunk_knn(recipe, run, text_only_run, inputs, labels, what: str, raw_name: s
            "raw": knn_accuracy(inputs.flatten(1), labels)}
     shown = {name: round(100 * value, 1) for name, value in knn.items()}  # readings computed from what is printed
     image_steps = round(shown["layers"] - shown["text-only layers"], 1)
+
+    def counted(name: str) -> int:  # the examples a 5-NN vote names correctly, exactly (not from rounded percentages)
+        return round(knn[name] * len(labels))
+
     lines = [f"5-NN accuracy on the {len(labels)} {what}: before training {shown['before']:.1f}%; after, through the "
              f"trained patch embedding and layers, {shown['after']:.1f}%; {raw_name} {shown['raw']:.1f}%",
              "Read: " + knn_change_reading(recipe.name, knn["before"], knn["after"], len(labels), what, recipe.seed,
                                                  trained_text(run)),
              f"Under the untrained patch embedding, one run each: the run's trained layers {shown['layers']:.1f}%, "
              f"text-only SimCSE's layers {shown['text-only layers']:.1f}% (before: {shown['before']:.1f}%): "
-             f"{image_steps:+.1f} points ({round(image_steps * len(labels) / 100):+d} {what}) between the layers trained "
-             f"with and without the {recipe.modality} steps, and {shown['after'] - shown['layers']:+.1f} more through the "
+             f"{image_steps:+.1f} points ({counted('layers') - counted('text-only layers'):+d} {what}) between the layers trained "
+             f"with and without the {recipe.modality} steps, and {shown['after'] - shown['layers']:+.1f} more "
+             f"({counted('after') - counted('layers'):+d}) through the "
              f"trained patch embedding. One run of each, with no seed spread measured for this split: a measurement "
              f"that one seed cannot attribute to the {recipe.modality} steps",
              compare("after training", 100 * knn["after"], raw_name, 100 * knn["raw"], unit="points", digits=1)
@@ -326,10 +331,10 @@ def runtime_line(mode: str) -> str:
     from nlsup_kit.trainer import RUN_COUNTS
 
     minutes = (time.time() - _STARTED) / 60
-    runs = (f" It trained {RUN_COUNTS['trained']} run(s) and read back {RUN_COUNTS['reused']} finished "
-            "one(s) that an earlier notebook or an earlier run of this one had trained (read back, a run takes seconds)."
-            if RUN_COUNTS["reused"] else f" It trained all {RUN_COUNTS['trained']} of its runs here." if RUN_COUNTS["trained"]
-            else "")
+    trained, reused = len(RUN_COUNTS["trained"]), len(RUN_COUNTS["reused"])
+    runs = (f" It trained {trained} run(s) and read back {reused} finished one(s) that an earlier notebook or an "
+            "earlier run of this one had trained (read back, a run takes seconds)."
+            if reused else f" It trained all {trained} of its runs here." if trained else "")
     return f"This notebook ran for {minutes:.1f} minutes in {mode} mode on {_machine()}.{runs}"
 
 

@@ -350,8 +350,15 @@ def modality_data_description(recipe: Recipe) -> str | None:
 
 # runs this process asked for (train(), and the sentence-transformers runs of nlsup_kit.integrations): finished ones
 # read back (reuse) and ones it trained, for the notebooks' runtime line (a notebook that reuses the runs of an
-# earlier one takes less time than it would alone)
-RUN_COUNTS = {"trained": 0, "reused": 0}
+# earlier one takes less time than it would alone). Folders, so a run read back twice, or trained and then read back
+# by the same process, counts once, as what it first was.
+RUN_COUNTS: dict[str, set[str]] = {"trained": set(), "reused": set()}
+
+
+def count_run(kind: str, folder: str | Path) -> None:
+    folder = str(Path(folder).resolve())
+    if not any(folder in seen for seen in RUN_COUNTS.values()):
+        RUN_COUNTS[kind].add(folder)
 
 
 def train(recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = None,
@@ -365,9 +372,9 @@ def train(recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = 
     on the way leaves one of the two whole. The folder is checked for writing before the model or data load."""
     output_dir = Path(output_dir)
     if reuse and (previous := finished_run(recipe.validate(), output_dir)) is not None:
-        RUN_COUNTS["reused"] += 1
+        count_run("reused", output_dir)
         return previous
-    RUN_COUNTS["trained"] += 1
+    count_run("trained", output_dir)
     resume = resume or (reuse and not overwrite and resumable_run(recipe, output_dir))
     aside = output_dir.with_name(output_dir.name + ".replaced")
     existing = None if resume else describe_run(output_dir)

@@ -307,3 +307,11 @@ def test_a_method_gap_is_sized_against_the_largest_gap_the_runs_leave_open():
     assert "were measured with the kit's own trainer, not this one, so they bound nothing here; this trainer's gains, " \
            "+0.99, +1.02, lie outside that range." in elsewhere[-2]
     assert "these runs cannot judge it against the source's prediction" in elsewhere[-1]
+
+
+def test_the_loss_course_is_read_against_log_b_and_says_whether_it_fell():
+    from nlsup_kit.conclusions import loss_course
+
+    fell = loss_course(0.143, 0.013, 3.4657, 20)   # log 32
+    assert fell.startswith("Over the 20 steps the text loss went from 0.143 to 0.013 (0.4% of log B): it fell")
+    assert loss_course(1e-05, 2e-05, 3.4657, 20).endswith("it did not fall over these steps")

@@ -110,7 +110,7 @@ def train_sentence_transformer(recipe: Recipe, output_dir: str | Path, data_dir:
     ``output_dir/model``. With ``reuse``, a finished run of the same recipe and choice there is read back."""
     from nlsup_kit.data import ensure_data
     from nlsup_kit.data.text import load_text_data
-    from nlsup_kit.trainer import RUN_COUNTS
+    from nlsup_kit.trainer import count_run
 
     output_dir = Path(output_dir)
     record = output_dir / RUN_RECORD
@@ -118,9 +118,9 @@ def train_sentence_transformer(recipe: Recipe, output_dir: str | Path, data_dir:
     if reuse and record.is_file() and (output_dir / "model").is_dir():
         stored = json.loads(record.read_text())
         if {key: stored.get(key) for key in asked} == asked:
-            RUN_COUNTS["reused"] += 1
+            count_run("reused", output_dir)
             return SentenceTransformerRun(output_dir / "model", stored["log_history"], stored["seconds"])
-    RUN_COUNTS["trained"] += 1
+    count_run("trained", output_dir)
     started = time.perf_counter()
     data_dir = ensure_data([], data_dir)
     model = mean_pooled_model(recipe)
