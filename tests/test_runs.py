@@ -234,3 +234,22 @@ def test_a_file_from_another_save_is_one_line_that_names_it(finished_run, other_
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith(f"error: {run / file}: ") and says in err, err
     assert snapshot(run) == before
+
+
+def test_a_run_counts_once_by_its_folder_as_what_it_first_was(tmp_path):
+    """The notebooks' runtime line counts runs: read back twice, or trained and then read back, is one run."""
+    from nlsup_kit.trainer import RUN_COUNTS, count_run
+
+    saved = {kind: set(folders) for kind, folders in RUN_COUNTS.items()}
+    try:
+        for kind in RUN_COUNTS:
+            RUN_COUNTS[kind].clear()
+        count_run("trained", tmp_path / "a")
+        count_run("reused", tmp_path / "a")
+        count_run("reused", tmp_path / "b")
+        count_run("reused", tmp_path / "b" / ".." / "b")
+        assert {kind: len(folders) for kind, folders in RUN_COUNTS.items()} == {"trained": 1, "reused": 1}
+    finally:
+        for kind, folders in saved.items():
+            RUN_COUNTS[kind].clear()
+            RUN_COUNTS[kind].update(folders)
