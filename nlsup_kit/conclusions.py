@@ -153,7 +153,8 @@ def class_gap_reading(means: Mapping[str, tuple[float, float]], examples: str,
 
 def loss_course(first: float, last: float, log_b: float, steps: int) -> str:
     """The text loss's course over a run, read against log B (the loss of a model that cannot tell the batch apart)."""
-    return (f"Over the {steps} steps the text loss went from {first:.3g} to {last:.3g} ({last / log_b:.1%} of log B): "
+    share = f"{last / log_b:.1%} of" if last / log_b >= 0.001 else f"{last / log_b:.1e} times"
+    return (f"Over the {steps} steps the text loss went from {first:.3g} to {last:.3g} ({share} log B): "
             + ("it fell, so the two views of each sentence ended more alike, against the rest of the batch, than they "
                "began" if last < first else "it did not fall over these steps"))
 

@@ -314,4 +314,4 @@ def test_the_loss_course_is_read_against_log_b_and_says_whether_it_fell():
 
     fell = loss_course(0.143, 0.013, 3.4657, 20)   # log 32
     assert fell.startswith("Over the 20 steps the text loss went from 0.143 to 0.013 (0.4% of log B): it fell")
-    assert loss_course(1e-05, 2e-05, 3.4657, 20).endswith("it did not fall over these steps")
+    assert loss_course(1e-05, 2e-05, 3.4657, 20).endswith("to 2e-05 (5.8e-06 times log B): it did not fall over these steps")
