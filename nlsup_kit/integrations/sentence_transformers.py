@@ -80,6 +80,7 @@ class SentenceTransformerRun:
     folder: Path            # the saved SentenceTransformer, loadable by ``SentenceTransformer(str(folder))``
     log_history: list[dict]  # the trainer's logs: the text loss, and the modality loss with the callback
     seconds: float          # the whole run: model and data load, training, saving
+    read_back: bool = False  # a finished run found in its folder, timed when it was trained
 
 
 RUN_RECORD = "run.json"
@@ -119,7 +120,7 @@ def train_sentence_transformer(recipe: Recipe, output_dir: str | Path, data_dir:
         stored = json.loads(record.read_text())
         if {key: stored.get(key) for key in asked} == asked:
             count_run("reused", output_dir)
-            return SentenceTransformerRun(output_dir / "model", stored["log_history"], stored["seconds"])
+            return SentenceTransformerRun(output_dir / "model", stored["log_history"], stored["seconds"], read_back=True)
     count_run("trained", output_dir)
     started = time.perf_counter()
     data_dir = ensure_data([], data_dir)
