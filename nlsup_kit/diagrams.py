@@ -48,14 +48,12 @@ def _alternating(title: str, inputs: str, embedding: str, modality: str) -> Diag
 DIAGRAMS: dict[str, Diagram] = {
     "simcse": Diagram(
         "Unsupervised SimCSE: a sentence is its own positive, through two dropout masks",
-        {"batch": Box(0, 0.5, "a batch of B sentences", "data"),
-         "pass1": Box(1, 0, "encoder, pass 1\n(dropout mask 1)"),
-         "pass2": Box(1, 1, "encoder, pass 2\n(dropout mask 2)"),
-         "z1": Box(2, 0, "z_i: [CLS] -> MLP head", "result"),
-         "z2": Box(2, 1, "z_i+: [CLS] -> MLP head", "result"),
+        {"batch": Box(0, 0.5, "B sentences, each written\ntwice: 2B rows", "data"),
+         "encoder": Box(1, 0.5, "encoder, one pass:\na dropout mask per row"),
+         "z1": Box(2, 0, "first copy: z_i\n[CLS] -> MLP head", "result"),
+         "z2": Box(2, 1, "second copy: z_i+\n[CLS] -> MLP head", "result"),
          "loss": Box(3, 0.5, "InfoNCE: cos(z_i, z_j+) / 0.05,\nthe diagonal is the positive", "loss")},
-        (("batch", "pass1"), ("batch", "pass2"), ("pass1", "z1"), ("pass2", "z2"), ("z1", "loss"),
-         ("z2", "loss"))),
+        (("batch", "encoder"), ("encoder", "z1"), ("encoder", "z2"), ("z1", "loss"), ("z2", "loss"))),
     "visualcse": _alternating(
         "VisualCSE: images clustered by class through the same layers, then the SimCSE step",
         "image batch: two\naugmented views each", "patch embedding\n(ViT conv, [CLS], positions)", "image"),
