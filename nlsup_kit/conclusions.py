@@ -344,3 +344,15 @@ def units_moved_reading(before: Mapping[str, float], after: Mapping[str, float],
     if widest <= 2 and p >= 0.05:
         return line + ": below what one text resolves, so this text cannot say that training moved the other languages."
     return line + ": more than one text of this size resolves by chance."
+
+
+def augmentation_reading(effects: Mapping[str, float], images: str, floor: float = 1 / 255) -> str:
+    """Which augmentation steps act on ``images``: a step whose mean pixel change stays below ``floor`` (one
+    level of an 8-bit image) leaves them as they were, so the two views differ through the others only."""
+    idle = [name for name, changed in effects.items() if changed < floor]
+    acting = [name for name in effects if name not in idle]
+    if not idle:
+        return f"on {images} every step changes the pixels (each more than {floor:.4f} on average)"
+    return (f"on {images} {', '.join(idle)} change the pixels by less than {floor:.4f} on average (one level in "
+            f"255; largest {max(effects[name] for name in idle):.1g}): they do nothing here, and the two views differ "
+            f"through {', '.join(acting) or 'no step at all'} only")

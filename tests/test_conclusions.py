@@ -315,3 +315,12 @@ def test_the_loss_course_is_read_against_log_b_and_says_whether_it_fell():
     fell = loss_course(0.143, 0.013, 3.4657, 20)   # log 32
     assert fell.startswith("Over the 20 steps the text loss went from 0.143 to 0.013 (0.4% of log B): it fell")
     assert loss_course(1e-05, 2e-05, 3.4657, 20).endswith("to 2e-05 (5.8e-06 times log B): it did not fall over these steps")
+
+
+def test_the_augmentation_reading_names_the_steps_below_one_grey_level_as_idle():
+    from nlsup_kit.conclusions import augmentation_reading
+
+    reading = augmentation_reading({"crop": 0.2, "hue 0.1": 0.0, "greyscale": 3e-5, "flip": 0.004}, "grey digits")
+    assert "hue 0.1, greyscale change the pixels by less than 0.0039" in reading
+    assert reading.endswith("differ through crop, flip only")
+    assert "every step changes" in augmentation_reading({"crop": 0.2, "flip": 0.004}, "photos")

@@ -53,6 +53,25 @@ def test_digits_two_views_differ_and_keep_label():
     assert not torch.equal(view1, view2)
 
 
+def test_colour_steps_change_a_colour_image_and_leave_a_grey_one_as_it_was():
+    from nlsup_kit.data.images import augmentation_effects, simclr_augment
+
+    torch.manual_seed(1)
+    grey = torch.rand(1, 16, 16).expand(3, 16, 16).clone()  # red = green = blue: saturation and hue are 0 everywhere
+    colour = torch.rand(3, 16, 16)
+    on_grey, on_colour = augmentation_effects(grey), augmentation_effects(colour)
+    steps = simclr_augment(16).transforms
+    assert len(on_grey) == len(steps) - 3 + 3  # ToImage, ToDtype, Normalize out; colour jitter's one step is four
+    colour_only = {"saturation 0.4", "hue 0.1", "greyscale"}
+    assert colour_only < set(on_grey)
+    for name, changed in on_grey.items():
+        assert (changed < 1e-4) == (name in colour_only), (name, changed)
+    assert all(changed > 1e-2 for changed in on_colour.values()), on_colour
+    # greyscale alone, written out: the luma of a colour image replaces every channel (ITU-R 601 weights)
+    luma = (0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]).expand(3, 16, 16)
+    assert on_colour["greyscale"] == pytest.approx(float((luma - colour).abs().mean()), rel=1e-3)
+
+
 def test_image_folder_reads_any_mode(tmp_path):
     from PIL import Image
 

@@ -39,6 +39,44 @@ def simclr_augment(image_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     ])
 
 
+JITTER_FACTORS = ("brightness", "contrast", "saturation", "hue")
+STEP_NAMES = {"RandomResizedCrop": "crop", "RandomHorizontalFlip": "flip", "RandomGrayscale": "greyscale"}
+
+
+def augmentation_parts(image_size: int) -> dict[str, object]:
+    """Each random step of :func:`simclr_augment` alone and always applied (its probability set to 1, colour
+    jitter split into its four factors): to ask which of them change a given kind of image at all."""
+    import copy
+
+    from torchvision.transforms import v2
+
+    parts: dict[str, object] = {}
+    for step in simclr_augment(image_size).transforms:
+        if isinstance(step, v2.RandomApply):
+            (step,) = step.transforms
+        if isinstance(step, v2.ColorJitter):
+            for factor in JITTER_FACTORS:
+                alone = copy.copy(step)
+                for other in JITTER_FACTORS:
+                    if other != factor:
+                        setattr(alone, other, None)
+                parts[f"{factor} {getattr(step, factor)[1] - (0 if factor == 'hue' else 1):g}"] = alone
+        elif type(step).__name__ in STEP_NAMES:
+            alone = copy.copy(step)
+            if hasattr(alone, "p"):
+                alone.p = 1.0
+            parts[STEP_NAMES[type(step).__name__]] = alone
+    return parts
+
+
+def augmentation_effects(image: torch.Tensor, draws: int = 20, seed: int = 0) -> dict[str, float]:
+    """Mean absolute pixel change (image in [0, 1]) each step of :func:`augmentation_parts` makes, over
+    ``draws`` random draws: a step whose change is 0 does nothing to images like this one."""
+    torch.manual_seed(seed)
+    return {name: float(torch.stack([(step(image) - image).abs().mean() for _ in range(draws)]).mean())
+            for name, step in augmentation_parts(image.shape[-1]).items()}
+
+
 class TwoViews(Dataset):
     """(image, label) items -> (view1, view2, label), two independent augmentations of one image."""
 
