@@ -162,6 +162,26 @@ def test_mixup_blends_in_another_clip(tmp_path):
     assert set(alone) == {low}
 
 
+def test_the_augmentation_is_read_back_from_the_fbanks_alone():
+    from nlsup_kit.data.audio import augmentation_seen, augmentation_seen_line
+
+    torch.manual_seed(0)
+    as_read = torch.zeros(40, 16)
+    as_read[:30] = torch.randn(30, 16)  # 30 frames filled, 10 of zero padding
+    masked = as_read.clone()
+    masked[:, 3:6] = 0
+    masked[10:14] = 0
+    masked[35:38] = 0  # a time mask in the padding changes nothing there
+    seen = augmentation_seen(as_read, masked, 30)
+    assert seen == {"masked_bins": (3, 5), "masked_frames": (10, 13), "mixed": False}
+    assert augmentation_seen_line(seen, 30) == ("not mixed; mel bins 3-5 masked (3); frames 10-13 masked (4) of the 30 "
+                                                "the clip fills")
+    mixed = 0.6 * as_read + 0.4 * torch.randn(40, 16)
+    mixed[30:] = 0
+    assert augmentation_seen(as_read, mixed, 30) == {"masked_bins": None, "masked_frames": None, "mixed": True}
+    assert "no mel bins masked; no frames masked" in augmentation_seen_line(augmentation_seen(as_read, mixed, 30), 30)
+
+
 def test_librispeech_keeps_most_frequent_speakers(tmp_path):
     """A LibriSpeech-shaped tree (no download): speakers 11 (3 clips), 22 (2), 33 (1); keep the top two."""
     import soundfile

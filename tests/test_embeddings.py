@@ -143,3 +143,24 @@ def test_real_backbone_takes_image_and_audio_tokens(minilm):
     assert audio(minilm, torch.randn(2, 128, 128)).shape == (2, 384)
     out = minilm.encode_tokens(ImagePatchEmbedding(384, 32, 8)(torch.randn(1, 3, 32, 32)))
     assert out.shape == (1, 17, 384) and np.isfinite(out.detach().numpy()).all()
+
+
+def test_shuffled_patches_move_whole_squares_so_the_embedding_sees_the_same_patches_reordered():
+    from nlsup_kit.embeddings.audio import AudioPatchEmbedding, shuffled_patches
+
+    torch.manual_seed(0)
+    embedding = AudioPatchEmbedding(8, num_mel_bins=20, target_frames=50, patch_size=8)  # leftovers: 4 bins, 2 frames
+    fbank = torch.randn(2, 50, 20)
+    order = torch.randperm(embedding.num_patches)
+    moved = shuffled_patches(fbank, 8, order)
+    assert not torch.equal(moved, fbank)
+    assert torch.equal(moved[:, 48:], fbank[:, 48:]) and torch.equal(moved[:, :, 16:], fbank[:, :, 16:])
+    # patch k of the moved fbank, cut out by hand: the square the embedding reads as patch order[k] of the original
+    grid_columns = 50 // 8
+    def square(x, k):
+        row, column = divmod(int(k), grid_columns)
+        return x[:, column * 8:(column + 1) * 8, row * 8:(row + 1) * 8]
+    for k in range(embedding.num_patches):
+        assert torch.equal(square(moved, k), square(fbank, order[k]))
+    with torch.no_grad():
+        assert torch.allclose(embedding(moved)[:, 1:], embedding(fbank)[:, 1:][:, order], atol=1e-6)

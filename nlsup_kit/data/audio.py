@@ -133,6 +133,33 @@ class AudioClips(Dataset):
         return fbank, fbank, label
 
 
+def _zero_runs(zero: torch.Tensor) -> tuple[int, int] | None:
+    """The first and last index of the True entries of a 1-D mask (one mask makes one run), or None."""
+    where = torch.nonzero(zero).flatten()
+    return (int(where[0]), int(where[-1])) if len(where) else None
+
+
+def augmentation_seen(as_read: torch.Tensor, augmented: torch.Tensor, frames: int) -> dict[str, object]:
+    """What SpecAugment and mixup did to one (frames, mel) fbank, read from the fbanks alone, as an eye reads
+    the figure: the mel bins zeroed in every frame, the frames (of the ``frames`` the clip fills; masking the
+    zero padding changes nothing) zeroed in every bin, and whether the cells left unmasked differ from the clip
+    as read (another clip mixed in)."""
+    filled = augmented[:frames]
+    masked_bins = _zero_runs((filled == 0).all(dim=0))
+    masked_frames = _zero_runs((filled == 0).all(dim=1))
+    kept = filled != 0
+    return {"masked_bins": masked_bins, "masked_frames": masked_frames,
+            "mixed": bool(kept.any() and not torch.allclose(filled[kept], as_read[:frames][kept], atol=1e-5))}
+
+
+def augmentation_seen_line(seen: dict[str, object], frames: int) -> str:
+    """:func:`augmentation_seen` in words."""
+    def span(run, unit):
+        return f"{unit} {run[0]}-{run[1]} masked ({run[1] - run[0] + 1})" if run else f"no {unit} masked"
+    return (f"{'mixed with another clip' if seen['mixed'] else 'not mixed'}; {span(seen['masked_bins'], 'mel bins')}; "
+            f"{span(seen['masked_frames'], 'frames')} of the {frames} the clip fills")
+
+
 def spoken_words_dir(data_dir: Path | None = None) -> Path:
     """``data_dir/spoken_words`` when present (a set of your own), else the clips shipped inside the kit."""
     if data_dir is not None and (Path(data_dir) / "spoken_words").is_dir():
