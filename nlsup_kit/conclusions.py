@@ -11,10 +11,16 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 
+def printed_gap(value: float, reference: float, digits: int = 3) -> float:
+    """The gap between two values as printed to ``digits`` places: a printed gap that adds up with the printed
+    values (0.964 and 0.957 give 0.007, never the 0.008 their unrounded gap may round to)."""
+    return round(value, digits) - round(reference, digits)
+
+
 def compare(name: str, value: float, reference_name: str, reference: float, unit: str = "points",
             tolerance: float = 0.0, digits: int = 2) -> str:
     """``name`` beside its reference: how far above or below it, or "within ``tolerance``" of it."""
-    gap = round(value, digits) - round(reference, digits)  # the gap of the printed values: its arithmetic checks
+    gap = printed_gap(value, reference, digits)
     shown = f"{name} {value:.{digits}f} vs {reference_name} {reference:.{digits}f}: "
     unit = f" {unit}" if unit else ""
     if abs(gap) <= tolerance:
@@ -141,7 +147,7 @@ def class_gap_reading(means: Mapping[str, tuple[float, float]], examples: str,
     pulls each class together and the classes apart where its loss compares the vectors; ``differences`` None:
     where no source predicts it (below the head), reported as a measurement only."""
     (first, (within0, between0)), (last, (within1, between1)) = list(means.items())[0], list(means.items())[-1]
-    gap0, gap1 = within0 - between0, within1 - between1
+    gap0, gap1 = printed_gap(within0, between0), printed_gap(within1, between1)
     crowd = (f"; within and between both rose ({within0:.3f} -> {within1:.3f}, {between0:.3f} -> {between1:.3f}): "
              "all the vectors moved closer together" if within1 > within0 and between1 > between0 else "")
     outcome = (f"within-class minus between-class cosine, {examples}: {gap0:+.3f} {first}, {gap1:+.3f} {last} "

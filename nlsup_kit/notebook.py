@@ -312,6 +312,7 @@ def show_class_similarity(vectors: Mapping[str, object], labels: Sequence, title
 
     from nlsup_kit import viz
     from nlsup_kit.analysis import class_similarity, within_and_between
+    from nlsup_kit.conclusions import printed_gap
 
     matrices = {}
     for name, v in vectors.items():
@@ -321,7 +322,7 @@ def show_class_similarity(vectors: Mapping[str, object], labels: Sequence, title
     means = {name: within_and_between(matrix) for name, matrix in matrices.items()}
     for name, (within, between) in means.items():
         print(f"{name}: mean cosine within a class {within:.3f}, between two classes {between:.3f} "
-              f"(gap {within - between:+.3f})")
+              f"(gap {printed_gap(within, between):+.3f})")
     return means
 
 

@@ -143,6 +143,9 @@ def test_class_gap_reading_compares_the_gaps_and_names_what_differs_when_they_na
     assert wider.endswith("+0.010 before, +0.150 after (wider): as the source predicts.")
     below_head = class_gap_reading({"before": (0.5, 0.49), "after": (0.6, 0.45)}, "digits")
     assert below_head.endswith("+0.010 before, +0.150 after (wider): a measurement; no source predicts it here")
+    # the gap of the printed values: 0.9644 - 0.9566 is 0.0078 (printed alone, +0.008), but printed as 0.964 and 0.957
+    unrounded = class_gap_reading({"before": (0.9644, 0.9566), "after": (0.9644, 0.9566)}, "digits")
+    assert "+0.007 before, +0.007 after" in unrounded
 
 
 def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
