@@ -106,7 +106,8 @@ def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baselin
     if abs(abs(gap) - reach) < EDGE * reach:
         verdict = (f"{'inside' if abs(gap) <= reach else 'outside'} it by {abs(abs(gap) - reach):.{digits}f}, within "
                    f"{EDGE:.0%} of its reach: at the edge, where one more seed could tip the verdict either way")
-    return (f"{line}; {source}, the gap has a standard error of {error:.2f} points, and with {freedom} degrees of "
+    # the error one place finer than the reach, so that error x t, worked by hand, rounds to the printed reach
+    return (f"{line}; {source}, the gap has a standard error of {error:.{digits + 1}f} points, and with {freedom} degrees of "
             f"freedom a 95% interval reaches +-{reach:.{digits}f} (t = {reach / error:.2f}): the gap is {verdict}.")
 
 

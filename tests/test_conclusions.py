@@ -30,7 +30,7 @@ def test_gap_against_spread_sets_the_gap_of_means_beside_a_t_interval():
     runs = {"SimCSE": [76.0, 76.8, 76.4], "VisualCSE": [76.5, 76.9, 76.7]}
     assert gap_against_spread(runs, "VisualCSE", "SimCSE") == (
         "VisualCSE - SimCSE: +0.30 points (VisualCSE mean of 3 runs, SimCSE mean of 3 runs); from each method's spread "
-        "over its runs, the gap has a standard error of 0.26 points, and with 2 degrees of freedom a 95% interval "
+        "over its runs, the gap has a standard error of 0.258 points, and with 2 degrees of freedom a 95% interval "
         "reaches +-1.11 (t = 4.30): the gap is within it: these runs cannot tell the gap from the seeds' randomness.")
     # +2.10 against sqrt((0.0033 + 0.01) / 3) = 0.067, times 4.30: 0.29
     assert gap_against_spread({"A": [70.0, 70.1, 70.0], "B": [72.0, 72.2, 72.1]}, "B", "A").endswith(
@@ -41,7 +41,7 @@ def test_gap_against_spread_sets_the_gap_of_means_beside_a_t_interval():
     assert gap_against_spread(shared, "B", "A").endswith("the gap is within it: these runs cannot tell the gap from "
                                                          "the seeds' randomness.")
     assert gap_against_spread(shared, "B", "A", paired=True).endswith(
-        "from the per-seed differences (each seed ran both methods), the gap has a standard error of 0.03 points, and "
+        "from the per-seed differences (each seed ran both methods), the gap has a standard error of 0.033 points, and "
         "with 2 degrees of freedom a 95% interval reaches +-0.14 (t = 4.30): the gap is beyond it: larger than the "
         "seeds' randomness would usually give.")
     # per-seed differences 0.08 -+ 0.0318: reach t(2) 4.3027 x 0.0318 / sqrt(3) = 0.0790, which prints as the gap's
@@ -51,6 +51,11 @@ def test_gap_against_spread_sets_the_gap_of_means_beside_a_t_interval():
     # 0.0800 beyond a reach of 0.0790: 1.3% of the reach, inside the 5% read as the edge
     assert ("reaches +-0.079 (t = 4.30): the gap is outside it by 0.001, within 5% of its reach: at the edge"
             in gap_against_spread(close, "B", "A", paired=True))
+    # per-seed differences 0.06 -+ 0.0331: standard error 0.0191, reach 4.3027 x 0.0191 = 0.0822; printed at two places
+    # the error would read 0.02, and 0.02 x 4.30 = 0.086 is not the printed 0.08
+    tight = {"A": [70.0, 71.0, 72.0], "B": [70.0 + 0.06 - 0.0331, 71.06, 72.0 + 0.06 + 0.0331]}
+    assert "a standard error of 0.019 points, and with 2 degrees of freedom a 95% interval reaches +-0.08 (t = 4.30)" in (
+        gap_against_spread(tight, "B", "A", paired=True))
     with pytest.raises(ValueError, match="as many runs"):
         gap_against_spread({"A": [1.0, 2.0, 3.0], "B": [1.0, 2.0, 3.0, 4.0]}, "B", "A", paired=True)
     from nlsup_kit.conclusions import settles_gap
