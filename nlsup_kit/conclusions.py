@@ -363,3 +363,27 @@ def augmentation_reading(effects: Mapping[str, float], images: str, floor: float
     return (f"on {images} {', '.join(idle)} change the pixels by less than {floor:.4f} on average (one level in "
             f"255; largest {max(effects[name] for name in idle):.1g}): they do nothing here, and the two views differ "
             f"through {', '.join(acting) or 'no step at all'} only")
+
+
+def neighbour_cosine_reading(before: Sequence[float], after: Sequence[float], background_before: float,
+                             background_after: float) -> str:
+    """A query's nearest neighbours' cosines before and after training (the k best each time, whichever sentences
+    they are), read against how the mean cosine of two unrelated sentences moved: a cosine is a position on the
+    model's own scale, and training can shift the whole scale."""
+    before_mean, after_mean = float(np.mean(before)), float(np.mean(after))
+    fell = sum(a < b for b, a in zip(before, after))
+    moved = printed_gap(after_mean, before_mean)
+    background = printed_gap(background_after, background_before)
+    if not moved:
+        relative = "the neighbours' cosines held" + (" where the whole scale moved" if background else ", as did the whole scale")
+    elif not background:
+        relative = "the neighbours moved while the whole scale held"
+    elif moved * background < 0:
+        relative = "the neighbours moved against the whole scale"
+    else:
+        size = ("as much as" if abs(moved) == abs(background) else "more than" if abs(moved) > abs(background)
+                else "less than")
+        relative = f"the neighbours moved {size} the whole scale, {'down' if moved < 0 else 'up'}"
+    return (f"  the {len(before)} best cosines, mean {before_mean:.3f} -> {after_mean:.3f} ({moved:+.3f}; {fell} of "
+            f"{len(before)} ranks fell); the mean cosine of two random different sentences {background_before:.3f} -> "
+            f"{background_after:.3f} ({background:+.3f}): {relative}")

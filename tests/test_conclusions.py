@@ -332,3 +332,18 @@ def test_the_augmentation_reading_names_the_steps_below_one_grey_level_as_idle()
     assert "hue 0.1, greyscale change the pixels by less than 0.0039" in reading
     assert reading.endswith("differ through crop, flip only")
     assert "every step changes" in augmentation_reading({"crop": 0.2, "flip": 0.004}, "photos")
+
+
+def test_the_neighbours_cosines_are_read_against_the_shift_of_the_whole_scale():
+    from nlsup_kit.conclusions import neighbour_cosine_reading
+
+    # means 0.472 -> 0.396: -0.076 against random pairs' 0.043 -> 0.018: -0.025, a larger fall
+    reading = neighbour_cosine_reading([0.533, 0.465, 0.419], [0.455, 0.379, 0.354], 0.043, 0.018)
+    assert reading == ("  the 3 best cosines, mean 0.472 -> 0.396 (-0.076; 3 of 3 ranks fell); the mean cosine of two "
+                       "random different sentences 0.043 -> 0.018 (-0.025): the neighbours moved more than the whole "
+                       "scale, down")
+    assert neighbour_cosine_reading([0.4, 0.4], [0.39, 0.39], 0.043, 0.018).endswith("less than the whole scale, down")
+    assert neighbour_cosine_reading([0.4, 0.4], [0.41, 0.41], 0.043, 0.018).endswith("against the whole scale")
+    assert neighbour_cosine_reading([0.4, 0.4], [0.4, 0.4], 0.043, 0.018).endswith("held where the whole scale moved")
+    assert neighbour_cosine_reading([0.4, 0.3], [0.5, 0.1], 0.02, 0.02).startswith(
+        "  the 2 best cosines, mean 0.350 -> 0.300 (-0.050; 1 of 2 ranks fell)")
