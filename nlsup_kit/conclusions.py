@@ -158,12 +158,18 @@ def class_gap_reading(means: Mapping[str, tuple[float, float]], examples: str,
     return against_prediction(outcome, gap1 > gap0, differences)
 
 
-def loss_course(first: float, last: float, log_b: float, steps: int) -> str:
-    """The text loss's course over a run, read against log B (the loss of a model that cannot tell the batch apart)."""
+def loss_course(logged: Sequence[float], log_b: float, steps: int, window: int = 5) -> str:
+    """The text loss's course over a run, read against log B (the loss of a model that cannot tell the batch
+    apart). Every step draws a new batch, so one step against another compares two batches' sentences: the
+    reading compares the means of the first and the last ``window`` logged steps."""
+    n = max(1, min(window, len(logged) // 2))
+    first, last = float(np.mean(logged[:n])), float(np.mean(logged[-n:]))
     share = f"{last / log_b:.1%} of" if last / log_b >= 0.001 else f"{last / log_b:.1e} times"
-    return (f"Over the {steps} steps the text loss went from {first:.3g} to {last:.3g} ({share} log B): "
-            + ("it fell, so the two views of each sentence ended more alike, against the rest of the batch, than they "
-               "began" if last < first else "it did not fall over these steps"))
+    ends = (f"mean of the first {n} logged steps {first:.3g} and of the last {n} {last:.3g}" if n > 1
+            else f"first logged step {first:.3g}, last {last:.3g}")
+    return (f"Over the {steps} steps the text loss, {ends} ({share} log B): "
+            + ("it fell: on the last steps' batches the two views of each sentence stood out from the rest of the batch "
+               "more than on the first steps'" if last < first else "it did not fall over these steps"))
 
 
 def loss_against_chance(first: float, log_b: float, batch: int, through: str,
@@ -175,7 +181,7 @@ def loss_against_chance(first: float, log_b: float, batch: int, through: str,
     written (a mean over many steps there, so it is printed as such, not as a first step)."""
     share = first / log_b
     shown = f"{share:.0%} of" if share >= 0.01 else f"{share:.1e} times"
-    start = f"the first logged text loss, {first:.2g}, is {shown} log B ({log_b:.2f}), through {through}"
+    start = f"the first logged text loss, {first:.3g}, is {shown} log B ({log_b:.2f}), through {through}"
     if share > 0.5:
         return f"{start}: at first the model barely tells the {batch} sentences apart"
     right = float(np.exp(-first))

@@ -210,7 +210,8 @@ class DifferenceInterval:
         if self.low <= 0 <= self.high:
             verdict = "the interval contains 0, so these runs cannot tell the two methods apart"
         elif runs == 1:
-            verdict = (f"the interval excludes 0: on other test pairs this run of {better} would still score higher; "
+            verdict = (f"the interval excludes 0: on other test pairs like these this run of {better} would likely still "
+                       f"score higher (more than {self.confidence:.0%} of the resamples of the pairs favour it); "
                        "one run per method says nothing about other seeds")
         elif runs < MIN_RUNS_FOR_A_VERDICT:
             verdict = (f"the interval excludes 0, but {runs} runs per method resample the seeds too coarsely for a "

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from nlsup_kit.notebook import CALIBRATION, CALIBRATION_STEPS, QUICK_SEED_GAINS, QUICK_TASKS
+from nlsup_kit.notebook import (CALIBRATION, CALIBRATION_SEEDS, CALIBRATION_STEPS, CALIBRATION_TEXT, QUICK_SEED_GAINS,
+                                QUICK_TASKS)
 
 if TYPE_CHECKING:
     from nlsup_kit.evaluation import StsReport
@@ -33,11 +34,14 @@ def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
 def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequence[int], untrained: float, method: str,
                     recipe, paper_method: str, steps: int, data: tuple[str, str], tasks: Sequence[str],
                     after_gap: str = " Notebook 4 tests such a gap over three seeds.",
-                    also: Mapping[str, tuple[str, str]] | None = None, kit_trainer: bool = True) -> list[str]:
+                    also: Mapping[str, tuple[str, str]] | None = None, kit_trainer: bool = True,
+                    text: str | None = None) -> list[str]:
     """Notebooks 2 to 4 and 7 read a method against SimCSE (``reports``: name -> one report per seed, in the order of
     ``seeds``): every run beside the starting model, the gap of means with its per-seed differences (one seed
     gives both methods the same text batches), and the gap beside the paper's for ``paper_method``, with what
-    differs. ``kit_trainer`` False: runs of another trainer, which the kit's calibration ranges do not bound."""
+    differs. ``kit_trainer`` False: runs of another trainer, which the kit's calibration ranges do not bound.
+    ``text``: the fingerprint of the sentences the runs trained on (:func:`nlsup_kit.notebook.trained_text`); runs
+    with calibration seeds on the calibration's sentences are among the runs that made its ranges, and are said to be."""
     import numpy as np
 
     from nlsup_kit.conclusions import against_prediction, gap_against_spread, gap_interval, settles_gap, sign_test, t_reach
@@ -84,8 +88,12 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
         lines.append(f"Over {CALIBRATION} (nlsup_kit.notebook.QUICK_SEED_GAINS), the kit's trainer's gain over the starting model ranged "
                      f"{method_low:+.2f} to {method_high:+.2f} points for {recipe.name} and {base_low:+.2f} to {base_high:+.2f} "
                      f"for {baseline}: the largest gap any two of those runs show (unpaired, the extremes) is {largest:+.2f} "
-                     "points. That bound comes from those runs, not from this notebook's; runs on other sentences may spread "
-                     "otherwise.")
+                     "points. "
+                     + (f"This notebook's runs (seeds {', '.join(str(s) for s in seeds)}, trained on those same sentences, "
+                        f"fingerprint {text}) are among those runs: the bound describes them, it is no evidence beyond them."
+                        if text == CALIBRATION_TEXT and set(seeds) <= set(CALIBRATION_SEEDS) else
+                        "That bound comes from those runs, not from this notebook's; runs on other sentences may spread "
+                        "otherwise."))
     paper = get_recipe(paper_method)
     trained_before = ", already trained for sentence similarity" if native_pooling_config(recipe.model) else ""
     sign = ("its sign not established by these runs" if not settles_gap(spread, method, "SimCSE", paired) else

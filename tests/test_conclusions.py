@@ -97,7 +97,7 @@ def test_the_starting_loss_is_read_against_log_b():
     from nlsup_kit.conclusions import loss_against_chance
 
     low = loss_against_chance(0.143, math.log(32), 32, "[CLS]")  # 0.143 / 3.466 = 4%; e^-0.143 = 87%
-    assert low == ("the first logged text loss, 0.14, is 4% of log B (3.47), through [CLS]: at its first text step the "
+    assert low == ("the first logged text loss, 0.143, is 4% of log B (3.47), through [CLS]: at its first text step the "
                    "right second view already takes 87% of the probability among 32 (e^-loss, a geometric mean over "
                    "the batch)")
     beside = loss_against_chance(0.143, math.log(32), 32, "[CLS]", (0.0096, "a log, line 1"))
@@ -300,6 +300,14 @@ def test_a_method_gap_is_sized_against_the_largest_gap_the_runs_leave_open():
     assert ("the kit's trainer's gain over the starting model ranged +0.50 to +0.79 points for quick-visualcse and "
             "+0.50 to +0.72 for quick-simcse: the largest gap any two of those runs show (unpaired, the extremes) is +0.29 points. "
             "That bound comes from those runs, not from this notebook's") in two[-2]
+    from nlsup_kit.notebook import CALIBRATION_TEXT
+
+    ours = method_readings(reports(SimCSE=[82.70, 82.75], VisualCSE=[82.79, 82.82]), [42, 1], 82.03, "VisualCSE", *args,
+                           text=CALIBRATION_TEXT)
+    assert ours[-2].endswith(f"This notebook's runs (seeds 42, 1, trained on those same sentences, fingerprint "
+                             f"{CALIBRATION_TEXT}) are among those runs: the bound describes them, it is no evidence beyond them.")
+    assert "That bound comes from those runs" in method_readings(
+        reports(SimCSE=[82.70, 82.75], VisualCSE=[82.79, 82.82]), [42, 1], 82.03, "VisualCSE", *args, text="0" * 16)[-2]
     assert "+3.18 in the authors' reported results" in two[-1]  # 80.03 - 76.85
     assert "the largest gap the calibration runs leave open, +0.29, is below the paper's; its size: not what the source" in two[-1]
     # three seeds, per-seed differences 1, 3, 5: mean 3, sd 2, error 2 / sqrt(3), reach 4.303 x 1.155 = 4.97, upper end 7.97
@@ -320,9 +328,13 @@ def test_a_method_gap_is_sized_against_the_largest_gap_the_runs_leave_open():
 def test_the_loss_course_is_read_against_log_b_and_says_whether_it_fell():
     from nlsup_kit.conclusions import loss_course
 
-    fell = loss_course(0.143, 0.013, 3.4657, 20)   # log 32
-    assert fell.startswith("Over the 20 steps the text loss went from 0.143 to 0.013 (0.4% of log B): it fell")
-    assert loss_course(1e-05, 2e-05, 3.4657, 20).endswith("to 2e-05 (5.8e-06 times log B): it did not fall over these steps")
+    # means of the first and last 5 of 20 logged losses: 0.143 and 0.013 (each step's batch is other sentences)
+    logged = [0.2, 0.1, 0.143, 0.186, 0.086] + [0.5] * 10 + [0.013, 0.02, 0.006, 0.01, 0.016]
+    fell = loss_course(logged, 3.4657, 20)   # log 32
+    assert fell.startswith("Over the 20 steps the text loss, mean of the first 5 logged steps 0.143 and of the last 5 "
+                           "0.013 (0.4% of log B): it fell")
+    assert loss_course([1e-05, 2e-05], 3.4657, 20).endswith(
+        "first logged step 1e-05, last 2e-05 (5.8e-06 times log B): it did not fall over these steps")
 
 
 def test_the_augmentation_reading_names_the_steps_below_one_grey_level_as_idle():

@@ -153,11 +153,16 @@ def augmentation_seen(as_read: torch.Tensor, augmented: torch.Tensor, frames: in
 
 
 def augmentation_seen_line(seen: dict[str, object], frames: int) -> str:
-    """:func:`augmentation_seen` in words."""
-    def span(run, unit):
-        return f"{unit} {run[0]}-{run[1]} masked ({run[1] - run[0] + 1})" if run else f"no {unit} masked"
-    return (f"{'mixed with another clip' if seen['mixed'] else 'not mixed'}; {span(seen['masked_bins'], 'mel bins')}; "
-            f"{span(seen['masked_frames'], 'frames')} of the {frames} the clip fills")
+    """:func:`augmentation_seen` in words, with why a mask can leave no trace: its width is drawn below m, so 0
+    with probability 1/m, and a time mask that falls in the zero padding zeroes what was 0 already."""
+    bins, spans = seen["masked_bins"], seen["masked_frames"]
+    return (f"{'mixed with another clip' if seen['mixed'] else 'not mixed'}; "
+            + (f"mel bins {bins[0]}-{bins[1]} masked ({bins[1] - bins[0] + 1})" if bins
+               else "no mel bins masked (a width of 0 drawn)")
+            + "; "
+            + (f"frames {spans[0]}-{spans[1]} masked ({spans[1] - spans[0] + 1}) of the {frames} the clip fills" if spans
+               else f"none of the {frames} frames the clip fills masked (a width of 0 drawn, or the mask fell in the "
+                    "zero padding)"))
 
 
 def spoken_words_dir(data_dir: Path | None = None) -> Path:
