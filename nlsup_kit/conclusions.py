@@ -92,7 +92,7 @@ def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baselin
     digits = 2  # enough to show which is larger where gap and reach print alike
     while reach is not None and round(abs(gap), digits) == round(reach, digits) and digits < 6:
         digits += 1
-    line = f"{method} - {baseline}: {gap:+.{digits}f} points ({counted})"
+    line = f"{method} - {baseline}: {gap:+.{digits}f} points ({counted}; from the unrounded scores)"
     if interval is None:
         fewest = min(len(runs[name]) for name in (method, baseline))
         return (line + f"; {'one run of a method cannot estimate' if fewest == 1 else f'{fewest} runs of a method give only a rough estimate of'} "
@@ -158,18 +158,25 @@ def class_gap_reading(means: Mapping[str, tuple[float, float]], examples: str,
     return against_prediction(outcome, gap1 > gap0, differences)
 
 
+SATURATED = 0.1  # the kit's own line: a text loss starting below this share of log B has almost nothing left to lose
+
+
 def loss_course(logged: Sequence[float], log_b: float, steps: int, window: int = 5) -> str:
     """The text loss's course over a run, read against log B (the loss of a model that cannot tell the batch
     apart). Every step draws a new batch, so one step against another compares two batches' sentences: the
-    reading compares the means of the first and the last ``window`` logged steps."""
+    reading compares the means of the first and the last ``window`` logged steps. A loss that starts below
+    :data:`SATURATED` of log B is saturated: its changes are too small to read."""
     n = max(1, min(window, len(logged) // 2))
     first, last = float(np.mean(logged[:n])), float(np.mean(logged[-n:]))
     share = f"{last / log_b:.1%} of" if last / log_b >= 0.001 else f"{last / log_b:.1e} times"
     ends = (f"mean of the first {n} logged steps {first:.3g} and of the last {n} {last:.3g}" if n > 1
             else f"first logged step {first:.3g}, last {last:.3g}")
-    return (f"Over the {steps} steps the text loss, {ends} ({share} log B): "
-            + ("it fell: on the last steps' batches the two views of each sentence stood out from the rest of the batch "
-               "more than on the first steps'" if last < first else "it did not fall over these steps"))
+    line = f"Over the {steps} steps the text loss, {ends} ({share} log B): "
+    if first < SATURATED * log_b:
+        return line + (f"below {SATURATED:g} x log B from the start (the kit's own line), it was saturated: the model "
+                       "already told each sentence's second view from the rest of its batch, so its change is not read")
+    return line + ("it fell: on the last steps' batches the two views of each sentence stood out from the rest of the "
+                   "batch more than on the first steps'" if last < first else "it did not fall over these steps")
 
 
 def loss_against_chance(first: float, log_b: float, batch: int, through: str,
@@ -380,16 +387,19 @@ def neighbour_cosine_reading(before: Sequence[float], after: Sequence[float], ba
     fell = sum(a < b for b, a in zip(before, after))
     moved = printed_gap(after_mean, before_mean)
     background = printed_gap(background_after, background_before)
+    random_pairs = "random pairs' mean cosine"
     if not moved:
-        relative = "the neighbours' cosines held" + (" where the whole scale moved" if background else ", as did the whole scale")
+        relative = f"the neighbours' cosines held" + (f" while {random_pairs} moved" if background else f", as did {random_pairs}")
     elif not background:
-        relative = "the neighbours moved while the whole scale held"
+        relative = f"the neighbours' cosines moved while {random_pairs} held"
     elif moved * background < 0:
-        relative = "the neighbours moved against the whole scale"
+        relative = f"the neighbours' cosines moved against {random_pairs}"
     else:
         size = ("as much as" if abs(moved) == abs(background) else "more than" if abs(moved) > abs(background)
                 else "less than")
-        relative = f"the neighbours moved {size} the whole scale, {'down' if moved < 0 else 'up'}"
+        relative = (f"the neighbours' cosines {'fell' if moved < 0 else 'rose'} {size} {random_pairs}"
+                    + (f", by {abs(abs(moved) - abs(background)):.3f}" if abs(moved) != abs(background) else ""))
     return (f"  the {len(before)} best cosines, mean {before_mean:.3f} -> {after_mean:.3f} ({moved:+.3f}; {fell} of "
             f"{len(before)} ranks fell); the mean cosine of two random different sentences {background_before:.3f} -> "
-            f"{background_after:.3f} ({background:+.3f}): {relative}")
+            f"{background_after:.3f} ({background:+.3f}): {relative} ({len(before)} cosines of one query, no spread "
+            "measured: a description of this query, not a finding)")

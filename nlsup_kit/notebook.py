@@ -27,9 +27,10 @@ QUICK_SEED_GAINS = {"quick-simcse": (0.50, 0.72), "quick-visualcse": (0.50, 0.79
                     "quick-simcse supervised": (0.56, 1.20), "quick-simcse pooler=cls": (2.5, 2.8)}
 # ... and the change in points of the shared layers' 5-NN accuracy on the digits and on the spoken words
 QUICK_SEED_KNN_CHANGES = {"quick-visualcse": (1.7, 9.9), "quick-audiocse": (-1.7, 2.9)}
-CALIBRATION = ("seeds 1, 2, 3 and 42 of the quick recipes, measured when the kit was calibrated on the first 640 "
-               "sentences of a 16,926-line English Wikipedia sample (from the article sample in gensim's test data; the "
-               "kit's `wiki` download online is wiki1m's head, other sentences)")
+CALIBRATION_SAMPLE = ("a 16,926-line English Wikipedia sample (from the article sample in gensim's test data; the kit's "
+                      "`wiki` download online is wiki1m's head, other sentences)")
+CALIBRATION = ("the kit's calibration runs (seeds 1, 2, 3 and 42 of the quick recipes, on the first 640 sentences of a "
+               "16,926-line Wikipedia sample)")  # where it came from: CALIBRATION_SAMPLE, printed once, in notebook 1
 CALIBRATION_SUPERVISED = "seeds 1, 2, 3 and 42 of the quick supervised run on sick-nli's triples"
 CALIBRATION_SEEDS = (1, 2, 3, 42)
 CALIBRATION_STEPS = 20  # the quick runs' length when the ranges were measured (the notebooks' STEPS)
@@ -43,6 +44,16 @@ def trained_text(run) -> str | None:
 
     text = json.loads((Path(run.output_dir) / RESULT_FILE).read_text()).get("text_data") or {}
     return text.get("fingerprint")
+
+
+def text_trained_on(recipe, run) -> str:
+    """What ``run`` trained on, for a difference printed beside the paper's text: the calibration's sample by name
+    (its fingerprint says it is that file), any other text by its recipe name and fingerprint."""
+    count = f"the first {recipe.max_text_examples:,}" if recipe.max_text_examples else "all"
+    text = trained_text(run)
+    if text == CALIBRATION_TEXT:
+        return f"{count} sentences of {CALIBRATION_SAMPLE}"
+    return f"{count} sentences of {recipe.text_data!r}" + (f" (fingerprint {text})" if text else "")
 
 
 def calibration_reading(change: float, recipe_name: str, table: str = "QUICK_SEED_KNN_CHANGES", digits: int = 1,
@@ -99,23 +110,24 @@ def trunk_knn(recipe, run, text_only_run, inputs, labels, what: str, raw_name: s
            "layers": score(start_branch, trained),
            "text-only layers": score(start_branch, SentenceEncoder.from_pretrained(str(text_only_run.best_dir))),
            "raw": knn_accuracy(inputs.flatten(1), labels)}
-    shown = {name: round(100 * value, 1) for name, value in knn.items()}  # readings computed from what is printed
-    image_steps = round(shown["layers"] - shown["text-only layers"], 1)
+    shown = {name: round(100 * value, 1) for name, value in knn.items()}
 
     def counted(name: str) -> int:  # the examples a 5-NN vote names correctly, exactly (not from rounded percentages)
         return round(knn[name] * len(labels))
+
+    def moved(name: str, start: str = "before") -> str:
+        return f"{counted(name) - counted(start):+d}"
 
     lines = [f"5-NN accuracy on the {len(labels)} {what}: before training {shown['before']:.1f}%; after, through the "
              f"trained patch embedding and layers, {shown['after']:.1f}%; {raw_name} {shown['raw']:.1f}%",
              "Read: " + knn_change_reading(recipe.name, knn["before"], knn["after"], len(labels), what, recipe.seed,
                                                  trained_text(run)),
              f"Under the untrained patch embedding, one run each: the run's trained layers {shown['layers']:.1f}%, "
-             f"text-only SimCSE's layers {shown['text-only layers']:.1f}% (before: {shown['before']:.1f}%): "
-             f"{image_steps:+.1f} points ({counted('layers') - counted('text-only layers'):+d} {what}) between the layers trained "
-             f"with and without the {recipe.modality} steps, and {shown['after'] - shown['layers']:+.1f} more "
-             f"({counted('after') - counted('layers'):+d}) through the "
-             f"trained patch embedding. One run of each, with no seed spread measured for this split: a measurement "
-             f"that one seed cannot attribute to the {recipe.modality} steps",
+             f"text-only SimCSE's layers {shown['text-only layers']:.1f}% (before: {shown['before']:.1f}%). Counted in "
+             f"{what} named correctly, against the start: the text-only layers {moved('text-only layers')}, the layers "
+             f"trained with the {recipe.modality} steps {moved('layers')}, so {moved('layers', 'text-only layers')} between "
+             f"the two; the trained patch embedding adds {moved('after', 'layers')} more. One run of each, with no seed "
+             f"spread measured for this split: a measurement that one seed cannot attribute to the {recipe.modality} steps",
              compare("after training", 100 * knn["after"], raw_name, 100 * knn["raw"], unit="points", digits=1)
              + " (a reference, not a prediction)"]
     return knn, lines

@@ -439,7 +439,9 @@ def published_scores(recipe: str) -> tuple[dict[str, float], str] | None:
         row = PAPER_ROWS_ALSO_IN.get(recipe)
         if row is not None and row.repo == REFERENCE_REPO:  # the authors' README prints the whole row
             return PAPER_STS[recipe], (f"every task in {row} (the run its script gives \"to faithfully reproduce the "
-                                       f"results in our paper\", {PAPER_URL}, as the same README says above it)")
+                                       f"results in our paper\", {PAPER_URL}, as the same README says above it; "
+                                       "the README prints no score of the uploaded checkpoint itself, so this is the "
+                                       "run's score, which the checkpoint need not match to the digit)")
         if recipe.startswith("simcse-"):
             average = f"; the seven-task average, {row.value:.2f}, also in {row}" if row is not None else ""
             return PAPER_STS[recipe], (f"every task in SimCSE's paper, Table 5 (v4), {SIMCSE_PAPER_URL}, the baseline "

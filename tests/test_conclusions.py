@@ -29,7 +29,7 @@ def test_gap_against_spread_sets_the_gap_of_means_beside_a_t_interval():
     # 2 degrees of freedom: t = 4.30, so the interval reaches 1.11
     runs = {"SimCSE": [76.0, 76.8, 76.4], "VisualCSE": [76.5, 76.9, 76.7]}
     assert gap_against_spread(runs, "VisualCSE", "SimCSE") == (
-        "VisualCSE - SimCSE: +0.30 points (VisualCSE mean of 3 runs, SimCSE mean of 3 runs); from each method's spread "
+        "VisualCSE - SimCSE: +0.30 points (VisualCSE mean of 3 runs, SimCSE mean of 3 runs; from the unrounded scores); from each method's spread "
         "over its runs, the gap has a standard error of 0.258 points, and with 2 degrees of freedom a 95% interval "
         "reaches +-1.11 (t = 4.30): the gap is within it: these runs cannot tell the gap from the seeds' randomness.")
     # +2.10 against sqrt((0.0033 + 0.01) / 3) = 0.067, times 4.30: 0.29
@@ -65,7 +65,7 @@ def test_gap_against_spread_sets_the_gap_of_means_beside_a_t_interval():
     assert not settles_gap(close, "B", "A", paired=True)   # beyond its reach, but at the edge: not settled
     # fewer than three runs cannot estimate a spread: no verdict
     assert gap_against_spread({"SimCSE": [76.0, 76.8], "AudioCSE": [77.5]}, "AudioCSE", "SimCSE") == (
-        "AudioCSE - SimCSE: +1.10 points (AudioCSE one run, SimCSE mean of 2 runs); one run of a method cannot "
+        "AudioCSE - SimCSE: +1.10 points (AudioCSE one run, SimCSE mean of 2 runs; from the unrounded scores); one run of a method cannot "
         "estimate how far its runs spread, and the kit reads a gap only from at least 3 runs of each "
         "(nlsup_kit.evaluation.MIN_RUNS_FOR_A_VERDICT), so no verdict from these runs alone.")
     assert "; 2 runs of a method give only a rough estimate of how far its runs spread" in gap_against_spread(
@@ -158,9 +158,8 @@ def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
 
     # 62.5% - 61.25% of 240 clips: a net 3 clips
     assert knn_change_reading("quick-audiocse", 0.6125, 0.625, 240, "clips") == (
-        "+1.2 points is a net +3 of the 240 clips; over seeds 1, 2, 3 and 42 of the quick recipes, measured when the "
-        "kit was calibrated on the first 640 sentences of a 16,926-line English Wikipedia sample (from the article "
-        "sample in gensim's test data; the kit's `wiki` download online is wiki1m's head, other sentences) "
+        "+1.2 points is a net +3 of the 240 clips; over the kit's calibration runs (seeds 1, 2, 3 and 42 of the quick "
+        "recipes, on the first 640 sentences of a 16,926-line Wikipedia sample) "
         "(nlsup_kit.notebook.QUICK_SEED_KNN_CHANGES), this change ranged -1.7 to +2.9 points, and "
         "this run's lies inside that range: a range that holds both signs, so one run cannot say whether training "
         "moved it up or down")
@@ -333,8 +332,13 @@ def test_the_loss_course_is_read_against_log_b_and_says_whether_it_fell():
     fell = loss_course(logged, 3.4657, 20)   # log 32
     assert fell.startswith("Over the 20 steps the text loss, mean of the first 5 logged steps 0.143 and of the last 5 "
                            "0.013 (0.4% of log B): it fell")
-    assert loss_course([1e-05, 2e-05], 3.4657, 20).endswith(
-        "first logged step 1e-05, last 2e-05 (5.8e-06 times log B): it did not fall over these steps")
+    assert loss_course([1.0, 2.0], 3.4657, 20).endswith(
+        "first logged step 1, last 2 (57.7% of log B): it did not fall over these steps")
+    # 0.3 is below a tenth of log 32 (0.347): saturated from the start, whichever way it then moved
+    assert loss_course([0.3, 0.0001], 3.4657, 20).endswith("below 0.1 x log B from the start (the kit's own line), it was "
+                                                          "saturated: the model already told each sentence's second view "
+                                                          "from the rest of its batch, so its change is not read")
+    assert "it fell" in loss_course([0.4, 0.0001], 3.4657, 20)
 
 
 def test_the_augmentation_reading_names_the_steps_below_one_grey_level_as_idle():
@@ -346,16 +350,17 @@ def test_the_augmentation_reading_names_the_steps_below_one_grey_level_as_idle()
     assert "every step changes" in augmentation_reading({"crop": 0.2, "flip": 0.004}, "photos")
 
 
-def test_the_neighbours_cosines_are_read_against_the_shift_of_the_whole_scale():
+def test_the_neighbours_cosines_are_read_against_the_shift_of_random_pairs():
     from nlsup_kit.conclusions import neighbour_cosine_reading
 
-    # means 0.472 -> 0.396: -0.076 against random pairs' 0.043 -> 0.018: -0.025, a larger fall
+    # means 0.472 -> 0.396: -0.076 against random pairs' 0.043 -> 0.018: -0.025, a larger fall by 0.051
     reading = neighbour_cosine_reading([0.533, 0.465, 0.419], [0.455, 0.379, 0.354], 0.043, 0.018)
     assert reading == ("  the 3 best cosines, mean 0.472 -> 0.396 (-0.076; 3 of 3 ranks fell); the mean cosine of two "
-                       "random different sentences 0.043 -> 0.018 (-0.025): the neighbours moved more than the whole "
-                       "scale, down")
-    assert neighbour_cosine_reading([0.4, 0.4], [0.39, 0.39], 0.043, 0.018).endswith("less than the whole scale, down")
-    assert neighbour_cosine_reading([0.4, 0.4], [0.41, 0.41], 0.043, 0.018).endswith("against the whole scale")
-    assert neighbour_cosine_reading([0.4, 0.4], [0.4, 0.4], 0.043, 0.018).endswith("held where the whole scale moved")
+                       "random different sentences 0.043 -> 0.018 (-0.025): the neighbours' cosines fell more than random "
+                       "pairs' mean cosine, by 0.051 (3 cosines of one query, no spread measured: a description of this "
+                       "query, not a finding)")
+    assert "fell less than random pairs' mean cosine, by 0.015" in neighbour_cosine_reading([0.4, 0.4], [0.39, 0.39], 0.043, 0.018)
+    assert "moved against random pairs' mean cosine (" in neighbour_cosine_reading([0.4, 0.4], [0.41, 0.41], 0.043, 0.018)
+    assert "held while random pairs' mean cosine moved (" in neighbour_cosine_reading([0.4, 0.4], [0.4, 0.4], 0.043, 0.018)
     assert neighbour_cosine_reading([0.4, 0.3], [0.5, 0.1], 0.02, 0.02).startswith(
         "  the 2 best cosines, mean 0.350 -> 0.300 (-0.050; 1 of 2 ranks fell)")
