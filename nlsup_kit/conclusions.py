@@ -389,7 +389,7 @@ def neighbour_cosine_reading(before: Sequence[float], after: Sequence[float], ba
     background = printed_gap(background_after, background_before)
     random_pairs = "random pairs' mean cosine"
     if not moved:
-        relative = f"the neighbours' cosines held" + (f" while {random_pairs} moved" if background else f", as did {random_pairs}")
+        relative = "the neighbours' cosines held" + (f" while {random_pairs} moved" if background else f", as did {random_pairs}")
     elif not background:
         relative = f"the neighbours' cosines moved while {random_pairs} held"
     elif moved * background < 0:
