@@ -387,19 +387,14 @@ def neighbour_cosine_reading(before: Sequence[float], after: Sequence[float], ba
     fell = sum(a < b for b, a in zip(before, after))
     moved = printed_gap(after_mean, before_mean)
     background = printed_gap(background_after, background_before)
-    random_pairs = "random pairs' mean cosine"
-    if not moved:
-        relative = "the neighbours' cosines held" + (f" while {random_pairs} moved" if background else f", as did {random_pairs}")
-    elif not background:
-        relative = f"the neighbours' cosines moved while {random_pairs} held"
-    elif moved * background < 0:
-        relative = f"the neighbours' cosines moved against {random_pairs}"
+    random_pairs, excess = "random pairs' mean cosine", abs(abs(moved) - abs(background))
+    if not moved or not background or moved * background < 0:
+        relative = ("held" if not moved else "moved") + (f" while {random_pairs} {'held' if not background else 'moved'}"
+                                                         if moved * background == 0 else f" against {random_pairs}")
     else:
-        size = ("as much as" if abs(moved) == abs(background) else "more than" if abs(moved) > abs(background)
-                else "less than")
-        relative = (f"the neighbours' cosines {'fell' if moved < 0 else 'rose'} {size} {random_pairs}"
-                    + (f", by {abs(abs(moved) - abs(background)):.3f}" if abs(moved) != abs(background) else ""))
+        relative = (f"{'fell' if moved < 0 else 'rose'} " + ("more than" if abs(moved) > abs(background) else "less than"
+                    if excess else "as much as") + f" {random_pairs}" + (f", by {excess:.3f}" if excess else ""))
     return (f"  the {len(before)} best cosines, mean {before_mean:.3f} -> {after_mean:.3f} ({moved:+.3f}; {fell} of "
             f"{len(before)} ranks fell); the mean cosine of two random different sentences {background_before:.3f} -> "
-            f"{background_after:.3f} ({background:+.3f}): {relative} ({len(before)} cosines of one query, no spread "
+            f"{background_after:.3f} ({background:+.3f}): the neighbours' cosines {relative} ({len(before)} cosines of one query, no spread "
             "measured: a description of this query, not a finding)")

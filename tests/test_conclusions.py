@@ -327,10 +327,10 @@ def test_a_method_gap_is_sized_against_the_largest_gap_the_runs_leave_open():
 def test_the_loss_course_is_read_against_log_b_and_says_whether_it_fell():
     from nlsup_kit.conclusions import loss_course
 
-    # means of the first and last 5 of 20 logged losses: 0.143 and 0.013 (each step's batch is other sentences)
-    logged = [0.2, 0.1, 0.143, 0.186, 0.086] + [0.5] * 10 + [0.013, 0.02, 0.006, 0.01, 0.016]
+    # means of the first and last 5 of 20 logged losses: 2 and 0.013 (each step's batch is other sentences)
+    logged = [2.2, 1.8, 2.0, 2.1, 1.9] + [0.5] * 10 + [0.013, 0.02, 0.006, 0.01, 0.016]
     fell = loss_course(logged, 3.4657, 20)   # log 32
-    assert fell.startswith("Over the 20 steps the text loss, mean of the first 5 logged steps 0.143 and of the last 5 "
+    assert fell.startswith("Over the 20 steps the text loss, mean of the first 5 logged steps 2 and of the last 5 "
                            "0.013 (0.4% of log B): it fell")
     assert loss_course([1.0, 2.0], 3.4657, 20).endswith(
         "first logged step 1, last 2 (57.7% of log B): it did not fall over these steps")
