@@ -149,8 +149,8 @@ def class_gap_reading(means: Mapping[str, tuple[float, float]], examples: str,
     where no source predicts it (below the head), reported as a measurement only."""
     (first, (within0, between0)), (last, (within1, between1)) = list(means.items())[0], list(means.items())[-1]
     gap0, gap1 = printed_gap(within0, between0), printed_gap(within1, between1)
-    crowd = (f"; within and between both rose ({within0:.3f} -> {within1:.3f}, {between0:.3f} -> {between1:.3f}): "
-             "all the vectors moved closer together" if within1 > within0 and between1 > between0 else "")
+    crowd = (f"; the mean cosine rose both within and between classes ({within0:.3f} -> {within1:.3f}, {between0:.3f} -> "
+             f"{between1:.3f}): on average, pairs moved closer together" if within1 > within0 and between1 > between0 else "")
     outcome = (f"within-class minus between-class cosine, {examples}: {gap0:+.3f} {first}, {gap1:+.3f} {last} "
                f"({'wider' if gap1 > gap0 else 'not wider'}{crowd})")
     if differences is None:
@@ -394,7 +394,7 @@ def neighbour_cosine_reading(before: Sequence[float], after: Sequence[float], ba
     else:
         relative = (f"{'fell' if moved < 0 else 'rose'} " + ("more than" if abs(moved) > abs(background) else "less than"
                     if excess else "as much as") + f" {random_pairs}" + (f", by {excess:.3f}" if excess else ""))
-    return (f"  the {len(before)} best cosines, mean {before_mean:.3f} -> {after_mean:.3f} ({moved:+.3f}; {fell} of "
-            f"{len(before)} ranks fell); the mean cosine of two random different sentences {background_before:.3f} -> "
+    return (f"  the {len(before)} best cosines, mean {before_mean:.3f} -> {after_mean:.3f} ({moved:+.3f}; the cosine at "
+            f"{fell} of the {len(before)} ranks fell); the mean cosine of two random different sentences {background_before:.3f} -> "
             f"{background_after:.3f} ({background:+.3f}): the neighbours' cosines {relative} ({len(before)} cosines of one query, no spread "
             "measured: a description of this query, not a finding)")

@@ -140,8 +140,8 @@ def test_class_gap_reading_compares_the_gaps_and_names_what_differs_when_they_na
     # gaps: 0.887 - 0.864 = +0.023 before, 0.964 - 0.957 = +0.007 after: narrower, so the differences are listed
     narrower = class_gap_reading({"before": (0.887, 0.864), "after": (0.964, 0.957)}, "digits", differences)
     assert narrower == ("within-class minus between-class cosine, digits: +0.023 before, +0.007 after (not wider; "
-                        "within and between both rose (0.887 -> 0.964, 0.864 -> 0.957): all the vectors moved closer "
-                        "together): not what the source predicts. This run differs from the source's in: steps 20 here, "
+                        "the mean cosine rose both within and between classes (0.887 -> 0.964, 0.864 -> 0.957): on "
+                        "average, pairs moved closer together): not what the source predicts. This run differs from the source's in: steps 20 here, "
                         "one epoch there.")
     # +0.010 before, +0.150 after (between fell): wider, as supervised contrastive learning predicts
     wider = class_gap_reading({"before": (0.5, 0.49), "after": (0.6, 0.45)}, "digits", differences)
@@ -355,7 +355,7 @@ def test_the_neighbours_cosines_are_read_against_the_shift_of_random_pairs():
 
     # means 0.472 -> 0.396: -0.076 against random pairs' 0.043 -> 0.018: -0.025, a larger fall by 0.051
     reading = neighbour_cosine_reading([0.533, 0.465, 0.419], [0.455, 0.379, 0.354], 0.043, 0.018)
-    assert reading == ("  the 3 best cosines, mean 0.472 -> 0.396 (-0.076; 3 of 3 ranks fell); the mean cosine of two "
+    assert reading == ("  the 3 best cosines, mean 0.472 -> 0.396 (-0.076; the cosine at 3 of the 3 ranks fell); the mean cosine of two "
                        "random different sentences 0.043 -> 0.018 (-0.025): the neighbours' cosines fell more than random "
                        "pairs' mean cosine, by 0.051 (3 cosines of one query, no spread measured: a description of this "
                        "query, not a finding)")
@@ -363,4 +363,4 @@ def test_the_neighbours_cosines_are_read_against_the_shift_of_random_pairs():
     assert "moved against random pairs' mean cosine (" in neighbour_cosine_reading([0.4, 0.4], [0.41, 0.41], 0.043, 0.018)
     assert "held while random pairs' mean cosine moved (" in neighbour_cosine_reading([0.4, 0.4], [0.4, 0.4], 0.043, 0.018)
     assert neighbour_cosine_reading([0.4, 0.3], [0.5, 0.1], 0.02, 0.02).startswith(
-        "  the 2 best cosines, mean 0.350 -> 0.300 (-0.050; 1 of 2 ranks fell)")
+        "  the 2 best cosines, mean 0.350 -> 0.300 (-0.050; the cosine at 1 of the 2 ranks fell)")
