@@ -217,10 +217,10 @@ def level_of(value: float, uniform: float) -> str:
 # probability sits on one or a few examples instead of spreading over all the positives, as when each example's
 # own second view takes nearly all of it (what a loss asking only for that pair, SimCLR, trains toward), or at a
 # low temperature whichever example happens to lie closest.
-ABOVE_UNIFORM = ("above the uniform level means worse than telling no views apart: the loss is the mean -log of the "
-                 "probability the softmax gives each positive, and it exceeds log(2B-1) when that probability sits on one "
-                 "or a few examples (each example's own second view, say, or at a low temperature whichever lies "
-                 "closest) instead of spreading over all of its positives")
+ABOVE_UNIFORM = ("above the uniform level is a higher loss than a model that tells no views apart would get: the loss is "
+                 "the mean -log of the probability the softmax gives each positive, so it exceeds log(2B-1) when the "
+                 "positives get less than 1/(2B-1) each (a geometric mean), the rest going to other examples; which ones, "
+                 "these logged values do not say")
 
 
 _LOSS_NAMES = {"supcon": "SupCon", "simclr": "SimCLR", "released-supcon": "new_supcon"}  # recipe value -> printed
@@ -342,7 +342,7 @@ def per_seed_reading(seeds: Sequence[int], differences: Sequence[float], method:
         return line + ", so the seeds agree beyond coin tosses"
     if least >= 0.05:
         return (line + f"; with {up + down} seeds the test can give no less than {least:.0%}, so the signs alone cannot "
-                "settle it: the sizes of the differences must (below)")
+                "settle it: the sizes of the differences must")
     return line + ", so these seeds alone cannot say which method is higher"
 
 

@@ -37,7 +37,7 @@ def _alternating(title: str, inputs: str, embedding: str, modality: str) -> Diag
         {"inputs": Box(0, 0, inputs, "data"),
          "patches": Box(1, 0, embedding),
          "sentences": Box(0, 1, "sentence batch\n(each sentence twice)", "data"),
-         "words": Box(1, 1, "word embeddings\n(BERT's own)"),
+         "words": Box(1, 1, "word embeddings\n(the encoder's own)"),
          "shared": Box(2, 0, "shared Transformer layers\n(the sentence encoder's own)", "shared", rows=2),
          "modality_loss": Box(3, 0, f"SupCon x lambda ->\n{modality} AdamW (all weights)", "loss"),
          "text_loss": Box(3, 1, "InfoNCE ->\ntext AdamW (encoder)", "loss")},

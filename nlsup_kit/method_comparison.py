@@ -44,7 +44,8 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     with calibration seeds on the calibration's sentences are among the runs that made its ranges, and are said to be."""
     import numpy as np
 
-    from nlsup_kit.conclusions import against_prediction, gap_against_spread, gap_interval, settles_gap, sign_test, t_reach
+    from nlsup_kit.conclusions import (against_prediction, gap_against_spread, gap_interval, per_seed_reading,
+                                       settles_gap, t_reach)
     from nlsup_kit.models import native_pooling_config
     from nlsup_kit.paper import paper_scores
     from nlsup_kit.recipes import get_recipe
@@ -55,15 +56,11 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
              + ", ".join(f"{v - untrained:+.2f}" for v in values) + " points" for name, values in spread.items()]
     shared = min(len(values) for values in spread.values())
     differences = [a - b for a, b in zip(spread[method], spread["SimCSE"])]
-    per_seed = ", ".join(f"seed {seed} {d:+.2f}" for seed, d in zip(seeds, differences))
-    if shared > 1:
-        signs = {np.sign(round(d, 2)) for d in differences}
-        per_seed += (f" ({'they agree in sign' if len(signs) == 1 and 0 not in signs else 'they differ in sign'}; "
-                     f"{shared} seeds all one way happen by coin tosses with probability {sign_test(shared, 0):.0%}, "
-                     "two-sided, so agreement alone settles nothing)")
     paired = len(spread[method]) == len(spread["SimCSE"])
+    per_seed = (per_seed_reading(seeds[:shared], differences, method, "SimCSE") if shared > 1
+                else "Per seed: " + ", ".join(f"seed {seed} {d:+.2f}" for seed, d in zip(seeds, differences)))
     lines.append(gap_against_spread(spread, method, "SimCSE", paired)
-                 + f" Per seed ({shared} shared; one seed gives both methods the same text batches): {per_seed}."
+                 + f" One seed gives both methods the same text batches ({shared} shared). {per_seed}."
                  + after_gap)
     gap = float(np.mean(spread[method]) - np.mean(spread["SimCSE"]))
     published = float(np.mean(list(paper_scores(paper_method, tasks).values()))
@@ -71,9 +68,10 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     # the largest gap these runs leave open: the t interval's upper end, else the calibration seeds' widest gap
     interval = gap_interval(spread, method, "SimCSE", paired)
     baseline = recipe.name.rsplit("-", 1)[0] + "-simcse"
-    largest, bound_by = None, "these runs"
+    largest, bound_by, how = None, "these runs", ""
     if interval is not None:
         largest = gap + t_reach(*interval[1:])
+        how = f" (the t interval's upper end, {gap:+.2f} + {t_reach(*interval[1:]):.2f})"
     elif not kit_trainer and recipe.name in QUICK_SEED_GAINS:  # the calibration measured the kit's trainer only
         low, high = QUICK_SEED_GAINS[recipe.name]
         gains = [v - untrained for v in spread[method]]
@@ -84,7 +82,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     elif (recipe.name in QUICK_SEED_GAINS and baseline in QUICK_SEED_GAINS and list(tasks) == QUICK_TASKS
           and steps == CALIBRATION_STEPS):
         (method_low, method_high), (base_low, base_high) = QUICK_SEED_GAINS[recipe.name], QUICK_SEED_GAINS[baseline]
-        largest, bound_by = method_high - base_low, "the calibration runs"
+        largest, bound_by, how = method_high - base_low, "the calibration runs", " (their widest pair, above)"
         lines.append(f"Over {CALIBRATION} (nlsup_kit.notebook.QUICK_SEED_GAINS), the kit's trainer's gain over the starting model ranged "
                      f"{method_low:+.2f} to {method_high:+.2f} points for {recipe.name} and {base_low:+.2f} to {base_high:+.2f} "
                      f"for {baseline}: the largest gap any two of those runs show (unpaired, the extremes) is {largest:+.2f} "
@@ -98,11 +96,11 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     trained_before = ", already trained for sentence similarity" if native_pooling_config(recipe.model) else ""
     sign = ("its sign not established by these runs" if not settles_gap(spread, method, "SimCSE", paired) else
             "the same sign as the paper's" if np.sign(gap) == np.sign(published) else "the opposite sign to the paper's")
-    size = (f"; the largest gap {bound_by} leave open, {largest:+.2f}, is "
+    size = (f"; the largest gap {bound_by} leave open{how}, {largest:+.2f}, is "
             f"{'at least' if largest >= published else 'below'} the paper's" if largest is not None else "")
     lines.append(against_prediction(
-        f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here, {published:+.2f} in the authors' reported results on "
-        f"{', '.join(tasks)} ({sign}){size}; its size", None if largest is None else largest >= published,
+        f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here ({sign}), {published:+.2f} in the authors' reported "
+        f"results on {', '.join(tasks)}{size}; its size", None if largest is None else largest >= published,
         {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", "one epoch of wiki1m (15,626 steps)"),
          f"{recipe.modality} data": data, **setting_differences(recipe, paper), **(also or {})}))
     return lines

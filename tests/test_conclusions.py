@@ -121,15 +121,15 @@ def test_the_modality_loss_is_read_between_its_uniform_level_and_its_floor():
                     "last 2 3.000 (lower); uniform level 4.000 (every view alike, 30 examples of two views), floor 1.500 "
                     "(for 30 examples spread evenly over 10 classes, the lowest any batch's floor can be; a batch drawn at "
                     "random is rarely even, and its floor is higher): it started above the uniform level and ended below "
-                    "the uniform level, toward the floor, 1.500 above that lowest floor; above the uniform level means worse than "
-                    "telling no views apart: the loss is the mean -log of the probability the softmax gives each "
-                    "positive, and it exceeds log(2B-1) when that probability sits on one or a few examples (each "
-                    "example's own second view, say, or at a low temperature whichever lies closest) instead of "
-                    "spreading over all of its positives")
+                    "the uniform level, toward the floor, 1.500 above that lowest floor; above the uniform level is a "
+                    "higher loss than a model that tells no views apart would get: the loss is the mean -log of the "
+                    "probability the softmax gives each positive, so it exceeds log(2B-1) when the positives get less "
+                    "than 1/(2B-1) each (a geometric mean), the rest going to other examples; which ones, these logged "
+                    "values do not say")
     # 4.063 against 4.078: within 2% of the level, read as at it
     at_it = modality_loss_reading("SupCon", [0.4063, 0.4063], 0.1, {"uniform": 4.078, "floor": 1.609}, 30, 10, window=1)
     assert "ended at about the uniform level (within 2% of it, the kit's own line)" in at_it
-    assert "worse than telling" not in at_it  # nothing above the level to explain
+    assert "a higher loss than" not in at_it  # nothing above the level to explain
     # the last two: (0.45 + 0.43) / 2 / 0.1 = 4.4, above 4.0 and 2.9 above the floor
     still_above = modality_loss_reading("SupCon", [0.62, 0.58, 0.45, 0.43], 0.1, levels, 30, 10)
     assert "(lower)" in still_above and "ended above the uniform level, 2.900 above that lowest floor" in still_above
@@ -274,7 +274,7 @@ def test_per_seed_differences_are_read_by_their_signs():
     assert line == ("VisualCSE - SimCSE per seed: seed 42 +0.09, seed 1 +0.07, seed 2 +0.02; 3 of 3 seeds favour "
                     "VisualCSE, 0 SimCSE: coin tosses split 3 seeds at least this unevenly with probability 25% "
                     "(two-sided sign test); with 3 seeds the test can give no less than 25%, so the signs alone cannot "
-                    "settle it: the sizes of the differences must (below)")
+                    "settle it: the sizes of the differences must")
     assert per_seed_reading(range(6), [0.1] * 6, "A", "B").endswith("the seeds agree beyond coin tosses")
     # six seeds could reach 3%, but 4 of 6 one way is 69%
     assert per_seed_reading(range(6), [0.1] * 4 + [-0.1] * 2, "A", "B").endswith("these seeds alone cannot say which "
@@ -308,11 +308,15 @@ def test_a_method_gap_is_sized_against_the_largest_gap_the_runs_leave_open():
     assert "That bound comes from those runs" in method_readings(
         reports(SimCSE=[82.70, 82.75], VisualCSE=[82.79, 82.82]), [42, 1], 82.03, "VisualCSE", *args, text="0" * 16)[-2]
     assert "+3.18 in the authors' reported results" in two[-1]  # 80.03 - 76.85
-    assert "the largest gap the calibration runs leave open, +0.29, is below the paper's; its size: not what the source" in two[-1]
+    assert ("VisualCSE - SimCSE: +0.08 points here (its sign not established by these runs), +3.18 in the authors' "
+            "reported results") in two[-1]
+    assert ("the largest gap the calibration runs leave open (their widest pair, above), +0.29, is below the paper's; "
+            "its size: not what the source") in two[-1]
     # three seeds, per-seed differences 1, 3, 5: mean 3, sd 2, error 2 / sqrt(3), reach 4.303 x 1.155 = 4.97, upper end 7.97
     three = method_readings(reports(SimCSE=[80.0, 80.0, 80.0], VisualCSE=[81.0, 83.0, 85.0]), [42, 1, 2], 79.0,
                             "VisualCSE", *args)
-    assert "the largest gap these runs leave open, +7.97, is at least the paper's; its size: as the source predicts" in three[-1]
+    assert ("the largest gap these runs leave open (the t interval's upper end, +3.00 + 4.97), +7.97, is at least the "
+            "paper's; its size: as the source predicts") in three[-1]
     uncalibrated = dataclasses.replace(recipe, name="my-visualcse")   # a recipe of one's own: no calibration seeds
     other = method_readings(reports(SimCSE=[80.0, 80.2], VisualCSE=[81.0, 81.1]), [42, 1], 79.0, "VisualCSE",
                             uncalibrated, *args[1:])
