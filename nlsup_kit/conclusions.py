@@ -28,17 +28,20 @@ def compare(name: str, value: float, reference_name: str, reference: float, unit
     return shown + f"{abs(gap):.{digits}f}{unit} {'above' if gap > 0 else 'below'}"
 
 
-def change(quantity: str, before: float, after: float, better: str = "higher", tolerance: float = 0.0,
+def change(quantity: str, before: float, after: float, better: str | None = "higher", tolerance: float = 0.0,
            digits: int = 3) -> str:
-    """How ``quantity`` moved from ``before`` to ``after``, and whether that is better or worse."""
-    if better not in ("higher", "lower"):
-        raise ValueError(f"better must be 'higher' or 'lower', not {better!r}")
+    """How ``quantity`` moved from ``before`` to ``after``, and whether that is better or worse (``better`` None:
+    the direction only, where no source says which way is better)."""
+    if better not in ("higher", "lower", None):
+        raise ValueError(f"better must be 'higher', 'lower' or None, not {better!r}")
     gap = after - before
     if abs(gap) <= tolerance:
         verdict = "unchanged" + (f" (within {tolerance:g})" if tolerance else "")
+    elif better is None:
+        return f"{quantity} {before:.{digits}f} -> {after:.{digits}f}: {'higher' if gap > 0 else 'lower'}"
     else:
         verdict = "better" if (gap > 0) == (better == "higher") else "worse"
-    return f"{quantity} {before:.{digits}f} -> {after:.{digits}f}: {verdict} ({better} is better)"
+    return f"{quantity} {before:.{digits}f} -> {after:.{digits}f}: {verdict}" + (f" ({better} is better)" if better else "")
 
 
 def gap_interval(runs: Mapping[str, Sequence[float]], method: str, baseline: str,
@@ -99,8 +102,8 @@ def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baselin
                 f"how far its runs spread, and the kit reads a gap only from at least {MIN_RUNS_FOR_A_VERDICT} runs of each "
                 "(nlsup_kit.evaluation.MIN_RUNS_FOR_A_VERDICT), so no verdict from these runs alone.")
     _, error, freedom = interval
-    source = ("from the per-seed differences (each seed ran both methods)" if paired
-              else "from each method's spread over its runs")
+    source = ("from the per-seed differences (each seed ran both methods), unrounded" if paired
+              else "from each method's spread over its runs, unrounded")
     verdict = ("within it: these runs cannot tell the gap from the seeds' randomness" if abs(gap) <= reach
                else "beyond it: larger than the seeds' randomness would usually give")
     if abs(abs(gap) - reach) < EDGE * reach:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from nlsup_kit.notebook import (CALIBRATION, CALIBRATION_SEEDS, CALIBRATION_STEPS, CALIBRATION_TEXT, QUICK_SEED_GAINS,
-                                QUICK_TASKS)
+                                QUICK_TASKS, text_trained_on)
 
 if TYPE_CHECKING:
     from nlsup_kit.evaluation import StsReport
@@ -60,7 +60,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     per_seed = (per_seed_reading(seeds[:shared], differences, method, "SimCSE") if shared > 1
                 else "Per seed: " + ", ".join(f"seed {seed} {d:+.2f}" for seed, d in zip(seeds, differences)))
     lines.append(gap_against_spread(spread, method, "SimCSE", paired)
-                 + f" One seed gives both methods the same text batches ({shared} shared). {per_seed}."
+                 + f" Each seed gives both methods the same text batches ({shared} paired seeds). {per_seed}."
                  + after_gap)
     gap = float(np.mean(spread[method]) - np.mean(spread["SimCSE"]))
     published = float(np.mean(list(paper_scores(paper_method, tasks).values()))
@@ -88,7 +88,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
                      f"for {baseline}: the largest gap any two of those runs show (unpaired, the extremes) is {largest:+.2f} "
                      "points. "
                      + (f"This notebook's runs (seeds {', '.join(str(s) for s in seeds)}, trained on those same sentences, "
-                        f"fingerprint {text}) are among those runs: the bound describes them, it is no evidence beyond them."
+                        f"fingerprint {text}, a hash of the sentences) are among those runs: the bound describes them, it is no evidence beyond them."
                         if text == CALIBRATION_TEXT and set(seeds) <= set(CALIBRATION_SEEDS) else
                         "That bound comes from those runs, not from this notebook's; runs on other sentences may spread "
                         "otherwise."))
@@ -102,5 +102,6 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
         f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here ({sign}), {published:+.2f} in the authors' reported "
         f"results on {', '.join(tasks)}{size}; its size", None if largest is None else largest >= published,
         {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", "one epoch of wiki1m (15,626 steps)"),
+         **({"text": (text_trained_on(recipe, text), "wiki1m's million sentences")} if text else {}),
          f"{recipe.modality} data": data, **setting_differences(recipe, paper), **(also or {})}))
     return lines

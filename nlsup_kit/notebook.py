@@ -46,11 +46,10 @@ def trained_text(run) -> str | None:
     return text.get("fingerprint")
 
 
-def text_trained_on(recipe, run) -> str:
-    """What ``run`` trained on, for a difference printed beside the paper's text: the calibration's sample by name
-    (its fingerprint says it is that file), any other text by its recipe name and fingerprint."""
+def text_trained_on(recipe, text: str | None) -> str:
+    """What a run of ``recipe`` trained on (``text``: its fingerprint, :func:`trained_text`), for a difference printed
+    beside the paper's text: the calibration's sample by name, any other text by its recipe name and fingerprint."""
     count = f"the first {recipe.max_text_examples:,}" if recipe.max_text_examples else "all"
-    text = trained_text(run)
     if text == CALIBRATION_TEXT:
         return f"{count} sentences of {CALIBRATION_SAMPLE}"
     return f"{count} sentences of {recipe.text_data!r}" + (f" (fingerprint {text})" if text else "")
@@ -73,7 +72,7 @@ def calibration_reading(change: float, recipe_name: str, table: str = "QUICK_SEE
                                      "how far seeds spread here)"))
     line = (f"over {CALIBRATION_SUPERVISED if recipe_name.endswith('supervised') else CALIBRATION} (nlsup_kit.notebook.{table}), this change ranged {low:+.{digits}f} to {high:+.{digits}f} "
             "points, and " + (f"this run, seed {seed}"
-                              + (f", trained on those same sentences (fingerprint {text})" if text == CALIBRATION_TEXT else "")
+                              + (f", trained on those same sentences (fingerprint {text}, a hash of the sentences)" if text == CALIBRATION_TEXT else "")
                               + ", is one of those runs" if seed in CALIBRATION_SEEDS and same_text else where))
     if low < 0 < high:
         return line + ": a range that holds both signs, so one run cannot say whether training moved it up or down"
@@ -307,8 +306,9 @@ def loss_at_the_end(run, recipe, classes: int, window: int = 5, there: str | Non
     logged = [m["modality_loss"] for m in read_metrics(run.output_dir) if "modality_loss" in m]
     start, end = (float(np.mean(part)) / recipe.modality_loss_weight for part in (logged[:window], logged[-window:]))
     levels = loss_levels(recipe.modality_loss, recipe.modality_batch_size, classes)
-    above = ("; a loss above it puts the softmax's probability on a few examples instead of spreading it over all "
-             "the positives" if end > levels["uniform"] * (1 + AT_THE_LEVEL) else "")
+    above = ("; a loss above it gives the positives less than 1/(2B-1) of the softmax each (a geometric mean), the "
+             "rest going to other examples, which the logged values do not name" if end > levels["uniform"] * (1 + AT_THE_LEVEL)
+             else "")
     return {f"the {recipe.modality} loss at the run's end (mean of its last {min(window, len(logged))} logged steps)":
             (f"{end:.3f} (its first {min(window, len(logged))} logged steps: {start:.3f}), {level_of(end, levels['uniform'])} "
              f"{levels['uniform']:.3f} (log(2B-1), B = {recipe.modality_batch_size} examples of two views: every view "

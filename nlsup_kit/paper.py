@@ -14,6 +14,7 @@ Files are read at the pinned commits :data:`COMMITS`, so line numbers stay valid
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nlsup_kit.data.senteval import STS_TASKS
@@ -467,13 +468,20 @@ def beside_published(recipe: str, measured: dict[str, float]) -> str:
                       f"({source}):", *rows])
 
 
-def own_run_commands(family: str = "bert-base") -> str:
-    """What would produce the kit's own GPU numbers for ``family``, which the kit has not produced yet."""
+def own_run_commands(family: str = "bert-base", seeds: Sequence[int] = (42, 1, 2)) -> str:
+    """What would produce the kit's own GPU numbers for ``family``, which the kit has not produced yet: every
+    method over several ``seeds``, since one run per method cannot measure how far its runs spread."""
+    loop = " ".join(str(seed) for seed in seeds)
+
+    def over_seeds(recipe: str) -> str:
+        return (f"    for seed in {loop}; do nlsup train --recipe {recipe} --set seed=$seed --output-dir "
+                f"build/runs/{recipe}-seed$seed && nlsup eval-sts --model build/runs/{recipe}-seed$seed/best; done")
+
+    methods = ("simcse", "visualcse", "audiocse")
     return "\n".join([
-        "the kit's own numbers: not run yet on a GPU. To produce them:",
-        "  class mode (sized for one free Colab T4 session, projected): run this notebook on a GPU runtime "
+        f"the kit's own numbers: not run yet on a GPU. To produce them, {len(seeds)} seeds of every method:",
+        "  class mode (sized for one free Colab T4 session per run, projected): run this notebook on a GPU runtime "
         "(MODE is class there), or",
-        "    nlsup train --recipe class-simcse && nlsup eval-sts --model build/runs/class-simcse/best",
+        *(over_seeds(f"class-{method}") for method in methods),
         "  full mode (the paper's settings, hours per run):",
-        *(f"    nlsup train --recipe {method}-{family} && nlsup eval-sts --model build/runs/{method}-{family}/best"
-          for method in ("simcse", "visualcse", "audiocse"))])
+        *(over_seeds(f"{method}-{family}") for method in methods)])

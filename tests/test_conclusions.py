@@ -22,6 +22,9 @@ def test_change_knows_which_direction_is_better():
     assert "unchanged" in change("accuracy", 0.65, 0.651, tolerance=0.005)
     with pytest.raises(ValueError):
         change("x", 0, 1, better="up")
+    # no source says which way is better: the direction only
+    assert change("mean cosine", 0.043, 0.018, better=None) == "mean cosine 0.043 -> 0.018: lower"
+    assert change("mean cosine", 0.043, 0.043, better=None) == "mean cosine 0.043 -> 0.043: unchanged"
 
 
 def test_gap_against_spread_sets_the_gap_of_means_beside_a_t_interval():
@@ -30,7 +33,7 @@ def test_gap_against_spread_sets_the_gap_of_means_beside_a_t_interval():
     runs = {"SimCSE": [76.0, 76.8, 76.4], "VisualCSE": [76.5, 76.9, 76.7]}
     assert gap_against_spread(runs, "VisualCSE", "SimCSE") == (
         "VisualCSE - SimCSE: +0.30 points (VisualCSE mean of 3 runs, SimCSE mean of 3 runs; from the unrounded scores); from each method's spread "
-        "over its runs, the gap has a standard error of 0.258 points, and with 2 degrees of freedom a 95% interval "
+        "over its runs, unrounded, the gap has a standard error of 0.258 points, and with 2 degrees of freedom a 95% interval "
         "reaches +-1.11 (t = 4.30): the gap is within it: these runs cannot tell the gap from the seeds' randomness.")
     # +2.10 against sqrt((0.0033 + 0.01) / 3) = 0.067, times 4.30: 0.29
     assert gap_against_spread({"A": [70.0, 70.1, 70.0], "B": [72.0, 72.2, 72.1]}, "B", "A").endswith(
@@ -41,7 +44,7 @@ def test_gap_against_spread_sets_the_gap_of_means_beside_a_t_interval():
     assert gap_against_spread(shared, "B", "A").endswith("the gap is within it: these runs cannot tell the gap from "
                                                          "the seeds' randomness.")
     assert gap_against_spread(shared, "B", "A", paired=True).endswith(
-        "from the per-seed differences (each seed ran both methods), the gap has a standard error of 0.033 points, and "
+        "from the per-seed differences (each seed ran both methods), unrounded, the gap has a standard error of 0.033 points, and "
         "with 2 degrees of freedom a 95% interval reaches +-0.14 (t = 4.30): the gap is beyond it: larger than the "
         "seeds' randomness would usually give.")
     # per-seed differences 0.08 -+ 0.0318: reach t(2) 4.3027 x 0.0318 / sqrt(3) = 0.0790, which prints as the gap's
@@ -183,7 +186,7 @@ def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
     other = calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42, text="0123456789abcdef")
     assert "one of those runs" not in other and "inside that range (this run trained on other sentences, so the " \
         "range is only a rough guide" in other
-    assert f"seed 42, trained on those same sentences (fingerprint {CALIBRATION_TEXT}), is one of those runs" in \
+    assert f"seed 42, trained on those same sentences (fingerprint {CALIBRATION_TEXT}, a hash of the sentences), is one of those runs" in \
         calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42, text=CALIBRATION_TEXT)
     # a run on triples is read beside the supervised calibration, which trained on those triples, not on Wikipedia
     supervised = calibration_reading(0.8, "quick-simcse supervised", "QUICK_SEED_GAINS", digits=2, seed=42)
@@ -304,7 +307,7 @@ def test_a_method_gap_is_sized_against_the_largest_gap_the_runs_leave_open():
     ours = method_readings(reports(SimCSE=[82.70, 82.75], VisualCSE=[82.79, 82.82]), [42, 1], 82.03, "VisualCSE", *args,
                            text=CALIBRATION_TEXT)
     assert ours[-2].endswith(f"This notebook's runs (seeds 42, 1, trained on those same sentences, fingerprint "
-                             f"{CALIBRATION_TEXT}) are among those runs: the bound describes them, it is no evidence beyond them.")
+                             f"{CALIBRATION_TEXT}, a hash of the sentences) are among those runs: the bound describes them, it is no evidence beyond them.")
     assert "That bound comes from those runs" in method_readings(
         reports(SimCSE=[82.70, 82.75], VisualCSE=[82.79, 82.82]), [42, 1], 82.03, "VisualCSE", *args, text="0" * 16)[-2]
     assert "+3.18 in the authors' reported results" in two[-1]  # 80.03 - 76.85

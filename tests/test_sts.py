@@ -174,7 +174,9 @@ def test_the_commands_for_the_kits_own_gpu_numbers_name_every_method_of_the_fami
     text = own_run_commands("roberta-base")
     assert "not run yet on a GPU" in text
     for method in ("simcse", "visualcse", "audiocse"):
-        assert f"nlsup train --recipe {method}-roberta-base && nlsup eval-sts" in text
+        for recipe in (f"{method}-roberta-base", f"class-{method}"):
+            assert (f"for seed in 42 1 2; do nlsup train --recipe {recipe} --set seed=$seed --output-dir "
+                    f"build/runs/{recipe}-seed$seed && nlsup eval-sts --model build/runs/{recipe}-seed$seed/best; done") in text
         assert get_recipe(f"{method}-roberta-base").model == "roberta-base"
     assert round(sum(list(SUPERVISED_SIMCSE_BERT_BASE.values())[:7]) / 7, 2) == SUPERVISED_SIMCSE_BERT_BASE["avg"]
 
