@@ -62,7 +62,8 @@ def simcse_trainer(model, sentences: list[str], recipe: Recipe, output_dir: str 
                     dataloader_drop_last=True, learning_rate=recipe.learning_rate, lr_scheduler_type="linear",
                     warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, optim="adamw_torch",
                     logging_steps=recipe.log_steps, save_strategy="no",
-                    report_to=[], seed=recipe.seed, disable_tqdm=True)
+                    report_to=[], seed=recipe.seed, disable_tqdm=True,
+                    dataloader_pin_memory=torch.cuda.is_available())  # pinned memory helps a GPU copy only
     trainer = SentenceTransformerTrainer(
         model=model, args=SentenceTransformerTrainingArguments(**{**settings, **arguments}),
         train_dataset=Dataset.from_dict({"anchor": sentences, "positive": sentences}),
