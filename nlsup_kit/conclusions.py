@@ -30,17 +30,15 @@ def compare(name: str, value: float, reference_name: str, reference: float, unit
 
 def change(quantity: str, before: float, after: float, better: str | None = "higher", tolerance: float = 0.0,
            digits: int = 3) -> str:
-    """How ``quantity`` moved from ``before`` to ``after``, and whether that is better or worse (``better`` None:
-    the direction only, where no source says which way is better)."""
+    """How ``quantity`` moved, and whether that is better (``better`` None: the direction only, no source says)."""
     if better not in ("higher", "lower", None):
         raise ValueError(f"better must be 'higher', 'lower' or None, not {better!r}")
     gap = after - before
     if abs(gap) <= tolerance:
         verdict = "unchanged" + (f" (within {tolerance:g})" if tolerance else "")
-    elif better is None:
-        return f"{quantity} {before:.{digits}f} -> {after:.{digits}f}: {'higher' if gap > 0 else 'lower'}"
     else:
-        verdict = "better" if (gap > 0) == (better == "higher") else "worse"
+        verdict = ("higher" if gap > 0 else "lower") if better is None else (
+            "better" if (gap > 0) == (better == "higher") else "worse")
     return f"{quantity} {before:.{digits}f} -> {after:.{digits}f}: {verdict}" + (f" ({better} is better)" if better else "")
 
 
@@ -370,8 +368,7 @@ def units_moved_reading(before: Mapping[str, float], after: Mapping[str, float],
 
 
 def augmentation_reading(effects: Mapping[str, float], images: str, floor: float = 1 / 255) -> str:
-    """Which augmentation steps act on ``images``: a step whose mean pixel change stays below ``floor`` (one
-    level of an 8-bit image) leaves them as they were, so the two views differ through the others only."""
+    """Which augmentation steps act on ``images``: one whose mean pixel change is below ``floor`` (an 8-bit level) does not."""
     idle = [name for name, changed in effects.items() if changed < floor]
     acting = [name for name in effects if name not in idle]
     if not idle:
