@@ -30,17 +30,24 @@ class AudioPatchEmbedding(nn.Module):
         return self.dropout(torch.cat([cls, patches], dim=1))
 
 
+def fbank_squares(fbank: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """A (B, frames, mel) fbank's whole ``patch_size`` squares, (B, patches, patch_size, patch_size), in the order
+    :class:`AudioPatchEmbedding` reads them: mel bands down, time across."""
+    batch, frames, mel = fbank.shape
+    rows, columns = mel // patch_size, frames // patch_size
+    image = fbank.transpose(1, 2)[:, : rows * patch_size, : columns * patch_size]
+    return image.reshape(batch, rows, patch_size, columns, patch_size).permute(0, 1, 3, 2, 4).reshape(
+        batch, rows * columns, patch_size, patch_size)
+
+
 def shuffled_patches(fbank: torch.Tensor, patch_size: int, order: torch.Tensor) -> torch.Tensor:
     """A (B, frames, mel) fbank with its whole ``patch_size`` squares moved: the square that
     :class:`AudioPatchEmbedding` reads as patch ``order[k]`` goes where it reads patch ``k``. Moving squares of the
     input, not rows of the tokens, tests the whole audio branch: does anything in it carry where a patch was?"""
     batch, frames, mel = fbank.shape
-    rows, columns = mel // patch_size, frames // patch_size  # the embedding's grid: mel bands down, time across
-    image = fbank.transpose(1, 2)[:, : rows * patch_size, : columns * patch_size]
-    blocks = image.reshape(batch, rows, patch_size, columns, patch_size).permute(0, 1, 3, 2, 4).reshape(
-        batch, rows * columns, patch_size, patch_size)[:, order]
-    moved = blocks.reshape(batch, rows, columns, patch_size, patch_size).permute(0, 1, 3, 2, 4).reshape(
-        batch, rows * patch_size, columns * patch_size)
+    rows, columns = mel // patch_size, frames // patch_size
+    moved = fbank_squares(fbank, patch_size)[:, order].reshape(batch, rows, columns, patch_size, patch_size).permute(
+        0, 1, 3, 2, 4).reshape(batch, rows * patch_size, columns * patch_size)
     result = fbank.clone()
     result.transpose(1, 2)[:, : rows * patch_size, : columns * patch_size] = moved
     return result
