@@ -5,7 +5,6 @@ helpers, so the words can never say more than, or other than, the numbers (one p
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -163,10 +162,9 @@ SATURATED = 0.1  # the kit's own line: a text loss starting below this share of 
 
 
 def loss_course(logged: Sequence[float], log_b: float, steps: int, window: int = 5) -> str:
-    """The text loss's course over a run, read against log B (the loss of a model that cannot tell the batch
-    apart). Every step draws a new batch, so one step against another compares two batches' sentences: the
-    reading compares the means of the first and the last ``window`` logged steps. A loss that starts below
-    :data:`SATURATED` of log B is saturated: its changes are too small to read."""
+    """The text loss's course over a run, read against log B (the loss of a model that cannot tell the batch apart).
+    Each step draws a new batch, so the reading compares the means of the first and the last ``window`` logged
+    steps. A loss that starts below :data:`SATURATED` of log B is saturated: its changes are too small to read."""
     n = max(1, min(window, len(logged) // 2))
     first, last = float(np.mean(logged[:n])), float(np.mean(logged[-n:]))
     share = f"{last / log_b:.1%} of" if last / log_b >= 0.001 else f"{last / log_b:.1e} times"
@@ -174,8 +172,9 @@ def loss_course(logged: Sequence[float], log_b: float, steps: int, window: int =
             else f"first logged step {first:.3g}, last {last:.3g}")
     line = f"Over the {steps} steps the text loss, {ends} ({share} log B): "
     if first < SATURATED * log_b:
-        return line + (f"below {SATURATED:g} x log B from the start (the kit's own line), it was saturated: the model "
-                       "already told each sentence's second view from the rest of its batch, so its change is not read")
+        return line + (f"below {SATURATED:g} x log B from the start (the kit's own line), it was saturated: the model already told each "
+                       "sentence's second view from the rest of its batch, so its change is not read (the weights still move: "
+                       "AdamW's step size is set by its learning rate, not by the loss's size)")
     return line + ("it fell: on the last steps' batches the two views of each sentence stood out from the rest of the "
                    "batch more than on the first steps'" if last < first else "it did not fall over these steps")
 
@@ -251,76 +250,6 @@ def modality_loss_reading(loss: str, logged: Sequence[float], weight: float, lev
             + (f"; {ABOVE_UNIFORM}" if max(first, last) > uniform * (1 + AT_THE_LEVEL) else ""))
 
 
-UNSPACED_WORDS_PER_UNIT = 3  # a text with fewer space-separated words a unit is written without spaces (Chinese)
-
-
-def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference: str = "en") -> list[str]:
-    """One :func:`nlsup_kit.analysis.tokenizer_report` read against what BERT's sources predict of an English
-    uncased vocabulary: other languages cut into more pieces, less of them kept within ``max_length`` tokens,
-    characters it lacks as the unknown token, accented letters stripped. Each prediction gets one line."""
-    others = {language: r for language, r in report.items() if language != reference}
-    base = report[reference]
-
-    def span(key: str, scale: float, unit: str) -> str:
-        low, high = min(others, key=lambda l: others[l][key]), max(others, key=lambda l: others[l][key])
-        return f"{low} {scale * others[low][key]:.{2 if unit == 'x' else 1}f}{unit} to {high} {scale * others[high][key]:.{2 if unit == 'x' else 1}f}{unit}"
-
-    longer = [language for language, r in others.items() if r["ratio"] > 1.0]
-    mostly_unknown = {language: r["unknown"] for language, r in others.items() if r["unknown"] >= 0.1}
-    caveat = "".join(f"; {language}'s pieces are {100 * u:.1f}% the unknown token, so its count and its kept share measure "
-                     "unknown tokens more than cut words" for language, u in mostly_unknown.items())
-    lines = [against_prediction(f"pieces: {len(longer)} of {len(others)} languages take more pieces than {reference} for the "
-                                f"same text ({span('ratio', 1, 'x')}){caveat}", len(longer) == len(others),
-                                {"languages no longer than " + reference: (", ".join(sorted(set(others) - set(longer))), "none")})]
-    if "per_word" in base:  # the cut itself, apart from how many words a language says it in
-        unspaced = sorted(language for language, r in others.items() if r["words_per_unit"] < UNSPACED_WORDS_PER_UNIT)
-        spaced = {language: r for language, r in others.items() if language not in unspaced}
-        finer = [language for language, r in spaced.items() if r["per_word"] > base["per_word"]]
-        low, high = min(spaced, key=lambda l: spaced[l]["per_word"]), max(spaced, key=lambda l: spaced[l]["per_word"])
-        left_out = (f"; {', '.join(unspaced)} left out, written without spaces between words (under "
-                    f"{UNSPACED_WORDS_PER_UNIT} space-separated words a unit)" if unspaced else "")
-        lines.append(against_prediction(
-            f"pieces per word: {reference} {base['per_word']:.2f}; {len(finer)} of {len(spaced)} others cut their words "
-            f"finer ({low} {spaced[low]['per_word']:.2f} to {high} {spaced[high]['per_word']:.2f}){left_out}",
-            len(finer) == len(spaced), {"languages cut no finer than " + reference: (", ".join(sorted(set(spaced) - set(finer))), "none")}))
-    shorter = [language for language, r in others.items() if r["kept"] < base["kept"]]
-    own_cut = f" (its units run longer than {max_length} pieces too)" if base["kept"] < 1 else ""
-    lines.append(against_prediction(f"kept in {max_length} tokens: {reference} itself keeps {100 * base['kept']:.1f}% of a unit on "
-                                    f"average{own_cut}; {len(shorter)} of {len(others)} others keep less ({span('kept', 100, '%')})",
-                                    len(shorter) == len(others),
-                                    {"languages that keep as much as " + reference: (", ".join(sorted(set(others) - set(shorter))), "none")}))
-    unknown = {language: r["unknown"] for language, r in report.items() if r["unknown"] > 0}
-    whole = [language for language in report if language not in unknown]
-    lines.append("unknown pieces: " + (", ".join(f"{l} {100 * u:.1f}%" for l, u in unknown.items()) if unknown else "none")
-                 + (f"; {', '.join(whole)} 0%: every word of theirs was cut into pieces the vocabulary holds, so their letters are in it"
-                    if whole else "") + " (WordPiece gives the unknown token to a word it cannot cut into known pieces)")
-    changed = {language: r["changed_words"] for language, r in report.items() if "changed_words" in r}
-    if changed:
-        marked = sorted(language for language, r in report.items() if r.get("changed_characters"))
-        moved = sorted(language for language, share in changed.items() if share > 0)
-        lines.append(against_prediction(
-            "word occurrences the normaliser changes beyond lower-casing: "
-            + ", ".join(f"{language} {100 * share:.1f}%" for language, share in changed.items())
-            + f"; the languages with changed words: {', '.join(moved) or 'none'}", moved == marked,
-            {"languages whose letters it changes (listed below)": (", ".join(marked) or "none", "the same languages")}))
-    for language, r in report.items():
-        changes = r.get("changed_characters", {})
-        if not changes:
-            continue
-        marked = {c: n for c, n in changes.items() if " WITH " in unicodedata.name(c, "")}
-        own = {c: n for c, n in changes.items() if c not in marked}
-        listing = ", ".join(f"{c}->{n}" for c, n in changes.items())
-        line = f"normaliser, {language}: {listing}"
-        if own:
-            line += ("; Unicode names " + "; ".join(f"{c} {unicodedata.name(c, '?')}" for c in own)
-                     + ": a letter of its own name, not a letter WITH a mark, changed all the same (the normaliser drops every "
-                     "combining mark after Unicode decomposition, NFD: google-research/bert, tokenization.py, _run_strip_accents)")
-        else:
-            line += " (each a letter WITH a mark in its Unicode name: the 'accent markers' that BERT's README says the uncased model strips)"
-        lines.append(line)
-    return lines
-
-
 def sign_test(up: int, down: int) -> float:
     """Two-sided sign test: how often fair coin tosses split ``up + down`` moves at least as unevenly."""
     from math import comb
@@ -345,26 +274,6 @@ def per_seed_reading(seeds: Sequence[int], differences: Sequence[float], method:
         return (line + f"; with {up + down} seeds the test can give no less than {least:.0%}, so the signs alone cannot "
                 "settle it: the sizes of the differences must")
     return line + ", so these seeds alone cannot say which method is higher"
-
-
-def units_moved_reading(before: Mapping[str, float], after: Mapping[str, float], units: int) -> str:
-    """Per-language retrieval (percent of ``units`` items) before and after: how many items moved, in which
-    direction, and whether one text of ``units`` items can tell such a move from chance (a move of one or two items
-    in a language is within what it resolves; a sign test asks whether the directions agree beyond coin tosses)."""
-    moves = {language: round((after[language] - before[language]) * units / 100) for language in before}
-    down, up = [l for l, m in moves.items() if m < 0], [l for l, m in moves.items() if m > 0]
-    widest = max(abs(m) for m in moves.values())
-    n = len(down) + len(up)
-    p = sign_test(len(up), len(down))
-    line = (f"in units: {sum(moves.values()):+d} of {len(moves) * units} retrievals; {len(down)} languages lost units"
-            f"{' (' + ', '.join(down) + ')' if down else ''}, {len(up)} gained{' (' + ', '.join(up) + ')' if up else ''}, "
-            f"{len(moves) - n} unchanged; at most {widest} in one language")
-    if n:
-        line += (f". {max(len(down), len(up))} of {n} moves went one way, which coin tosses give with probability {p:.0%} "
-                 "(two-sided sign test)")
-    if widest <= 2 and p >= 0.05:
-        return line + ": below what one text resolves, so this text cannot say that training moved the other languages."
-    return line + ": more than one text of this size resolves by chance."
 
 
 def augmentation_reading(effects: Mapping[str, float], images: str, floor: float = 1 / 255) -> str:

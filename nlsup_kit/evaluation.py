@@ -211,7 +211,9 @@ class DifferenceInterval:
             verdict = "the interval contains 0, so these runs cannot tell the two methods apart"
         elif runs == 1:
             verdict = (f"the interval excludes 0: on other test pairs like these this run of {better} would likely still "
-                       f"score higher (more than {self.confidence:.0%} of the resamples of the pairs favour it); "
+                       f"score higher (at least {(1 + self.confidence) / 2:.1%} of the resamples of the pairs favour it: "
+                       f"the interval's end nearer 0, beyond which {(1 - self.confidence) / 2:.1%} of them fall, is on "
+                       "its side of 0); "
                        "one run per method says nothing about other seeds")
         elif runs < MIN_RUNS_FOR_A_VERDICT:
             verdict = (f"the interval excludes 0, but {runs} runs per method resample the seeds too coarsely for a "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from nlsup_kit.notebook import (CALIBRATION, CALIBRATION_SEEDS, CALIBRATION_STEPS, CALIBRATION_TEXT, QUICK_SEED_GAINS,
+from nlsup_kit.notebook import (CALIBRATION_RUNS, CALIBRATION_SEEDS, CALIBRATION_STEPS, CALIBRATION_TEXT, QUICK_SEED_GAINS,
                                 QUICK_TASKS, text_trained_on)
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     from nlsup_kit.conclusions import (against_prediction, gap_against_spread, gap_interval, per_seed_reading,
                                        settles_gap, t_reach)
     from nlsup_kit.models import native_pooling_config
-    from nlsup_kit.paper import paper_scores
+    from nlsup_kit.paper import PAPER_ROWS_ALSO_IN, paper_scores
     from nlsup_kit.recipes import get_recipe
 
     spread = {name: [report.mean_spearman for report in runs] for name, runs in reports.items()}
@@ -60,7 +60,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     per_seed = (per_seed_reading(seeds[:shared], differences, method, "SimCSE") if shared > 1
                 else "Per seed: " + ", ".join(f"seed {seed} {d:+.2f}" for seed, d in zip(seeds, differences)))
     lines.append(gap_against_spread(spread, method, "SimCSE", paired)
-                 + f" Each seed gives both methods the same text batches ({shared} paired seeds). {per_seed}."
+                 + f" Each seed gives both methods the same text batches ({shared} paired seed{'s' if shared > 1 else ''}). {per_seed}."
                  + after_gap)
     gap = float(np.mean(spread[method]) - np.mean(spread["SimCSE"]))
     published = float(np.mean(list(paper_scores(paper_method, tasks).values()))
@@ -83,7 +83,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
           and steps == CALIBRATION_STEPS):
         (method_low, method_high), (base_low, base_high) = QUICK_SEED_GAINS[recipe.name], QUICK_SEED_GAINS[baseline]
         largest, bound_by, how = method_high - base_low, "the calibration runs", " (their widest pair, above)"
-        lines.append(f"Over {CALIBRATION} (nlsup_kit.notebook.QUICK_SEED_GAINS), the kit's trainer's gain over the starting model ranged "
+        lines.append(f"Over the kit's calibration runs (nlsup_kit.notebook.QUICK_SEED_GAINS: {CALIBRATION_RUNS}), the kit's trainer's gain over the starting model ranged "
                      f"{method_low:+.2f} to {method_high:+.2f} points for {recipe.name} and {base_low:+.2f} to {base_high:+.2f} "
                      f"for {baseline}: the largest gap any two of those runs show (unpaired, the extremes) is {largest:+.2f} "
                      "points. "
@@ -92,15 +92,16 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
                         if text == CALIBRATION_TEXT and set(seeds) <= set(CALIBRATION_SEEDS) else
                         "That bound comes from those runs, not from this notebook's; runs on other sentences may spread "
                         "otherwise."))
-    paper = get_recipe(paper_method)
+    paper, row = get_recipe(paper_method), PAPER_ROWS_ALSO_IN[paper_method]
     trained_before = ", already trained for sentence similarity" if native_pooling_config(recipe.model) else ""
     sign = ("its sign not established by these runs" if not settles_gap(spread, method, "SimCSE", paired) else
             "the same sign as the paper's" if np.sign(gap) == np.sign(published) else "the opposite sign to the paper's")
     size = (f"; the largest gap {bound_by} leave open{how}, {largest:+.2f}, is "
             f"{'at least' if largest >= published else 'below'} the paper's" if largest is not None else "")
     lines.append(against_prediction(
-        f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here ({sign}), {published:+.2f} in the authors' reported "
-        f"results on {', '.join(tasks)}{size}; its size", None if largest is None else largest >= published,
+        f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here ({sign}), {published:+.2f} in the published results on "
+        f"{', '.join(tasks)} ({paper_method}: {row.repo} {row.file} line {row.line}; simcse-bert-base: SimCSE's paper, "
+        f"arXiv 2104.08821v4, Table 5){size}; its size", None if largest is None else largest >= published,
         {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", "one epoch of wiki1m (15,626 steps)"),
          **({"text": (text_trained_on(recipe, text), "wiki1m's million sentences")} if text else {}),
          f"{recipe.modality} data": data, **setting_differences(recipe, paper), **(also or {})}))

@@ -29,8 +29,8 @@ QUICK_SEED_GAINS = {"quick-simcse": (0.50, 0.72), "quick-visualcse": (0.50, 0.79
 QUICK_SEED_KNN_CHANGES = {"quick-visualcse": (1.7, 9.9), "quick-audiocse": (-1.7, 2.9)}
 CALIBRATION_SAMPLE = ("a 16,926-line English Wikipedia sample (from the article sample in gensim's test data; the kit's "
                       "`wiki` download online is wiki1m's head, other sentences)")
-CALIBRATION = ("the kit's calibration runs (seeds 1, 2, 3 and 42 of the quick recipes, on the first 640 sentences of a "
-               "16,926-line Wikipedia sample)")  # where it came from: CALIBRATION_SAMPLE, printed once, in notebook 1
+CALIBRATION_RUNS = "seeds 1, 2, 3 and 42 of the quick recipes, on the first 640 sentences of a 16,926-line Wikipedia sample"
+CALIBRATION = f"the kit's calibration runs ({CALIBRATION_RUNS})"  # the sample: CALIBRATION_SAMPLE, printed once, in notebook 1
 CALIBRATION_SUPERVISED = "seeds 1, 2, 3 and 42 of the quick supervised run on sick-nli's triples"
 CALIBRATION_SEEDS = (1, 2, 3, 42)
 CALIBRATION_STEPS = 20  # the quick runs' length when the ranges were measured (the notebooks' STEPS)
@@ -56,11 +56,12 @@ def text_trained_on(recipe, text: str | None) -> str:
 
 
 def calibration_reading(change: float, recipe_name: str, table: str = "QUICK_SEED_KNN_CHANGES", digits: int = 1,
-                        seed: int | None = None, text: str | None = None) -> str:
+                        seed: int | None = None, text: str | None = None, again: bool = False) -> str:
     """A run's change beside the range the calibration seeds gave the same recipe (``table``: the name of
     :data:`QUICK_SEED_GAINS` or :data:`QUICK_SEED_KNN_CHANGES`), or "" where none is recorded. A run whose ``seed``
     is one of :data:`CALIBRATION_SEEDS` and whose ``text`` (:func:`trained_text`) is the calibration's is one of the
-    runs that made the range: said so, not read as evidence. Trained on other text, the range is a rough guide."""
+    runs that made the range: said so, not read as evidence. Trained on other text, the range is a rough guide.
+    ``again``: the cell has already said what the calibration runs are, so this line refers back to them."""
     recorded = {"QUICK_SEED_GAINS": QUICK_SEED_GAINS, "QUICK_SEED_KNN_CHANGES": QUICK_SEED_KNN_CHANGES}[table]
     if recipe_name not in recorded:
         return ""
@@ -70,10 +71,13 @@ def calibration_reading(change: float, recipe_name: str, table: str = "QUICK_SEE
     where = (f"this run's lies {'inside' if low - slack <= change <= high + slack else 'outside'} that range"
              + ("" if same_text else " (this run trained on other sentences, so the range is only a rough guide to "
                                      "how far seeds spread here)"))
-    line = (f"over {CALIBRATION_SUPERVISED if recipe_name.endswith('supervised') else CALIBRATION} (nlsup_kit.notebook.{table}), this change ranged {low:+.{digits}f} to {high:+.{digits}f} "
-            "points, and " + (f"this run, seed {seed}"
-                              + (f", trained on those same sentences (fingerprint {text}, a hash of the sentences)" if text == CALIBRATION_TEXT else "")
-                              + ", is one of those runs" if seed in CALIBRATION_SEEDS and same_text else where))
+    runs = CALIBRATION_SUPERVISED if recipe_name.endswith("supervised") else CALIBRATION_RUNS
+    one_of_them = (f"this run, seed {seed}" + ("" if again or text != CALIBRATION_TEXT else
+                                               f", trained on those same sentences (fingerprint {text}, a hash of the sentences)")
+                   + ", is one of those runs")
+    line = (("over the same calibration runs" if again else f"over the kit's calibration runs (nlsup_kit.notebook.{table}: {runs})")
+            + f", this change ranged {low:+.{digits}f} to {high:+.{digits}f} points, and "
+            + (one_of_them if seed in CALIBRATION_SEEDS and same_text else where))
     if low < 0 < high:
         return line + ": a range that holds both signs, so one run cannot say whether training moved it up or down"
     return line + (": every calibration seed raised it" if low > 0 else "")
@@ -123,9 +127,10 @@ def trunk_knn(recipe, run, text_only_run, inputs, labels, what: str, raw_name: s
                                                  trained_text(run)),
              f"Under the untrained patch embedding, one run each: the run's trained layers {shown['layers']:.1f}%, "
              f"text-only SimCSE's layers {shown['text-only layers']:.1f}% (before: {shown['before']:.1f}%). Counted in "
-             f"{what} named correctly, against the start: the text-only layers {moved('text-only layers')}, the layers "
-             f"trained with the {recipe.modality} steps {moved('layers')}, so {moved('layers', 'text-only layers')} between "
-             f"the two; the trained patch embedding adds {moved('after', 'layers')} more. One run of each, with no seed "
+             f"{what} named correctly: before {counted('before')}; the text-only layers {counted('text-only layers')} "
+             f"({moved('text-only layers')}), the layers trained with the {recipe.modality} steps {counted('layers')} "
+             f"({moved('layers')}), so {moved('layers', 'text-only layers')} between the two; the trained patch embedding "
+             f"on top of those layers: {counted('after')} ({moved('after', 'layers')} from {counted('layers')}). One run of each, with no seed "
              f"spread measured for this split: a measurement that one seed cannot attribute to the {recipe.modality} steps",
              compare("after training", 100 * knn["after"], raw_name, 100 * knn["raw"], unit="points", digits=1)
              + " (a reference, not a prediction)"]

@@ -330,7 +330,8 @@ def recipe_source(recipe: str, setting: str | None = None) -> str:
 @dataclass(frozen=True)
 class ReferenceRun:
     """One of the training logs shipped with the reference code (one epoch of wiki1m, evaluation every 125 steps
-    on STS-B dev, the best checkpoint kept), on one RTX-6000 with torch 1.10 and transformers 4.5."""
+    on STS-B dev, the best checkpoint kept), each on one GPU (`n_gpu: 1` in the log; an RTX-6000 by the
+    README) with torch 1.10 and transformers 4.5."""
 
     recipe: str
     train_seconds: float
@@ -341,8 +342,8 @@ class ReferenceRun:
     sources: tuple[Source, ...]
 
     def __str__(self) -> str:
-        return (f"{self.recipe}: {self.train_seconds:,.0f} s for {self.steps:,} steps on one RTX-6000, best STS-B "
-                f"dev {self.best_stsb_dev:.2f} at step {self.best_step:,} ({REFERENCE_REPO}, {self.log})")
+        return (f"{self.recipe}: {self.train_seconds:,.0f} s for {self.steps:,} steps on one GPU (an RTX-6000 by its "
+                f"README), best STS-B dev {self.best_stsb_dev:.2f} at step {self.best_step:,} ({REFERENCE_REPO}, {self.log})")
 
 
 _HARDWARE = (Source("RTX-6000", _V_README, "We tested our code on Nvidia RTX-6000 (for base and unsupervised models)",

@@ -177,7 +177,8 @@ def test_reference_runs_and_untrained_baselines_are_consistent():
     for name, run in REFERENCE_RUNS.items():
         assert run.steps == math.ceil(1_000_001 / RECIPES[name].batch_size) and run.best_step % 125 == 0
     assert str(REFERENCE_RUNS["visualcse-bert-base"]).startswith(
-        "visualcse-bert-base: 11,692 s for 15,626 steps on one RTX-6000, best STS-B dev 83.65 at step 2,125")
+        "visualcse-bert-base: 11,692 s for 15,626 steps on one GPU (an RTX-6000 by its README), best STS-B dev 83.65 "
+        "at step 2,125")
     for baseline in UNTRAINED_BERT.values():
         scores = [v for k, v in baseline.scores.items() if k != "avg"]
         assert len(scores) == 7 and f"{sum(scores) / 7:.2f}" == f"{baseline.scores['avg']:.2f}"

@@ -86,6 +86,8 @@ def test_the_callback_gives_the_kits_iterations_to_a_sentence_transformers_train
     assert moved > 1e-5 and gap < 1e-6 * moved, f"largest change {moved:.2e}, largest difference {gap:.2e}"
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert len(logged) == STEPS and all("modality_loss" in entry for entry in logged)
+    from nlsup_kit.trainer import RUN_COUNTS   # the notebooks' runtime line counts it as a run trained here
+    assert str(tmp_path.resolve()) in RUN_COUNTS["trained"]
 
 
 class StopAt(TrainerCallback):

@@ -144,8 +144,9 @@ def test_a_two_level_bootstrap_counts_seeds_that_disagree():
     assert two.low > 0 and two.conclusion("SimCSE", "VisualCSE", "STS-B").endswith(
         "2 runs per method resample the seeds too coarsely for a verdict on the methods (at least 3 runs each)")
     assert single[0].conclusion("SimCSE", "VisualCSE", "STS-B").endswith(
-        "on other test pairs like these this run of VisualCSE would likely still score higher (more than 95% of the "
-        "resamples of the pairs favour it); one run per method says nothing about "
+        "on other test pairs like these this run of VisualCSE would likely still score higher (at least 97.5% of the "
+        "resamples of the pairs favour it: the interval's end nearer 0, beyond which 2.5% of them fall, is on its side "
+        "of 0); one run per method says nothing about "
         "other seeds")
 
 

@@ -47,12 +47,13 @@ def mean_pooled_model(recipe: Recipe, device: str | None = None):
 
 
 def simcse_trainer(model, sentences: list[str], recipe: Recipe, output_dir: str | Path, callbacks: list = (),
-                   progress: bool | None = None, **arguments):
+                   progress: bool | None = None, run_folder: str | Path | None = None, **arguments):
     """sentence-transformers' own unsupervised SimCSE, set up as the recipe's text side: MNRL on (sentence,
     sentence) pairs (the two dropout passes are the two columns) with scale 1/temperature, the recipe's batch size,
     learning rate, length and seed, whole batches only, linear decay without warmup, clipping at 1.0 (SimCSE's and
     the kit's ``max_grad_norm``). One progress bar over the optimizer steps, shown as the kit's bars are (``progress``),
-    instead of a printed line per log. ``arguments`` override any ``SentenceTransformerTrainingArguments`` setting."""
+    instead of a printed line per log; when it trains, it counts as a run trained into ``run_folder`` (default
+    ``output_dir``) in the notebooks' runtime line. ``arguments`` override any ``SentenceTransformerTrainingArguments`` setting."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -68,7 +69,7 @@ def simcse_trainer(model, sentences: list[str], recipe: Recipe, output_dir: str 
         model=model, args=SentenceTransformerTrainingArguments(**{**settings, **arguments}),
         train_dataset=Dataset.from_dict({"anchor": sentences, "positive": sentences}),
         loss=MultipleNegativesRankingLoss(model, scale=1 / recipe.temperature),
-        callbacks=[*callbacks, StepBar(progress)])
+        callbacks=[*callbacks, StepBar(progress, run_folder or output_dir)])
     for printing in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(printing)
     return trainer
@@ -88,12 +89,17 @@ RUN_RECORD = "run.json"
 
 
 class StepBar(TrainerCallback):
-    """One progress bar over the trainer's optimizer steps, shown as the kit's bars are (``progress``)."""
+    """One progress bar over the trainer's optimizer steps, shown as the kit's bars are (``progress``); the run
+    counted as trained into ``run_folder`` (:func:`nlsup_kit.trainer.count_run`) when it starts."""
 
-    def __init__(self, progress: bool | None = None):
-        self.progress, self.bar = progress, None
+    def __init__(self, progress: bool | None = None, run_folder: str | Path | None = None):
+        self.progress, self.bar, self.run_folder = progress, None, run_folder
 
     def on_train_begin(self, args, state, control, **kwargs):
+        from nlsup_kit.trainer import count_run
+
+        if self.run_folder is not None:
+            count_run("trained", self.run_folder)
         self.bar = progress_bar(total=state.max_steps, initial=state.global_step, desc="sentence-transformers",
                                 unit="step", show=self.progress)
 
@@ -122,13 +128,12 @@ def train_sentence_transformer(recipe: Recipe, output_dir: str | Path, data_dir:
         if {key: stored.get(key) for key in asked} == asked:
             count_run("reused", output_dir)
             return SentenceTransformerRun(output_dir / "model", stored["log_history"], stored["seconds"], read_back=True)
-    count_run("trained", output_dir)
     started = time.perf_counter()
     data_dir = ensure_data([], data_dir)
     model = mean_pooled_model(recipe)
     sentences = load_text_data(recipe.text_data, data_dir, recipe.max_text_examples)
     callbacks = [NonLinguisticCallback(model, recipe, data_dir=data_dir)] if with_callback else []
-    trainer = simcse_trainer(model, sentences, recipe, output_dir / "trainer", callbacks, progress)
+    trainer = simcse_trainer(model, sentences, recipe, output_dir / "trainer", callbacks, progress, run_folder=output_dir)
     trainer.train()
     read_whole(model)  # trained at the recipe's length, saved to read whole sentences
     model.save(str(output_dir / "model"))
