@@ -101,14 +101,16 @@ def gap_against_spread(runs: Mapping[str, Sequence[float]], method: str, baselin
     _, error, freedom = interval
     source = ("from the per-seed differences (each seed ran both methods), unrounded" if paired
               else "from each method's spread over its runs, unrounded")
-    verdict = ("within it: these runs cannot tell the gap from the seeds' randomness" if abs(gap) <= reach
-               else "beyond it: larger than the seeds' randomness would usually give")
+    verdict = ("it contains 0: these runs cannot tell the gap from the seeds' randomness" if abs(gap) <= reach
+               else "it excludes 0: the gap is larger than the seeds' randomness would usually give")
     if abs(abs(gap) - reach) < EDGE * reach:
-        verdict = (f"{'inside' if abs(gap) <= reach else 'outside'} it by {abs(abs(gap) - reach):.{digits}f}, within "
+        verdict = (f"it {'contains' if abs(gap) <= reach else 'excludes'} 0 by {abs(abs(gap) - reach):.{digits}f}, within "
                    f"{EDGE:.0%} of its reach: at the edge, where one more seed could tip the verdict either way")
     # the error one place finer than the reach, so that error x t, worked by hand, rounds to the printed reach
     return (f"{line}; {source}, the gap has a standard error of {error:.{digits + 1}f} points, and with {freedom} degrees of "
-            f"freedom a 95% interval reaches +-{reach:.{digits}f} (t = {reach / error:.2f}): the gap is {verdict}.")
+            f"freedom a 95% interval, the gap +-{reach:.{digits}f} (t = {reach / error:.2f}), is "
+            f"[{round(gap, digits) - round(reach, digits):+.{digits}f}, {round(gap, digits) + round(reach, digits):+.{digits}f}]: "
+            f"{verdict}.")  # its ends from the printed gap and reach, so that they add up as printed
 
 
 def repeat_timings(milliseconds: Mapping[str, Sequence[float]], unit: str = "ms per iteration") -> str:

@@ -68,10 +68,10 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     # the largest gap these runs leave open: the t interval's upper end, else the calibration seeds' widest gap
     interval = gap_interval(spread, method, "SimCSE", paired)
     baseline = recipe.name.rsplit("-", 1)[0] + "-simcse"
-    largest, bound_by, how = None, "these runs", ""
+    largest, largest_name = None, ""
     if interval is not None:
         largest = gap + t_reach(*interval[1:])
-        how = f" (the t interval's upper end, {gap:+.2f} + {t_reach(*interval[1:]):.2f})"
+        largest_name = f"the largest gap these runs leave open (the t interval's upper end, {gap:+.2f} + {t_reach(*interval[1:]):.2f})"
     elif not kit_trainer and recipe.name in QUICK_SEED_GAINS:  # the calibration measured the kit's trainer only
         low, high = QUICK_SEED_GAINS[recipe.name]
         gains = [v - untrained for v in spread[method]]
@@ -82,21 +82,21 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     elif (recipe.name in QUICK_SEED_GAINS and baseline in QUICK_SEED_GAINS and list(tasks) == QUICK_TASKS
           and steps == CALIBRATION_STEPS):
         (method_low, method_high), (base_low, base_high) = QUICK_SEED_GAINS[recipe.name], QUICK_SEED_GAINS[baseline]
-        largest, bound_by, how = method_high - base_low, "the calibration runs", " (their widest pair, above)"
+        largest, largest_name = method_high - base_low, "the widest difference the calibration runs show (above)"
         lines.append(f"Over the kit's calibration runs (nlsup_kit.notebook.QUICK_SEED_GAINS: {CALIBRATION_RUNS}), the kit's trainer's gain over the starting model ranged "
                      f"{method_low:+.2f} to {method_high:+.2f} points for {recipe.name} and {base_low:+.2f} to {base_high:+.2f} "
-                     f"for {baseline}: the largest gap any two of those runs show (unpaired, the extremes) is {largest:+.2f} "
-                     "points. "
+                     f"for {baseline}: the widest difference between a run of each (unpaired: the highest gain of one "
+                     f"minus the lowest of the other) is {largest:+.2f} points. "
                      + (f"This notebook's runs (seeds {', '.join(str(s) for s in seeds)}, trained on those same sentences, "
-                        f"fingerprint {text}, a hash of the sentences) are among those runs: the bound describes them, it is no evidence beyond them."
+                        f"fingerprint {text}, a hash of the sentences) are among those runs: that width describes them, it is no evidence beyond them."
                         if text == CALIBRATION_TEXT and set(seeds) <= set(CALIBRATION_SEEDS) else
-                        "That bound comes from those runs, not from this notebook's; runs on other sentences may spread "
+                        "That width comes from those runs, not from this notebook's; runs on other sentences may spread "
                         "otherwise."))
     paper, row = get_recipe(paper_method), PAPER_ROWS_ALSO_IN[paper_method]
     trained_before = ", already trained for sentence similarity" if native_pooling_config(recipe.model) else ""
     sign = ("its sign not established by these runs" if not settles_gap(spread, method, "SimCSE", paired) else
             "the same sign as the paper's" if np.sign(gap) == np.sign(published) else "the opposite sign to the paper's")
-    size = (f"; the largest gap {bound_by} leave open{how}, {largest:+.2f}, is "
+    size = (f"; {largest_name}, {largest:+.2f}, is "
             f"{'at least' if largest >= published else 'below'} the paper's" if largest is not None else "")
     lines.append(against_prediction(
         f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here ({sign}), {published:+.2f} in the published results on "

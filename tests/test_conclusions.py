@@ -33,31 +33,32 @@ def test_gap_against_spread_sets_the_gap_of_means_beside_a_t_interval():
     runs = {"SimCSE": [76.0, 76.8, 76.4], "VisualCSE": [76.5, 76.9, 76.7]}
     assert gap_against_spread(runs, "VisualCSE", "SimCSE") == (
         "VisualCSE - SimCSE: +0.30 points (VisualCSE mean of 3 runs, SimCSE mean of 3 runs; from the unrounded scores); from each method's spread "
-        "over its runs, unrounded, the gap has a standard error of 0.258 points, and with 2 degrees of freedom a 95% interval "
-        "reaches +-1.11 (t = 4.30): the gap is within it: these runs cannot tell the gap from the seeds' randomness.")
-    # +2.10 against sqrt((0.0033 + 0.01) / 3) = 0.067, times 4.30: 0.29
+        "over its runs, unrounded, the gap has a standard error of 0.258 points, and with 2 degrees of freedom a 95% interval, "
+        "the gap +-1.11 (t = 4.30), is [-0.81, +1.41]: it contains 0: these runs cannot tell the gap from the seeds' randomness.")
+    # +2.07 against sqrt((0.0033 + 0.01) / 3) = 0.067, times 4.30: 0.29; the ends from the printed values, 2.07 -+ 0.29
     assert gap_against_spread({"A": [70.0, 70.1, 70.0], "B": [72.0, 72.2, 72.1]}, "B", "A").endswith(
-        "reaches +-0.29 (t = 4.30): the gap is beyond it: larger than the seeds' randomness would usually give.")
+        "the gap +-0.29 (t = 4.30), is [+1.78, +2.36]: it excludes 0: the gap is larger than the seeds' randomness would "
+        "usually give.")
     # seeds that move both methods alike: per-seed differences +0.5, +0.6, +0.5 (sd 0.058, standard error 0.033,
     # reach 0.14) settle a +0.53 gap that each method's own spread (sd 1.0, standard error 0.82) cannot
     shared = {"A": [70.0, 71.0, 72.0], "B": [70.5, 71.6, 72.5]}
-    assert gap_against_spread(shared, "B", "A").endswith("the gap is within it: these runs cannot tell the gap from "
+    assert gap_against_spread(shared, "B", "A").endswith("it contains 0: these runs cannot tell the gap from "
                                                          "the seeds' randomness.")
     assert gap_against_spread(shared, "B", "A", paired=True).endswith(
         "from the per-seed differences (each seed ran both methods), unrounded, the gap has a standard error of 0.033 points, and "
-        "with 2 degrees of freedom a 95% interval reaches +-0.14 (t = 4.30): the gap is beyond it: larger than the "
-        "seeds' randomness would usually give.")
+        "with 2 degrees of freedom a 95% interval, the gap +-0.14 (t = 4.30), is [+0.39, +0.67]: it excludes 0: the gap is "
+        "larger than the seeds' randomness would usually give.")
     # per-seed differences 0.08 -+ 0.0318: reach t(2) 4.3027 x 0.0318 / sqrt(3) = 0.0790, which prints as the gap's
     # 0.08 at two decimals: three show the gap is the larger
     close = {"A": [70.0, 71.0, 72.0], "B": [70.0 + 0.08 - 0.0318, 71.08, 72.0 + 0.08 + 0.0318]}
     assert gap_against_spread(close, "B", "A", paired=True).startswith("B - A: +0.080 points")
     # 0.0800 beyond a reach of 0.0790: 1.3% of the reach, inside the 5% read as the edge
-    assert ("reaches +-0.079 (t = 4.30): the gap is outside it by 0.001, within 5% of its reach: at the edge"
+    assert ("the gap +-0.079 (t = 4.30), is [+0.001, +0.159]: it excludes 0 by 0.001, within 5% of its reach: at the edge"
             in gap_against_spread(close, "B", "A", paired=True))
     # per-seed differences 0.06 -+ 0.0331: standard error 0.0191, reach 4.3027 x 0.0191 = 0.0822; printed at two places
     # the error would read 0.02, and 0.02 x 4.30 = 0.086 is not the printed 0.08
     tight = {"A": [70.0, 71.0, 72.0], "B": [70.0 + 0.06 - 0.0331, 71.06, 72.0 + 0.06 + 0.0331]}
-    assert "a standard error of 0.019 points, and with 2 degrees of freedom a 95% interval reaches +-0.08 (t = 4.30)" in (
+    assert "a standard error of 0.019 points, and with 2 degrees of freedom a 95% interval, the gap +-0.08 (t = 4.30)" in (
         gap_against_spread(tight, "B", "A", paired=True))
     with pytest.raises(ValueError, match="as many runs"):
         gap_against_spread({"A": [1.0, 2.0, 3.0], "B": [1.0, 2.0, 3.0, 4.0]}, "B", "A", paired=True)
@@ -307,21 +308,21 @@ def test_a_method_gap_is_sized_against_the_largest_gap_the_runs_leave_open():
     args = (recipe, "visualcse-bert-base", 20, ("digits (32 px)", "ImageNet"), ["STSBenchmark"])
     two = method_readings(reports(SimCSE=[82.70, 82.75], VisualCSE=[82.79, 82.82]), [42, 1], 82.03, "VisualCSE", *args)
     assert ("the kit's trainer's gain over the starting model ranged +0.50 to +0.79 points for quick-visualcse and "
-            "+0.50 to +0.72 for quick-simcse: the largest gap any two of those runs show (unpaired, the extremes) is +0.29 points. "
-            "That bound comes from those runs, not from this notebook's") in two[-2]
+            "+0.50 to +0.72 for quick-simcse: the widest difference between a run of each (unpaired: the highest gain of one "
+            "minus the lowest of the other) is +0.29 points. That width comes from those runs, not from this notebook's") in two[-2]
     from nlsup_kit.notebook import CALIBRATION_TEXT
 
     ours = method_readings(reports(SimCSE=[82.70, 82.75], VisualCSE=[82.79, 82.82]), [42, 1], 82.03, "VisualCSE", *args,
                            text=CALIBRATION_TEXT)
     assert ours[-2].endswith(f"This notebook's runs (seeds 42, 1, trained on those same sentences, fingerprint "
-                             f"{CALIBRATION_TEXT}, a hash of the sentences) are among those runs: the bound describes them, it is no evidence beyond them.")
-    assert "That bound comes from those runs" in method_readings(
+                             f"{CALIBRATION_TEXT}, a hash of the sentences) are among those runs: that width describes them, it is no evidence beyond them.")
+    assert "That width comes from those runs" in method_readings(
         reports(SimCSE=[82.70, 82.75], VisualCSE=[82.79, 82.82]), [42, 1], 82.03, "VisualCSE", *args, text="0" * 16)[-2]
     # 80.03 - 76.85, each from where it is published
     assert ("VisualCSE - SimCSE: +0.08 points here (its sign not established by these runs), +3.18 in the published "
             "results on STSBenchmark (visualcse-bert-base: yiren-jian/NonLing-CSE VisualCSE/README.md line 76; "
             "simcse-bert-base: SimCSE's paper, arXiv 2104.08821v4, Table 5)") in two[-1]
-    assert ("the largest gap the calibration runs leave open (their widest pair, above), +0.29, is below the paper's; "
+    assert ("the widest difference the calibration runs show (above), +0.29, is below the paper's; "
             "its size: not what the source") in two[-1]
     # three seeds, per-seed differences 1, 3, 5: mean 3, sd 2, error 2 / sqrt(3), reach 4.303 x 1.155 = 4.97, upper end 7.97
     three = method_readings(reports(SimCSE=[80.0, 80.0, 80.0], VisualCSE=[81.0, 83.0, 85.0]), [42, 1, 2], 79.0,
