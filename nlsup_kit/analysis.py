@@ -110,7 +110,8 @@ def tokenizer_facts(tokenizer) -> str:
     if normaliser.get("type") == "BertNormalizer":
         strip = normaliser.get("strip_accents")
         strip = normaliser.get("lowercase") if strip is None else strip  # BERT's rule: unset follows lower-casing
-        facts += f"; its normaliser lower-cases: {normaliser.get('lowercase')}, strips accents: {strip}"
+        facts += (f"; its normaliser lower-cases: {normaliser.get('lowercase')}, strips accents: {strip}, puts spaces "
+                  f"around each Chinese character (so each is a word of its own): {normaliser.get('handle_chinese_chars')}")
     return facts
 
 

@@ -226,11 +226,8 @@ def training_minutes(runs: Sequence[tuple[int, bool]], gpu: str) -> tuple[float,
                      for steps, modality in runs) / 60 for i in (0, 1))
 
 
-def class_plan(recipe_names: Sequence[str], data_dir) -> str:
-    """What class mode is about to train and how long it should take, printed before training: each run's
-    steps from its data, times this GPU's step times."""
-    import torch
-
+def planned_runs(recipe_names: Sequence[str], data_dir) -> list[tuple[int, bool]]:
+    """Each recipe's (steps from its data, whether it has an image/audio side), as :func:`training_minutes` takes them."""
     from nlsup_kit.data.batches import planned_steps
     from nlsup_kit.data.text import load_text_data
     from nlsup_kit.recipes import get_recipe
@@ -241,7 +238,18 @@ def class_plan(recipe_names: Sequence[str], data_dir) -> str:
         corpus = (recipe.text_data, recipe.max_text_examples)
         if corpus not in examples:
             examples[corpus] = len(load_text_data(recipe.text_data, data_dir, recipe.max_text_examples))
-        runs.append((planned_steps(examples[corpus], recipe), recipe.modality is not None))
+        runs.append((planned_steps(examples[corpus], recipe), recipe.modality != "none"))
+    return runs
+
+
+def class_plan(recipe_names: Sequence[str], data_dir) -> str:
+    """What class mode is about to train and how long it should take, printed before training: each run's
+    steps from its data, times this GPU's step times."""
+    import torch
+
+    from nlsup_kit.recipes import get_recipe
+
+    runs = planned_runs(recipe_names, data_dir)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     listing = ", ".join(f"{name} {steps}" for name, (steps, _) in zip(recipe_names, runs))
     line = f"class mode: {len(runs)} runs, {sum(steps for steps, _ in runs):,} steps ({listing})"

@@ -119,7 +119,8 @@ def test_tokenizer_facts_say_what_the_tokenizer_does_to_text(minilm):
     normalise = tokenizer.backend_tokenizer.normalizer.normalize_str
     assert any(piece.startswith("##") for piece in tokenizer.tokenize("untranslatability"))
     assert tokenizer_facts(tokenizer) == (f"WordPiece over {len(tokenizer.get_vocab()):,} pieces; its normaliser lower-cases: "
-                                          f"{normalise('A') == 'a'}, strips accents: {normalise('é') == 'e'}")
+                                          f"{normalise('A') == 'a'}, strips accents: {normalise('é') == 'e'}, puts spaces around "
+                                          f"each Chinese character (so each is a word of its own): {normalise('人權') == ' 人  權 '}")
 
 
 def test_the_shipped_parallel_text_reads_as_eight_units_in_seven_languages_and_a_bad_file_names_its_line(tmp_path):

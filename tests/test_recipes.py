@@ -94,6 +94,10 @@ def test_class_mode_recipes_train_on_a_cpu_with_a_small_bert_standing_in(tiny_mo
     steps = math.ceil(sentences / 64) * 3
     plan = class_plan(["class-simcse", "class-visualcse"], data_dir)
     assert f"2 runs, {2 * steps:,} steps (class-simcse {steps}, class-visualcse {steps})" in plan
+    from nlsup_kit.notebook import planned_runs   # only the image and audio runs are timed with a modality step
+
+    assert planned_runs(["class-simcse", "class-visualcse", "class-audiocse"], data_dir) == [
+        (steps, False), (steps, True), (steps, True)]
 
 
 def test_training_minutes_add_each_runs_text_and_image_steps():
