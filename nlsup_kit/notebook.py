@@ -152,7 +152,7 @@ MODES = ("quick", "class", "full")
 
 
 def notebook_mode() -> str:
-    """``NLSUP_MODE`` when set; else ``class`` on a GPU (sized for about 15 minutes on a free Colab T4, projected)
+    """``NLSUP_MODE`` when set; else ``class`` on a GPU (sized for a free Colab T4 session: its plan projects the minutes)
     and ``quick`` on a CPU. One rule for papermill, JupyterLab and Colab."""
     mode = os.environ.get("NLSUP_MODE", "").strip().lower()
     if mode and mode not in MODES:
