@@ -190,7 +190,7 @@ def loss_against_chance(first: float, log_b: float, batch: int, through: str,
     written (a mean over many steps there, so it is printed as such, not as a first step)."""
     share = first / log_b
     shown = f"{share:.0%} of" if share >= 0.01 else f"{share:.1e} times"
-    start = f"the first logged text loss, {first:.3g}, is {shown} log B ({log_b:.2f}), through {through}"
+    start = f"the first logged text loss, {first:.3g}, is {shown} log B ({log_b:.2f}, B = {batch} sentences a batch), through {through}"
     if share > 0.5:
         return f"{start}: at first the model barely tells the {batch} sentences apart"
     right = float(np.exp(-first))

@@ -51,10 +51,13 @@ def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference:
                                     {"languages that keep as much as " + reference: (", ".join(sorted(set(counted) - set(shorter))), "none")}))
     unknown = {language: r["unknown"] for language, r in report.items() if r["unknown"] > 0}
     whole = [language for language in report if language not in unknown]
+    single = [l for l in unknown if report[l].get("words_per_unit", UNSPACED_WORDS_PER_UNIT) < UNSPACED_WORDS_PER_UNIT]
     lines.append("unknown pieces: " + (", ".join(f"{l} {100 * u:.1f}%" for l, u in unknown.items()) if unknown else "none")
                  + (f"; {', '.join(whole)} 0%: every word of theirs was cut into pieces the vocabulary holds, so their letters are in it"
-                    if whole else "") + " (WordPiece gives the unknown token to a word it cannot cut into known pieces)"
-                 + (": words the vocabulary cannot cut, as the source predicts" if unknown else ""))
+                    if whole else "")
+                 + (f"; {', '.join(unknown)}: words the vocabulary cannot cut into known pieces"
+                    + (f" (in {', '.join(single)}, written without spaces, single characters: the tokenizer cuts them apart first)"
+                       if single else "") + ", which WordPiece turns into the unknown token, as BERT's tokenizer predicts" if unknown else ""))
     changed = {language: r["changed_words"] for language, r in report.items() if "changed_words" in r}
     if changed:
         marked = sorted(language for language, r in report.items() if r.get("changed_characters"))

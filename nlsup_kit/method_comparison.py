@@ -76,8 +76,8 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
         low, high = QUICK_SEED_GAINS[recipe.name]
         gains = [v - untrained for v in spread[method]]
         lines.append(f"The kit's calibration ranges (nlsup_kit.notebook.QUICK_SEED_GAINS: {recipe.name}'s gain "
-                     f"{low:+.2f} to {high:+.2f}) were measured with the kit's own trainer, not this one, so they bound "
-                     f"nothing here; this trainer's gains, {', '.join(f'{g:+.2f}' for g in gains)}, lie "
+                     f"{low:+.2f} to {high:+.2f}) were measured with the kit's own trainer, not this one, so they say "
+                     f"nothing of this trainer's seeds; this trainer's gains, {', '.join(f'{g:+.2f}' for g in gains)}, lie "
                      + ("inside" if all(low <= g <= high for g in gains) else "outside") + " that range.")
     elif (recipe.name in QUICK_SEED_GAINS and baseline in QUICK_SEED_GAINS and list(tasks) == QUICK_TASKS
           and steps == CALIBRATION_STEPS):

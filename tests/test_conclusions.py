@@ -101,17 +101,17 @@ def test_the_starting_loss_is_read_against_log_b():
     from nlsup_kit.conclusions import loss_against_chance
 
     low = loss_against_chance(0.143, math.log(32), 32, "[CLS]")  # 0.143 / 3.466 = 4%; e^-0.143 = 87%
-    assert low == ("the first logged text loss, 0.143, is 4% of log B (3.47), through [CLS]: at its first text step the "
+    assert low == ("the first logged text loss, 0.143, is 4% of log B (3.47, B = 32 sentences a batch), through [CLS]: at its first text step the "
                    "right second view already takes 87% of the probability among 32 (e^-loss, a geometric mean over "
                    "the batch)")
     beside = loss_against_chance(0.143, math.log(32), 32, "[CLS]", (0.0096, "a log, line 1"))
     assert beside.endswith(". The reference code's BERT-base training log (VisualCSE's, text loss beside its image steps): its "
                            "first logged loss is 0.0096 (a log, line 1): low there too early on, though not a first-step value")
     assert loss_against_chance(1.2e-5, math.log(32), 32, "avg").startswith(
-        f"the first logged text loss, 1.2e-05, is {1.2e-5 / math.log(32):.1e} times log B (3.47), through avg")
+        f"the first logged text loss, 1.2e-05, is {1.2e-5 / math.log(32):.1e} times log B (3.47, B = 32 sentences a batch), through avg")
     assert "already takes all but 1.2e-05 of the probability among 32" in loss_against_chance(1.2e-5, math.log(32), 32, "avg")
     assert loss_against_chance(3.0, math.log(32), 32, "avg").startswith(
-        "the first logged text loss, 3, is 87% of log B (3.47), through avg: at first")
+        "the first logged text loss, 3, is 87% of log B (3.47, B = 32 sentences a batch), through avg: at first")
 
 
 def test_the_modality_loss_is_read_between_its_uniform_level_and_its_floor():
@@ -229,7 +229,9 @@ def test_the_tokenizer_reading_checks_each_prediction_and_tells_marked_letters_f
     assert "xx 0.80x to ru 4.00x" in pieces and "zh left out: its pieces are 61.8% the unknown token" in pieces
     assert "en itself keeps 90.0%" in kept and "2 of 3 others keep less (ru 20.0% to xx 95.0%); zh left out" in kept
     assert "xx here" in kept
-    assert unknown.startswith("unknown pieces: zh 61.8%; en, de, xx, ru 0%") and unknown.endswith("as the source predicts")
+    assert unknown.startswith("unknown pieces: zh 61.8%; en, de, xx, ru 0%") and unknown.endswith(
+        "zh: words the vocabulary cannot cut into known pieces (in zh, written without spaces, single characters: the "
+        "tokenizer cuts them apart first), which WordPiece turns into the unknown token, as BERT's tokenizer predicts")
     assert "ä->a" in german and "WITH a mark in its Unicode name" in german and "NFD" not in german
     assert "CYRILLIC SMALL LETTER SHORT I" in russian and "NFD" in russian
     agreeing = {k: v for k, v in report.items() if k != "xx"}
@@ -335,7 +337,7 @@ def test_a_method_gap_is_sized_against_the_largest_gap_the_runs_leave_open():
     assert "its size: these runs cannot judge it against the source's prediction. This run differs" in other[-1]
     elsewhere = method_readings(reports(SimCSE=[82.99, 82.99], VisualCSE=[83.02, 83.05]), [42, 1], 82.03, "VisualCSE",
                                 *args, kit_trainer=False)
-    assert "were measured with the kit's own trainer, not this one, so they bound nothing here; this trainer's gains, " \
+    assert "were measured with the kit's own trainer, not this one, so they say nothing of this trainer's seeds; this trainer's gains, " \
            "+0.99, +1.02, lie outside that range." in elsewhere[-2]
     assert "these runs cannot judge it against the source's prediction" in elsewhere[-1]
 
