@@ -247,7 +247,7 @@ def modality_loss_reading(loss: str, logged: Sequence[float], weight: float, lev
             f"{uniform:.3f} (every view alike, {batch} examples of two views), floor {floor:.3f}"
             + (f" (for {batch} examples spread evenly over {classes} classes, the lowest any batch's floor can be; a batch "
                "drawn at random is rarely even, and its floor is higher)" if supcon else "")
-            + f": it started {where(first)} and ended {where(last)}, {last - floor:.3f} above "
+            + f": it started {where(first)} and ended {where(last)}, {printed_gap(last, floor):.3f} above "
             + ("that lowest floor" if supcon else "the floor")
             + (f"; {ABOVE_UNIFORM}" if max(first, last) > uniform * (1 + AT_THE_LEVEL) else ""))
 

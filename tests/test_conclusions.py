@@ -137,6 +137,9 @@ def test_the_modality_loss_is_read_between_its_uniform_level_and_its_floor():
     # the last two: (0.45 + 0.43) / 2 / 0.1 = 4.4, above 4.0 and 2.9 above the floor
     still_above = modality_loss_reading("SupCon", [0.62, 0.58, 0.45, 0.43], 0.1, levels, 30, 10)
     assert "(lower)" in still_above and "ended above the uniform level, 2.900 above that lowest floor" in still_above
+    # printed as 4.245 and 1.609, the gap is printed as their difference, 2.636 (unrounded: 2.6352)
+    rounded = modality_loss_reading("supcon", [5.0, 4.2446], 1.0, {"uniform": 4.078, "floor": 1.6094}, 30, 10, window=1)
+    assert "of the last 1 4.245" in rounded and "floor 1.609" in rounded and "2.636 above that lowest floor" in rounded
 
 
 def test_class_gap_reading_compares_the_gaps_and_names_what_differs_when_they_narrow():
