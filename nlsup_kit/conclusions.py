@@ -175,8 +175,9 @@ def loss_course(logged: Sequence[float], log_b: float, steps: int, window: int =
     line = f"Over the {steps} steps the text loss, {ends} ({share} log B): "
     if first < SATURATED * log_b:
         return line + (f"below {SATURATED:g} x log B from the start (the kit's own line), it was saturated: the model already told each "
-                       "sentence's second view from the rest of its batch, so its change is not read (the weights still move: "
-                       "AdamW's step size is set by its learning rate, not by the loss's size)")
+                       "sentence's second view from the rest of its batch, so its change is not read (the weights can still move: "
+                       "AdamW's step size is set by its learning rate, not by the loss's size, while the gradients stay above "
+                       "its epsilon)")
     return line + ("it fell: on the last steps' batches the two views of each sentence stood out from the rest of the "
                    "batch more than on the first steps'" if last < first else "it did not fall over these steps")
 
@@ -190,7 +191,7 @@ def loss_against_chance(first: float, log_b: float, batch: int, through: str,
     written (a mean over many steps there, so it is printed as such, not as a first step)."""
     share = first / log_b
     shown = f"{share:.0%} of" if share >= 0.01 else f"{share:.1e} times"
-    start = f"the first logged text loss, {first:.3g}, is {shown} log B ({log_b:.2f}, B = {batch} sentences a batch), through {through}"
+    start = f"the first logged text loss, {first:.3g}, is {shown} log B ({log_b:.2f}: the loss of a model that cannot tell the B = {batch} sentences of a batch apart), through {through}"
     if share > 0.5:
         return f"{start}: at first the model barely tells the {batch} sentences apart"
     right = float(np.exp(-first))

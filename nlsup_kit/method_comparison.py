@@ -73,12 +73,15 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
         largest = gap + t_reach(*interval[1:])
         largest_name = f"the largest gap these runs leave open (the t interval's upper end, {gap:+.2f} + {t_reach(*interval[1:]):.2f})"
     elif not kit_trainer and recipe.name in QUICK_SEED_GAINS:  # the calibration measured the kit's trainer only
-        low, high = QUICK_SEED_GAINS[recipe.name]
-        gains = [v - untrained for v in spread[method]]
-        lines.append(f"The kit's calibration ranges (nlsup_kit.notebook.QUICK_SEED_GAINS: {recipe.name}'s gain "
-                     f"{low:+.2f} to {high:+.2f}) were measured with the kit's own trainer, not this one, so they say "
-                     f"nothing of this trainer's seeds; this trainer's gains, {', '.join(f'{g:+.2f}' for g in gains)}, lie "
-                     + ("inside" if all(low <= g <= high for g in gains) else "outside") + " that range.")
+        def beside_range(name: str, runs: str) -> str:
+            low, high = QUICK_SEED_GAINS[name]
+            gains = [v - untrained for v in spread[runs]]
+            return (f"{runs}'s gains here, {', '.join(f'{g:+.2f}' for g in gains)}, lie "
+                    + ("inside" if all(low <= g <= high for g in gains) else "outside") + f" {name}'s {low:+.2f} to {high:+.2f}")
+        lines.append("The kit's calibration ranges (nlsup_kit.notebook.QUICK_SEED_GAINS) were measured with the kit's own "
+                     "trainer, not this one, so they say nothing of this trainer's seeds: "
+                     + "; ".join(beside_range(name, runs) for name, runs in ((recipe.name, method), (baseline, "SimCSE"))
+                                 if name in QUICK_SEED_GAINS) + ".")
     elif (recipe.name in QUICK_SEED_GAINS and baseline in QUICK_SEED_GAINS and list(tasks) == QUICK_TASKS
           and steps == CALIBRATION_STEPS):
         (method_low, method_high), (base_low, base_high) = QUICK_SEED_GAINS[recipe.name], QUICK_SEED_GAINS[baseline]

@@ -346,8 +346,11 @@ def show_class_similarity(vectors: Mapping[str, object], labels: Sequence, title
     viz.show(viz.heatmaps(matrices, [str(c) for c in classes], title, (float(values.min()), float(values.max()))))
     means = {name: within_and_between(matrix) for name, matrix in matrices.items()}
     for name, (within, between) in means.items():
+        matrix = np.asarray(matrices[name])
+        apart = sum(matrix[c, c] > np.delete(matrix[c], c).max() for c in range(len(matrix)))  # class by class
         print(f"{name}: mean cosine within a class {within:.3f}, between two classes {between:.3f} "
-              f"(gap {printed_gap(within, between):+.3f})")
+              f"(gap {printed_gap(within, between):+.3f}); {apart} of {len(matrix)} classes closer to themselves "
+              "than to any other class")
     return means
 
 

@@ -24,7 +24,8 @@ from nlsup_kit.recipes import IN_OTHER_LANGUAGES, LANGUAGE_SETTINGS, RECIPES
 PAPER_URL = "https://arxiv.org/abs/2209.09433"
 # The reference run's first logged text loss: raw BERT-base's mean over its first 500 steps (logging_steps=500)
 REFERENCE_FIRST_LOSS = (0.0096, "yiren-jian/NonLing-CSE VisualCSE/training_logs/unsup-VisualCSE-bert-base-uncased.txt "
-                                "line 151, raw BERT-base, the mean over its first 500 steps")
+                                "line 151, the mean over steps 1-500 (logging_steps=500, line 4) of a run started from "
+                                "raw BERT-base")
 SIMCSE_PAPER_URL = "https://arxiv.org/abs/2104.08821"
 REFERENCE_REPO = "yiren-jian/NonLing-CSE"  # the authors' code: VisualCSE/ and AudioCSE/, each built on SimCSE
 REFERENCE_URL = "https://github.com/yiren-jian/NonLing-CSE"
