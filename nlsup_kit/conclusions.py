@@ -174,10 +174,11 @@ def loss_course(logged: Sequence[float], log_b: float, steps: int, window: int =
             else f"first logged step {first:.3g}, last {last:.3g}")
     line = f"Over the {steps} steps the text loss, {ends} ({share} log B): "
     if first < SATURATED * log_b:
+        moved = (f"the last steps' mean is {last / first:.0%} of the first steps'" if last < first
+                 else "it did not fall")
         return line + (f"below {SATURATED:g} x log B from the start (the kit's own line), it was saturated: the model already told each "
-                       "sentence's second view from the rest of its batch, so its change is not read (the weights can still move: "
-                       "AdamW's step size is set by its learning rate, not by the loss's size, while the gradients stay above "
-                       "its epsilon)")
+                       f"sentence's second view from the rest of its batch; {moved}, a change among losses this small that says "
+                       "how far apart the views it already told apart stood, not whether STS moved (the STS scores measure that)")
     return line + ("it fell: on the last steps' batches the two views of each sentence stood out from the rest of the "
                    "batch more than on the first steps'" if last < first else "it did not fall over these steps")
 
