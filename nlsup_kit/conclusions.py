@@ -130,17 +130,19 @@ def repeat_timings(milliseconds: Mapping[str, Sequence[float]], unit: str = "ms 
     return line + ": the methods differ more than repeats of one method do."
 
 
-def against_prediction(outcome: str, agrees: bool | None, differences: Mapping[str, tuple[object, object]]) -> str:
+def against_prediction(outcome: str, agrees: bool | None, differences: Mapping[str, tuple[object, object]],
+                       runs: int = 1) -> str:
     """A result read beside a source's prediction: when it departs, what in this run differs from the source's
     run (``differences``: what -> (here, there)), so a departure is never left unexplained; ``agrees`` None: the
-    runs cannot judge it, and the differences are listed all the same."""
+    runs cannot judge it, and the differences are listed all the same. ``runs``: how many runs the outcome reads."""
     if agrees:
         return f"{outcome}: as the source predicts."
     listing = "; ".join(f"{name} {here} here, {there} there" for name, (here, there) in differences.items())
+    subject = "This run differs" if runs == 1 else "These runs differ"
     if agrees is None:
-        return (f"{outcome}: these runs cannot judge it against the source's prediction. This run differs from the "
+        return (f"{outcome}: these runs cannot judge it against the source's prediction. {subject} from the "
                 f"source's in: {listing}.")
-    return f"{outcome}: not what the source predicts. This run differs from the source's in: {listing}."
+    return f"{outcome}: not what the source predicts. {subject} from the source's in: {listing}."
 
 
 def class_gap_reading(means: Mapping[str, tuple[float, float]], examples: str,

@@ -107,5 +107,5 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
         f"arXiv 2104.08821v4, Table 5){size}; its size", None if largest is None else largest >= published,
         {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", "one epoch of wiki1m (15,626 steps)"),
          **({"text": (text_trained_on(recipe, text), "wiki1m's million sentences")} if text else {}),
-         f"{recipe.modality} data": data, **setting_differences(recipe, paper), **(also or {})}))
+         f"{recipe.modality} data": data, **setting_differences(recipe, paper), **(also or {})}, runs=2 * len(seeds)))
     return lines

@@ -337,7 +337,7 @@ def test_a_method_gap_is_sized_against_the_largest_gap_the_runs_leave_open():
     uncalibrated = dataclasses.replace(recipe, name="my-visualcse")   # a recipe of one's own: no calibration seeds
     other = method_readings(reports(SimCSE=[80.0, 80.2], VisualCSE=[81.0, 81.1]), [42, 1], 79.0, "VisualCSE",
                             uncalibrated, *args[1:])
-    assert "its size: these runs cannot judge it against the source's prediction. This run differs" in other[-1]
+    assert "its size: these runs cannot judge it against the source's prediction. These runs differ" in other[-1]
     elsewhere = method_readings(reports(SimCSE=[82.99, 82.99], VisualCSE=[83.02, 83.05]), [42, 1], 82.03, "VisualCSE",
                                 *args, kit_trainer=False)
     # each method's gains in this trainer beside its own range: 82.99 - 82.03 = +0.96, outside +0.50 to +0.72
