@@ -146,15 +146,25 @@ def against_prediction(outcome: str, agrees: bool | None, differences: Mapping[s
 
 
 def class_gap_reading(means: Mapping[str, tuple[float, float]], examples: str,
-                      differences: Mapping[str, tuple[object, object]] | None = None) -> str:
+                      differences: Mapping[str, tuple[object, object]] | None = None,
+                      apart: Mapping[str, tuple[int, int]] | None = None) -> str:
     """The within-class minus between-class mean cosine (``means``: model -> (within, between), first the model
     before training, last the one after), read against supervised contrastive learning's prediction that training
     pulls each class together and the classes apart where its loss compares the vectors; ``differences`` None:
-    where no source predicts it (below the head), reported as a measurement only."""
+    where no source predicts it (below the head), reported as a measurement only. ``apart``: model -> (classes
+    closer to themselves than to any other class, classes), read beside the gap."""
     (first, (within0, between0)), (last, (within1, between1)) = list(means.items())[0], list(means.items())[-1]
     gap0, gap1 = printed_gap(within0, between0), printed_gap(within1, between1)
     crowd = (f"; the mean cosine rose both within and between classes ({within0:.3f} -> {within1:.3f}, {between0:.3f} -> "
              f"{between1:.3f}): on average, pairs moved closer together" if within1 > within0 and between1 > between0 else "")
+    if apart:
+        (count0, classes), (count1, _) = apart[first], apart[last]
+        moved = "more" if count1 > count0 else "fewer" if count1 < count0 else "as many"
+        against = ("narrowed" if count1 > count0 and gap1 <= gap0 else "widened" if count1 < count0 and gap1 > gap0
+                   else None)
+        crowd += (f"; classes closer to themselves than to any other class: {count0} -> {count1} of {classes} ({moved}"
+                  + (f", while the gap {against}: the count asks only whether each class's own cosine beats its nearest "
+                     "other class, the gap averages every pair of classes, and the two can move apart)" if against else ")"))
     outcome = (f"within-class minus between-class cosine, {examples}: {gap0:+.3f} {first}, {gap1:+.3f} {last} "
                f"({'wider' if gap1 > gap0 else 'not wider'}{crowd})")
     if differences is None:

@@ -330,9 +330,11 @@ def loss_at_the_end(run, recipe, classes: int, window: int = 5, there: str | Non
                       f"examples spread evenly over {classes} classes), which SupCon's prediction presumes")}
 
 
-def show_class_similarity(vectors: Mapping[str, object], labels: Sequence, title: str) -> dict[str, tuple[float, float]]:
+def show_class_similarity(vectors: Mapping[str, object], labels: Sequence,
+                          title: str) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[int, int]]]:
     """Each model's class-similarity matrix (:func:`nlsup_kit.analysis.class_similarity`) side by side on one colour
-    scale, each with its within-class and between-class mean printed beside it; returns those means by model."""
+    scale, each with its within-class and between-class mean printed beside it; returns those means by model, and
+    by model how many classes sit closer to themselves than to any other class, of how many."""
     import numpy as np
 
     from nlsup_kit import viz
@@ -345,13 +347,14 @@ def show_class_similarity(vectors: Mapping[str, object], labels: Sequence, title
     values = np.concatenate([m.ravel() for m in matrices.values()])
     viz.show(viz.heatmaps(matrices, [str(c) for c in classes], title, (float(values.min()), float(values.max()))))
     means = {name: within_and_between(matrix) for name, matrix in matrices.items()}
+    apart = {}
     for name, (within, between) in means.items():
         matrix = np.asarray(matrices[name])
-        apart = sum(matrix[c, c] > np.delete(matrix[c], c).max() for c in range(len(matrix)))  # class by class
+        apart[name] = (int(sum(matrix[c, c] > np.delete(matrix[c], c).max() for c in range(len(matrix)))), len(matrix))
         print(f"{name}: mean cosine within a class {within:.3f}, between two classes {between:.3f} "
-              f"(gap {printed_gap(within, between):+.3f}); {apart} of {len(matrix)} classes closer to themselves "
+              f"(gap {printed_gap(within, between):+.3f}); {apart[name][0]} of {len(matrix)} classes closer to themselves "
               "than to any other class")
-    return means
+    return means, apart
 
 
 def runtime_line(mode: str) -> str:

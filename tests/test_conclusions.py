@@ -158,6 +158,14 @@ def test_class_gap_reading_compares_the_gaps_and_names_what_differs_when_they_na
     # the gap of the printed values: 0.9644 - 0.9566 is 0.0078 (printed alone, +0.008), but printed as 0.964 and 0.957
     unrounded = class_gap_reading({"before": (0.9644, 0.9566), "after": (0.9644, 0.9566)}, "digits")
     assert "+0.007 before, +0.007 after" in unrounded
+    # 6 -> 7 of 10 classes beat their nearest other class while the gap narrowed (+0.037 -> +0.024): read as apart
+    counted = class_gap_reading({"before": (0.800, 0.763), "after": (0.892, 0.868)}, "words",
+                                apart={"before": (6, 10), "after": (7, 10)})
+    assert ("classes closer to themselves than to any other class: 6 -> 7 of 10 (more, while the gap narrowed: the "
+            "count asks only whether each class's own cosine beats its nearest other class") in counted
+    same = class_gap_reading({"before": (0.887, 0.864), "after": (0.964, 0.957)}, "digits",
+                             apart={"before": (9, 10), "after": (9, 10)})
+    assert "classes closer to themselves than to any other class: 9 -> 9 of 10 (as many)" in same
 
 
 def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
