@@ -99,6 +99,15 @@ def translation_retrieval(source: torch.Tensor, target: torch.Tensor) -> float:
     return int((scores.argmax(dim=1) == torch.arange(len(source))).sum()) / len(source)
 
 
+def length_retrieval(source: Sequence[str], target: Sequence[str]) -> float:
+    """The baseline for :func:`translation_retrieval` that reads only length: unit ``i`` of ``source`` matched
+    to the ``target`` unit nearest in its share of its text's characters (first on a tie)."""
+    shares = [np.array([len(unit) for unit in units], dtype=float) / sum(len(unit) for unit in units)
+              for units in (source, target)]
+    nearest = np.abs(shares[0][:, None] - shares[1][None, :]).argmin(axis=1)
+    return float((nearest == np.arange(len(source))).mean())
+
+
 def tokenizer_facts(tokenizer) -> str:
     """What kind of tokenizer a model ships, read from its own saved pipeline (so a claim about "an English
     uncased WordPiece vocabulary" can be checked against the model at hand)."""

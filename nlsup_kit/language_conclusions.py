@@ -103,3 +103,18 @@ def units_moved_reading(before: Mapping[str, float], after: Mapping[str, float],
     if widest <= 2 and p >= 0.05:
         return line + ": below what one text resolves, so this text cannot say that training moved the other languages."
     return line + ": more than one text of this size resolves by chance."
+
+
+def length_baseline_reading(found: Mapping[str, int], baseline: int, trials: int) -> str:
+    """Retrievals found by each model (``found``: model -> count of ``trials``) beside a baseline that reads only
+    length (:func:`nlsup_kit.analysis.length_retrieval`): a model at or below it has not shown that it matches
+    meaning across languages rather than length; one text of a few units has no spread, so above it is a description."""
+    counts = ", ".join(f"{name} {count}" for name, count in found.items())
+    line = (f"a baseline that reads only length (each unit matched to the English unit nearest in its share of the text's "
+            f"characters: nlsup_kit.analysis.length_retrieval) finds {baseline} of {trials}; the models: {counts}")
+    above = [name for name, count in found.items() if count > baseline]
+    if not above:
+        return line + (": none above it, so on these units length alone finds the translation as often, and this "
+                       "retrieval cannot show that a model matches meaning across languages beyond length")
+    return line + (f": {', '.join(above)} above it by {', '.join(str(found[n] - baseline) for n in above)} of {trials} "
+                   "(one text, no spread measured: a description, not a finding)")
