@@ -73,6 +73,16 @@ def test_translation_retrieval_counts_the_rows_whose_nearest_target_is_their_own
     assert translation_retrieval(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 0.1], [1.0, 0.2]])) == 1.0
 
 
+def test_length_retrieval_matches_each_unit_to_the_target_nearest_in_its_share_of_the_characters():
+    from nlsup_kit.analysis import length_retrieval
+
+    # shares of the characters, by hand: source 2/10, 3/10, 5/10; target 4/20, 10/20, 6/20 (0.2, 0.5, 0.3), so the
+    # units are found at 0, 2, 1: only the first is its own translation
+    assert length_retrieval(["aa", "bbb", "ccccc"], ["x" * 4, "y" * 10, "z" * 6]) == 1 / 3
+    # a translation twice as long in every unit keeps every share: all found
+    assert length_retrieval(["aa", "bbb", "ccccc"], ["aaaa", "bbbbbb", "cccccccccc"]) == 1.0
+
+
 def test_tokenizer_report_matches_counts_taken_straight_from_the_tokenizer_and_unicode(minilm):
     """Pieces and unknown pieces from the tokenizer's ids, the share kept from its own truncation at 32, and the
     changed words from Unicode (lower case, then accents removed: what an uncased BERT normaliser does)."""
