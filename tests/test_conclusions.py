@@ -278,8 +278,8 @@ def test_units_moved_reading_counts_the_moves_by_sign_and_tests_their_agreement_
 def test_length_baseline_reading_says_a_model_at_or_below_length_alone_shows_nothing_beyond_it():
     from nlsup_kit.language_conclusions import length_baseline_reading
 
-    at_or_below = length_baseline_reading({"before": 25, "after": 22}, 26, 48)
-    assert "finds 26 of 48; the models: before 25, after 22: none above it" in at_or_below
+    at_or_below = length_baseline_reading({"before": 26, "after": 22}, 26, 48)
+    assert "finds 26 of 48; the models: before 26, after 22: none above it" in at_or_below
     assert "cannot show that a model matches meaning across languages beyond length" in at_or_below
     above = length_baseline_reading({"before": 25, "after": 30}, 26, 48)
     assert above.endswith(": after above it by 4 of 48 (one text, no spread measured: a description, not a finding)")
