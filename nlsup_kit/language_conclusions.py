@@ -53,7 +53,7 @@ def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference:
     whole = [language for language in report if language not in unknown]
     single = [l for l in unknown if report[l].get("words_per_unit", UNSPACED_WORDS_PER_UNIT) < UNSPACED_WORDS_PER_UNIT]
     lines.append("unknown pieces: " + (", ".join(f"{l} {100 * u:.1f}%" for l, u in unknown.items()) if unknown else "none")
-                 + (f"; {', '.join(whole)} 0%: every word of theirs was cut into pieces the vocabulary holds, so their letters are in it"
+                 + (f"; {', '.join(whole)} 0%: every word of theirs, as the normaliser left it (the last column says what it changed), was cut into pieces the vocabulary holds"
                     if whole else "")
                  + (f"; {', '.join(unknown)}: words the vocabulary cannot cut into known pieces"
                     + (f" (in {', '.join(single)}, written without spaces, single characters: the tokenizer cuts them apart first)"
@@ -114,7 +114,8 @@ def length_baseline_reading(found: Mapping[str, int], baseline: int, trials: int
             f"characters: nlsup_kit.analysis.length_retrieval) finds {baseline} of {trials}; the models: {counts}")
     above = [name for name, count in found.items() if count > baseline]
     if not above:
-        return line + (": none above it, so on these units length alone finds the translation as often, and this "
+        return line + (": none above it, so on these units length alone finds the translation at least as often as "
+                       f"each model ({baseline} against {', '.join(str(c) for c in found.values())}), and this "
                        "retrieval cannot show that a model matches meaning across languages beyond length")
     return line + (f": {', '.join(above)} above it by {', '.join(str(found[n] - baseline) for n in above)} of {trials} "
                    "(one text, no spread measured: a description, not a finding)")

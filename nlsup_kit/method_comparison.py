@@ -76,10 +76,13 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
         def beside_range(name: str, runs: str) -> str:
             low, high = QUICK_SEED_GAINS[name]
             gains = [v - untrained for v in spread[runs]]
-            return (f"{runs}'s gains here, {', '.join(f'{g:+.2f}' for g in gains)}, lie "
-                    + ("inside" if all(low <= g <= high for g in gains) else "outside") + f" {name}'s {low:+.2f} to {high:+.2f}")
+            where = (f"all above it, by at least {min(gains) - high:.2f}" if min(gains) > high else
+                     f"all below it, by at least {low - max(gains):.2f}" if max(gains) < low else
+                     "all inside it" if all(low <= g <= high for g in gains) else "some inside it, some not")
+            return f"{runs}'s gains here, {', '.join(f'{g:+.2f}' for g in gains)}, beside {name}'s {low:+.2f} to {high:+.2f}: {where}"
         lines.append("The kit's calibration ranges (nlsup_kit.notebook.QUICK_SEED_GAINS) were measured with the kit's own "
-                     "trainer, not this one, so they say nothing of this trainer's seeds: "
+                     "trainer, not this one: they are no spread of this trainer's seeds, but they show where the kit's "
+                     "trainer's runs ended: "
                      + "; ".join(beside_range(name, runs) for name, runs in ((recipe.name, method), (baseline, "SimCSE"))
                                  if name in QUICK_SEED_GAINS) + ".")
     elif (recipe.name in QUICK_SEED_GAINS and baseline in QUICK_SEED_GAINS and list(tasks) == QUICK_TASKS
@@ -102,7 +105,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     size = (f"; {largest_name}, {largest:+.2f}, is "
             f"{'at least' if largest >= published else 'below'} the paper's" if largest is not None else "")
     lines.append(against_prediction(
-        f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here ({sign}), {published:+.2f} in the published results on "
+        f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here ({sign}), {published:+.2f} between the reported results on "
         f"{', '.join(tasks)} ({paper_method}: {row.repo} {row.file} line {row.line}; simcse-bert-base: SimCSE's paper, "
         f"arXiv 2104.08821v4, Table 5){size}; its size", None if largest is None else largest >= published,
         {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", "one epoch of wiki1m (15,626 steps)"),

@@ -202,9 +202,9 @@ def gpu_line() -> str:
 
 
 # Seconds per BERT-base text step at the paper's shapes (batch 64 x length 32): measured on an H100 and an H200
-# (compiled, benchmarks/RESULTS.md), projected for a T4 from NVIDIA's datasheets: 10-15x the H100's GPU time, the
-# ratios of fp16 tensor throughput (989 vs 65 TFLOPS, 15x) and memory bandwidth (3.35 vs 0.32 TB/s, 10x).
-TEXT_STEP_SECONDS = {"H100": (0.011, 0.013), "H200": (0.013, 0.014), "T4": (0.10, 0.15)}
+# (compiled, benchmarks/RESULTS.md), projected for a T4 from NVIDIA's datasheets: the H100's GPU time (10.3 ms) times the
+# ratios of memory bandwidth (3.35 vs 0.32 TB/s, 10.5x: 108 ms) and of fp16 tensor throughput (989 vs 65 TFLOPS, 15.2x: 157 ms).
+TEXT_STEP_SECONDS = {"H100": (0.011, 0.013), "H200": (0.013, 0.014), "T4": (0.11, 0.16)}
 # Class mode's image/audio step (2 x 30 items of 17-33 tokens) waits on kernel launches, not arithmetic: 32-37 ms
 # measured eager on an H200 (benchmarks/RESULTS.md), at most that compiled, more behind a slower host CPU.
 CLASS_MODALITY_STEP_SECONDS = (0.032, 0.037)
