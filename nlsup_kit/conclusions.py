@@ -196,12 +196,13 @@ def loss_course(logged: Sequence[float], log_b: float, steps: int, window: int =
 
 
 def loss_against_chance(first: float, log_b: float, batch: int, through: str,
-                        reference: tuple[float, str] | None = None) -> str:
+                        reference: tuple[float, str] | None = None, model: str | None = None) -> str:
     """The first logged text loss beside log B, the loss of a model that cannot tell the batch apart; far below
     it, the model already tells each sentence's second view from the others at its first text step. ``through``:
     the vector the loss compares, which sets how low a start can be (a pooler the model was trained with, or
     ``[CLS]`` through a head initialised afresh). ``reference``: the source run's first logged loss and where it is
-    written (a mean over many steps there, so it is printed as such, not as a first step)."""
+    written (a mean over many steps there, so it is printed as such, not as a first step); ``model``: this run's
+    starting model, said beside the reference's raw BERT-base."""
     share = first / log_b
     shown = f"{share:.0%} of" if share >= 0.01 else f"{share:.1e} times"
     start = f"the first logged text loss, {first:.3g}, is {shown} log B ({log_b:.2f}: the loss of a model that cannot tell the B = {batch} sentences of a batch apart), through {through}"
@@ -214,6 +215,12 @@ def loss_against_chance(first: float, log_b: float, batch: int, through: str,
     if reference is not None:
         line += (f". The reference code's BERT-base training log (VisualCSE's, text loss beside its image steps): its first "
                  f"logged loss is {reference[0]:g} ({reference[1]}): low there too early on, though not a first-step value")
+        if model is not None:
+            from nlsup_kit.models import native_pooling_config
+
+            line += (f"; this run starts from {model}" + (", already trained for sentence similarity"
+                                                          if native_pooling_config(model) else ", pretrained only")
+                     + ", the reference's from raw BERT-base")
     return line
 
 

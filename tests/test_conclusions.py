@@ -107,6 +107,11 @@ def test_the_starting_loss_is_read_against_log_b():
     beside = loss_against_chance(0.143, math.log(32), 32, "[CLS]", (0.0096, "a log, line 1"))
     assert beside.endswith(". The reference code's BERT-base training log (VisualCSE's, text loss beside its image steps): its "
                            "first logged loss is 0.0096 (a log, line 1): low there too early on, though not a first-step value")
+    trained = loss_against_chance(1.2e-5, math.log(32), 32, "avg", (0.0096, "a log, line 1"), model="minilm-l6")
+    assert trained.endswith("though not a first-step value; this run starts from minilm-l6, already trained for sentence "
+                            "similarity, the reference's from raw BERT-base")
+    assert loss_against_chance(1.2e-5, math.log(32), 32, "avg", (0.0096, "a log"), model="bert-base-uncased").endswith(
+        "this run starts from bert-base-uncased, pretrained only, the reference's from raw BERT-base")
     assert loss_against_chance(1.2e-5, math.log(32), 32, "avg").startswith(
         f"the first logged text loss, 1.2e-05, is {1.2e-5 / math.log(32):.1e} times log B (3.47: the loss of a model that cannot tell the B = 32 sentences of a batch apart), through avg")
     assert "already takes all but 1.2e-05 of the probability among 32" in loss_against_chance(1.2e-5, math.log(32), 32, "avg")
