@@ -295,7 +295,7 @@ def per_seed_reading(seeds: Sequence[int], differences: Sequence[float], method:
         return line + ", so the seeds agree beyond coin tosses"
     if least >= 0.05:
         return (line + f"; with {up + down} seeds the test can give no less than {least:.0%}, so the signs alone cannot "
-                "settle it: the sizes of the differences must, read against their spread (the t interval: a range for the mean difference, its width set by how far the differences spread and by a t quantile; the kit draws it from 3 seeds)")
+                "settle it: the sizes of the differences must, read against their spread (the t interval: a range for the mean difference, its width set by how far the differences spread and by Student's t multiplier for so few runs, in place of about 2; the kit draws it from 3 seeds)")
     return line + ", so these seeds alone cannot say which method is higher"
 
 

@@ -184,7 +184,8 @@ def stsb_dev_measures(encoder, pooling: str, device: torch.device, data_dir: str
             "alignment": alignment(emb1[positive], emb2[positive]), "uniformity": uniformity(embeddings)}
 
 
-MIN_RUNS_FOR_A_VERDICT = 3  # runs (seeds) per method before a bootstrap interval names a better method
+# runs (seeds) per method before a gap is read: by the t interval (conclusions.gap_interval) or the bootstrap below
+MIN_RUNS_FOR_A_VERDICT = 3
 
 
 @dataclass

@@ -314,7 +314,7 @@ def test_per_seed_differences_are_read_by_their_signs():
     assert line == ("VisualCSE - SimCSE per seed: seed 42 +0.09, seed 1 +0.07, seed 2 +0.02; 3 of 3 seeds favour "
                     "VisualCSE, 0 SimCSE: coin tosses split 3 seeds at least this unevenly with probability 25% "
                     "(two-sided sign test); with 3 seeds the test can give no less than 25%, so the signs alone cannot "
-                    "settle it: the sizes of the differences must, read against their spread (the t interval: a range for the mean difference, its width set by how far the differences spread and by a t quantile; the kit draws it from 3 seeds)")
+                    "settle it: the sizes of the differences must, read against their spread (the t interval: a range for the mean difference, its width set by how far the differences spread and by Student's t multiplier for so few runs, in place of about 2; the kit draws it from 3 seeds)")
     assert per_seed_reading(range(6), [0.1] * 6, "A", "B").endswith("the seeds agree beyond coin tosses")
     # six seeds could reach 3%, but 4 of 6 one way is 69%
     assert per_seed_reading(range(6), [0.1] * 4 + [-0.1] * 2, "A", "B").endswith("these seeds alone cannot say which "
