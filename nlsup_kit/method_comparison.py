@@ -88,12 +88,14 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     elif (recipe.name in QUICK_SEED_GAINS and baseline in QUICK_SEED_GAINS and list(tasks) == QUICK_TASKS
           and steps == CALIBRATION_STEPS):
         (method_low, method_high), (base_low, base_high) = QUICK_SEED_GAINS[recipe.name], QUICK_SEED_GAINS[baseline]
+        ran = "; ".join(f"{name.split(' (')[0]} seed{'s' if len(values) > 1 else ''} "
+                        + ", ".join(str(seed) for seed in seeds[:len(values)]) for name, values in spread.items())
         largest, largest_name = method_high - base_low, "the widest difference the calibration runs show (above)"
         lines.append(f"Over the kit's calibration runs (nlsup_kit.notebook.QUICK_SEED_GAINS: {CALIBRATION_RUNS}), the kit's trainer's gain over the starting model ranged "
                      f"{method_low:+.2f} to {method_high:+.2f} points for {recipe.name} and {base_low:+.2f} to {base_high:+.2f} "
                      f"for {baseline}: the widest difference between a run of each (unpaired: the highest gain of one "
                      f"minus the lowest of the other) is {largest:+.2f} points. "
-                     + (f"This notebook's runs (seeds {', '.join(str(s) for s in seeds)}, trained on those same sentences, "
+                     + (f"This notebook's runs ({ran}, trained on those same sentences, "
                         f"fingerprint {text}, a hash of the sentences) are among those runs: that width describes them, it is no evidence beyond them."
                         if text == CALIBRATION_TEXT and set(seeds) <= set(CALIBRATION_SEEDS) else
                         "That width comes from those runs, not from this notebook's; runs on other sentences may spread "
