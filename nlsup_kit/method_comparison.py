@@ -31,6 +31,57 @@ def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
     return differences
 
 
+def calibration_position(name: str, gains: Sequence[float]) -> tuple[str, float]:
+    """Where gains over the starting model fall beside the kit trainer's calibration range for recipe ``name``:
+    "above", "below", "inside" or "mixed", with the margin past the range (0 unless above or below). Runs of
+    another trainer have no calibration of their own; this says whether they ended where the kit's runs did."""
+    low, high = QUICK_SEED_GAINS[name]
+    if min(gains) > high:
+        return "above", min(gains) - high
+    if max(gains) < low:
+        return "below", low - max(gains)
+    return ("inside" if all(low <= g <= high for g in gains) else "mixed"), 0.0
+
+
+def trainer_gaps_reading(gaps: Mapping[str, Sequence[float]], gains: Mapping[str, Sequence[float]],
+                         calibrated: Mapping[str, str], trainer: str = "sentence-transformers'") -> str:
+    """Notebook 7: ``trainer``'s score minus the kit trainer's, on one recipe and seed (``gaps``: method -> one per
+    seed), read against how far the kit trainer's seeds move its own side of such a gap: the width of its
+    calibration range for the method's recipe (``calibrated``: method -> recipe name). ``gains``: the other
+    trainer's gains over the starting model (method -> per seed); the other side's seed spread is unknown from
+    these runs, so a wide gap leans toward the trainers and settles nothing."""
+    widths = {method: QUICK_SEED_GAINS[name][1] - QUICK_SEED_GAINS[name][0] for method, name in calibrated.items()}
+    wider = {method: sum(abs(g) > widths[method] for g in gaps[method]) for method in gaps}
+    seeds = len(next(iter(gaps.values())))
+
+    def verdict(method: str) -> str:
+        return ("wider" if wider[method] == seeds else "not wider" if not wider[method] else
+                f"{wider[method]} of {seeds} wider")
+
+    every = [method for method in gaps if wider[method] == seeds]
+    reading = ("How far the kit trainer's seeds move its own side of each gap: the width of its range of gains over its "
+               f"calibration runs ({CALIBRATION_RUNS}; nlsup_kit.notebook.QUICK_SEED_GAINS), highest minus lowest. "
+               + "; ".join(f"{method}: trainer gap{'s' if seeds > 1 else ''} {', '.join(f'{g:+.2f}' for g in gaps[method])}"
+                           f" against a width of {widths[method]:.2f}, {verdict(method)}" for method in gaps) + ". ")
+    if len(every) == len(gaps):
+        reading += "Every gap is wider than the kit's seeds move its side: a lean toward the trainers, not the seeds"
+    elif every:
+        reading += (f"{', '.join(every)}: wider than the kit's seeds move its side, a lean toward the trainers; "
+                    f"{', '.join(m for m in gaps if m not in every)}: not{' in every seed' if seeds > 1 else ''}, so there the trainers "
+                    "are not told from the seeds")
+    else:
+        reading += (f"{'Some gaps are' if any(wider.values()) else 'No gap is'} wider than the kit's seeds move its side"
+                    + (", though no method's in every seed" if any(wider.values()) else "") + ": these gaps cannot tell the "
+                    "trainers from the seeds")
+    above = all(calibration_position(calibrated[method], gains[method])[0] == "above" for method in gaps)
+    if above and len(every) < len(gaps):
+        reading += (f"; yet every {trainer} run here gained more than all of the kit trainer's calibration runs of its "
+                     "method (the reading above), a lean toward the trainers")
+    spread = (f"known from {seeds} seeds only" if seeds > 1 else "not measured here (one seed of each)")
+    return (reading + f". How far {trainer} own seeds move its side is {spread}"
+            + (": a lean, not a verdict." if every or above else "."))
+
+
 def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequence[int], untrained: float, method: str,
                     recipe, paper_method: str, steps: int, data: tuple[str, str], tasks: Sequence[str],
                     after_gap: str = " Notebook 4 tests such a gap over three seeds.",
@@ -76,9 +127,9 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
         def beside_range(name: str, runs: str) -> str:
             low, high = QUICK_SEED_GAINS[name]
             gains = [v - untrained for v in spread[runs]]
-            where = (f"all above it, by at least {min(gains) - high:.2f}" if min(gains) > high else
-                     f"all below it, by at least {low - max(gains):.2f}" if max(gains) < low else
-                     "all inside it" if all(low <= g <= high for g in gains) else "some inside it, some not")
+            position, margin = calibration_position(name, gains)
+            where = {"above": f"all above it, by at least {margin:.2f}", "below": f"all below it, by at least {margin:.2f}",
+                     "inside": "all inside it", "mixed": "some inside it, some not"}[position]
             return f"{runs}'s gains here, {', '.join(f'{g:+.2f}' for g in gains)}, beside {name}'s {low:+.2f} to {high:+.2f}: {where}"
         lines.append("The kit's calibration ranges (nlsup_kit.notebook.QUICK_SEED_GAINS) were measured with the kit's own "
                      "trainer, not this one: they are no spread of this trainer's seeds, but they show where the kit's "

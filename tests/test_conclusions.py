@@ -425,3 +425,33 @@ def test_the_neighbours_cosines_are_read_against_the_shift_of_random_pairs():
     assert "held while random pairs' mean cosine moved (" in neighbour_cosine_reading([0.4, 0.4], [0.4, 0.4], 0.043, 0.018)
     assert neighbour_cosine_reading([0.4, 0.3], [0.5, 0.1], 0.02, 0.02).startswith(
         "  the 2 best cosines, mean 0.350 -> 0.300 (-0.050; the cosine at 1 of the 2 ranks fell)")
+
+
+def test_another_trainers_gaps_are_read_against_the_width_of_the_kit_trainers_calibration_range():
+    from nlsup_kit.method_comparison import calibration_position, trainer_gaps_reading
+
+    # quick-simcse's range +0.50 to +0.72 (width 0.22), quick-visualcse's +0.50 to +0.79 (width 0.29)
+    assert calibration_position("quick-simcse", [0.96, 0.80]) == ("above", pytest.approx(0.08))
+    assert calibration_position("quick-simcse", [0.40, 0.45]) == ("below", pytest.approx(0.05))
+    assert calibration_position("quick-simcse", [0.50, 0.72])[0] == "inside"
+    assert calibration_position("quick-simcse", [0.49, 0.60])[0] == "mixed"
+    names = {"SimCSE": "quick-simcse", "VisualCSE": "quick-visualcse"}
+    # one seed: 0.29 > 0.22, 0.23 < 0.29; both gains above their ranges (0.96 > 0.72, 0.99 > 0.79)
+    one = trainer_gaps_reading({"SimCSE": [0.29], "VisualCSE": [0.23]}, {"SimCSE": [0.96], "VisualCSE": [0.99]}, names)
+    assert "SimCSE: trainer gap +0.29 against a width of 0.22, wider; VisualCSE: trainer gap +0.23 against a width of 0.29, not wider." in one
+    assert ("SimCSE: wider than the kit's seeds move its side, a lean toward the trainers; VisualCSE: not, so there the "
+            "trainers are not told from the seeds; yet every sentence-transformers' run here gained more") in one
+    assert one.endswith("own seeds move its side is not measured here (one seed of each): a lean, not a verdict.")
+    # a gap below the kit's run counts by its size: -0.30 is wider than 0.22
+    every = trainer_gaps_reading({"SimCSE": [-0.30], "VisualCSE": [0.40]}, {"SimCSE": [0.6], "VisualCSE": [0.6]}, names)
+    assert "Every gap is wider than the kit's seeds move its side" in every and "yet" not in every
+    # two seeds, one gap of two wider for SimCSE; gains inside the ranges: no lean from them
+    two = trainer_gaps_reading({"SimCSE": [0.29, 0.10], "VisualCSE": [0.10, -0.20]},
+                               {"SimCSE": [0.6, 0.7], "VisualCSE": [0.6, 0.6]}, names)
+    assert "trainer gaps +0.29, +0.10 against a width of 0.22, 1 of 2 wider" in two
+    assert ("Some gaps are wider than the kit's seeds move its side, though no method's in every seed: these gaps "
+            "cannot tell the trainers from the seeds. How far sentence-transformers' own seeds move its side is known from 2 "
+            "seeds only.") in two
+    none = trainer_gaps_reading({"SimCSE": [0.1], "VisualCSE": [0.1]}, {"SimCSE": [0.96], "VisualCSE": [0.6]}, names)
+    assert "No gap is wider than the kit's seeds move its side: these gaps cannot tell the trainers from the seeds." in none
+    assert none.endswith("(one seed of each).")
