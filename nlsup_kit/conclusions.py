@@ -214,7 +214,8 @@ def loss_against_chance(first: float, log_b: float, batch: int, through: str,
             f"{batch} (e^-loss, a geometric mean over the batch)")
     if reference is not None:
         line += (f". The reference code's BERT-base training log (VisualCSE's, text loss beside its image steps): its first "
-                 f"logged loss is {reference[0]:g} ({reference[1]}): low there too early on, though not a first-step value")
+                 f"logged loss is {reference[0]:g} ({reference[1]}): a mean over many steps of another run, not a first step, so it "
+                 f"stands beside this run's {first:.3g} as a source's number, not as the same quantity")
         if model is not None:
             from nlsup_kit.models import native_pooling_config
 
@@ -268,7 +269,10 @@ def modality_loss_reading(loss: str, logged: Sequence[float], weight: float, lev
             f"{uniform:.3f} (every view alike, {batch} examples of two views), floor {floor:.3f}"
             + (f" (for {batch} examples spread evenly over {classes} classes, the lowest any batch's floor can be; a batch "
                "drawn at random is rarely even, and its floor is higher)" if supcon else "")
-            + f": it started {where(first)} and ended {where(last)}, {printed_gap(last, floor):.3f} above "
+            + f": it started {where(first)} and ended {where(last)}"
+            + (f" (a fall of {printed_gap(first, last):.3f}, {printed_gap(last, uniform):.3f} still above the uniform level)"
+               if last < first and last > uniform * (1 + AT_THE_LEVEL) else "")
+            + f", {printed_gap(last, floor):.3f} above "
             + ("that lowest floor" if supcon else "the floor")
             + (f"; {ABOVE_UNIFORM}" if max(first, last) > uniform * (1 + AT_THE_LEVEL) else ""))
 

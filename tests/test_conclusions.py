@@ -106,9 +106,10 @@ def test_the_starting_loss_is_read_against_log_b():
                    "the batch)")
     beside = loss_against_chance(0.143, math.log(32), 32, "[CLS]", (0.0096, "a log, line 1"))
     assert beside.endswith(". The reference code's BERT-base training log (VisualCSE's, text loss beside its image steps): its "
-                           "first logged loss is 0.0096 (a log, line 1): low there too early on, though not a first-step value")
+                           "first logged loss is 0.0096 (a log, line 1): a mean over many steps of another run, not a first step, "
+                           "so it stands beside this run's 0.143 as a source's number, not as the same quantity")
     trained = loss_against_chance(1.2e-5, math.log(32), 32, "avg", (0.0096, "a log, line 1"), model="minilm-l6")
-    assert trained.endswith("though not a first-step value; this run starts from minilm-l6, already trained for sentence "
+    assert trained.endswith("not as the same quantity; this run starts from minilm-l6, already trained for sentence "
                             "similarity, the reference's from raw BERT-base")
     assert loss_against_chance(1.2e-5, math.log(32), 32, "avg", (0.0096, "a log"), model="bert-base-uncased").endswith(
         "this run starts from bert-base-uncased, pretrained only, the reference's from raw BERT-base")
@@ -141,10 +142,14 @@ def test_the_modality_loss_is_read_between_its_uniform_level_and_its_floor():
     assert "a higher loss than" not in at_it  # nothing above the level to explain
     # the last two: (0.45 + 0.43) / 2 / 0.1 = 4.4, above 4.0 and 2.9 above the floor
     still_above = modality_loss_reading("SupCon", [0.62, 0.58, 0.45, 0.43], 0.1, levels, 30, 10)
-    assert "(lower)" in still_above and "ended above the uniform level, 2.900 above that lowest floor" in still_above
+    # from 6.0 to 4.4: a fall of 1.600, 0.400 above the level of 4.0
+    assert "(lower)" in still_above and ("ended above the uniform level (a fall of 1.600, 0.400 still above the uniform "
+                                         "level), 2.900 above that lowest floor") in still_above
+    assert "a fall of" not in line and "a fall of" not in at_it  # below the level, or at it: nothing left above
     # printed as 4.245 and 1.609, the gap is printed as their difference, 2.636 (unrounded: 2.6352)
     rounded = modality_loss_reading("supcon", [5.0, 4.2446], 1.0, {"uniform": 4.078, "floor": 1.6094}, 30, 10, window=1)
     assert "of the last 1 4.245" in rounded and "floor 1.609" in rounded and "2.636 above that lowest floor" in rounded
+    assert "(a fall of 0.755, 0.167 still above the uniform level)" in rounded   # 5.000 - 4.245, 4.245 - 4.078
 
 
 def test_class_gap_reading_compares_the_gaps_and_names_what_differs_when_they_narrow():
