@@ -220,7 +220,9 @@ class DifferenceInterval:
             verdict = (f"the interval excludes 0, but {runs} runs per method resample the seeds too coarsely for a "
                        f"verdict on the methods (at least {MIN_RUNS_FOR_A_VERDICT} runs each)")
         else:
-            verdict = f"the interval excludes 0: {better} scores higher on {test_set} in these runs"
+            verdict = (f"the interval excludes 0: {better} scores higher on {test_set} in these runs, as far as resampling "
+                       f"their pairs and their {runs} seeds shows; few seeds resample coarsely: read it beside the "
+                       "t interval over the per-seed differences, which counts the seeds' spread")
         return f"{interval}; {verdict}"
 
 

@@ -139,7 +139,9 @@ def test_a_two_level_bootstrap_counts_seeds_that_disagree():
     better = bootstrap_difference(gold, [*a_runs, run(1.0)], [run(0.6), run(0.6), run(0.6)], samples=300)
     assert better.low > 0
     assert better.conclusion("SimCSE", "VisualCSE", "STS-B").endswith(
-        "the interval excludes 0: VisualCSE scores higher on STS-B in these runs")
+        "the interval excludes 0: VisualCSE scores higher on STS-B in these runs, as far as resampling their pairs and "
+        "their 3 seeds shows; few seeds resample coarsely: read it beside the t interval over the per-seed "
+        "differences, which counts the seeds' spread")
     two = bootstrap_difference(gold, a_runs, [run(0.6), run(0.6)], samples=300)
     assert two.low > 0 and two.conclusion("SimCSE", "VisualCSE", "STS-B").endswith(
         "2 runs per method resample the seeds too coarsely for a verdict on the methods (at least 3 runs each)")
