@@ -44,8 +44,8 @@ def calibration_position(name: str, gains: Sequence[float]) -> tuple[str, float]
 
 
 def trainer_gaps_reading(gaps: Mapping[str, Sequence[float]], gains: Mapping[str, Sequence[float]],
-                         calibrated: Mapping[str, str], trainer: str = "sentence-transformers'") -> str:
-    """Notebook 7: ``trainer``'s score minus the kit trainer's, on one recipe and seed (``gaps``: method -> one per
+                         calibrated: Mapping[str, str], trainer: str = "sentence-transformers") -> str:
+    """Notebook 7: the ``trainer`` trainer's score minus the kit trainer's, on one recipe and seed (``gaps``: method -> one per
     seed), read against how far the kit trainer's seeds move its own side of such a gap: the width of its
     calibration range for the method's recipe (``calibrated``: method -> recipe name). ``gains``: the other
     trainer's gains over the starting model (method -> per seed); the other side's seed spread is unknown from
@@ -78,7 +78,7 @@ def trainer_gaps_reading(gaps: Mapping[str, Sequence[float]], gains: Mapping[str
         reading += (f"; yet every {trainer} run here gained more than all of the kit trainer's calibration runs of its "
                      "method (the reading above), a lean toward the trainers")
     spread = (f"known from {seeds} seeds only" if seeds > 1 else "not measured here (one seed of each)")
-    return (reading + f". How far {trainer} own seeds move its side is {spread}"
+    return (reading + f". How far the {trainer} trainer's own seeds move its side is {spread}"
             + (": a lean, not a verdict." if every or above else "."))
 
 
@@ -128,8 +128,10 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
             low, high = QUICK_SEED_GAINS[name]
             gains = [v - untrained for v in spread[runs]]
             position, margin = calibration_position(name, gains)
-            where = {"above": f"all above it, by at least {margin:.2f}", "below": f"all below it, by at least {margin:.2f}",
-                     "inside": "all inside it", "mixed": "some inside it, some not"}[position]
+            every = "all " if len(gains) > 1 else ""
+            where = {"above": f"{every}above it, by {'at least ' if every else ''}{margin:.2f}",
+                     "below": f"{every}below it, by {'at least ' if every else ''}{margin:.2f}",
+                     "inside": f"{every}inside it", "mixed": "some inside it, some not"}[position]
             return f"{runs}'s gains here, {', '.join(f'{g:+.2f}' for g in gains)}, beside {name}'s {low:+.2f} to {high:+.2f}: {where}"
         lines.append("The kit's calibration ranges (nlsup_kit.notebook.QUICK_SEED_GAINS) were measured with the kit's own "
                      "trainer, not this one: they are no spread of this trainer's seeds, but they show where the kit's "

@@ -379,6 +379,9 @@ def test_a_method_gap_is_sized_against_the_largest_gap_the_runs_leave_open():
     assert elsewhere[-2].endswith("but they show where the kit's trainer's runs ended: VisualCSE's gains here, +0.99, "
                                   "+1.02, beside quick-visualcse's +0.50 to +0.79: all above it, by at least 0.20; SimCSE's "
                                   "gains here, +0.96, +0.96, beside quick-simcse's +0.50 to +0.72: all above it, by at least 0.24.")
+    single = method_readings(reports(SimCSE=[82.99], VisualCSE=[83.02]), [42], 82.03, "VisualCSE", *args, kit_trainer=False)
+    assert single[-2].endswith("VisualCSE's gains here, +0.99, beside quick-visualcse's +0.50 to +0.79: above it, by 0.20; "
+                               "SimCSE's gains here, +0.96, beside quick-simcse's +0.50 to +0.72: above it, by 0.24.")
     straddling = method_readings(reports(SimCSE=[82.60, 82.99], VisualCSE=[82.60, 82.70]), [42, 1], 82.03, "VisualCSE",
                                  *args, kit_trainer=False)
     # +0.57, +0.67 inside +0.50 to +0.79; +0.57 inside and +0.96 above +0.50 to +0.72
@@ -445,8 +448,9 @@ def test_another_trainers_gaps_are_read_against_the_width_of_the_kit_trainers_ca
     one = trainer_gaps_reading({"SimCSE": [0.29], "VisualCSE": [0.23]}, {"SimCSE": [0.96], "VisualCSE": [0.99]}, names)
     assert "SimCSE: trainer gap +0.29 against a width of 0.22, wider; VisualCSE: trainer gap +0.23 against a width of 0.29, not wider." in one
     assert ("SimCSE: wider than the kit's seeds move its side, a lean toward the trainers; VisualCSE: not, so there the "
-            "trainers are not told from the seeds; yet every sentence-transformers' run here gained more") in one
-    assert one.endswith("own seeds move its side is not measured here (one seed of each): a lean, not a verdict.")
+            "trainers are not told from the seeds; yet every sentence-transformers run here gained more") in one
+    assert one.endswith("How far the sentence-transformers trainer's own seeds move its side is not measured here (one "
+                        "seed of each): a lean, not a verdict.")
     # a gap below the kit's run counts by its size: -0.30 is wider than 0.22
     every = trainer_gaps_reading({"SimCSE": [-0.30], "VisualCSE": [0.40]}, {"SimCSE": [0.6], "VisualCSE": [0.6]}, names)
     assert "Every gap is wider than the kit's seeds move its side" in every and "yet" not in every
@@ -455,14 +459,14 @@ def test_another_trainers_gaps_are_read_against_the_width_of_the_kit_trainers_ca
                                {"SimCSE": [0.6, 0.7], "VisualCSE": [0.6, 0.6]}, names)
     assert "trainer gaps +0.29, +0.10 against a width of 0.22, 1 of 2 wider" in two
     assert ("Some gaps are wider than the kit's seeds move its side, though no method's in every seed: these gaps "
-            "cannot tell the trainers from the seeds. How far sentence-transformers' own seeds move its side is known from 2 "
+            "cannot tell the trainers from the seeds. How far the sentence-transformers trainer's own seeds move its side is known from 2 "
             "seeds only.") in two
     none = trainer_gaps_reading({"SimCSE": [0.1], "VisualCSE": [0.1]}, {"SimCSE": [0.96], "VisualCSE": [0.6]}, names)
     assert "No gap is wider than the kit's seeds move its side: these gaps cannot tell the trainers from the seeds." in none
     assert none.endswith("(one seed of each).")
     # no gap wider, yet every run above its range: that alone leans
     lean = trainer_gaps_reading({"SimCSE": [0.1], "VisualCSE": [0.1]}, {"SimCSE": [0.96], "VisualCSE": [0.99]}, names)
-    assert lean.endswith("cannot tell the trainers from the seeds; yet every sentence-transformers' run here gained more "
+    assert lean.endswith("cannot tell the trainers from the seeds; yet every sentence-transformers run here gained more "
                          "than all of the kit trainer's calibration runs of its method (the reading above), a lean toward "
-                         "the trainers. How far sentence-transformers' own seeds move its side is not measured here (one "
+                         "the trainers. How far the sentence-transformers trainer's own seeds move its side is not measured here (one "
                          "seed of each): a lean, not a verdict.")
