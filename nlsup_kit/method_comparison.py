@@ -45,11 +45,11 @@ def calibration_position(name: str, gains: Sequence[float]) -> tuple[str, float]
 
 def trainer_gaps_reading(gaps: Mapping[str, Sequence[float]], gains: Mapping[str, Sequence[float]],
                          calibrated: Mapping[str, str], trainer: str = "sentence-transformers") -> str:
-    """Notebook 7: the ``trainer`` trainer's score minus the kit trainer's, on one recipe and seed (``gaps``: method -> one per
-    seed), read against how far the kit trainer's seeds move its own side of such a gap: the width of its
-    calibration range for the method's recipe (``calibrated``: method -> recipe name). ``gains``: the other
-    trainer's gains over the starting model (method -> per seed); the other side's seed spread is unknown from
-    these runs, so a wide gap leans toward the trainers and settles nothing."""
+    """Notebook 7: the ``trainer`` trainer's score minus the kit trainer's, on one recipe and seed (``gaps``:
+    method -> one per seed), read against how far the kit trainer's seeds move its own side of such a gap: the
+    width of its calibration range for the method's recipe (``calibrated``: method -> recipe name). ``gains``: the
+    other trainer's gains over the starting model (method -> per seed); the other side's seed spread is unknown
+    from these runs, so a wide gap leans toward the trainers and settles nothing."""
     widths = {method: QUICK_SEED_GAINS[name][1] - QUICK_SEED_GAINS[name][0] for method, name in calibrated.items()}
     wider = {method: sum(abs(g) > widths[method] for g in gaps[method]) for method in gaps}
     seeds = len(next(iter(gaps.values())))
@@ -67,8 +67,8 @@ def trainer_gaps_reading(gaps: Mapping[str, Sequence[float]], gains: Mapping[str
         reading += "Every gap is wider than the kit's seeds move its side: a lean toward the trainers, not the seeds"
     elif every:
         reading += (f"{', '.join(every)}: wider than the kit's seeds move its side, a lean toward the trainers; "
-                    f"{', '.join(m for m in gaps if m not in every)}: not{' in every seed' if seeds > 1 else ''}, so there the trainers "
-                    "are not told from the seeds")
+                    f"{', '.join(m for m in gaps if m not in every)}: not{' in every seed' if seeds > 1 else ''}, so "
+                    "there the trainers are not told from the seeds")
     else:
         reading += (f"{'Some gaps are' if any(wider.values()) else 'No gap is'} wider than the kit's seeds move its side"
                     + (", though no method's in every seed" if any(wider.values()) else "") + ": these gaps cannot tell the "
