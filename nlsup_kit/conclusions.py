@@ -175,6 +175,16 @@ def class_gap_reading(means: Mapping[str, tuple[float, float]], examples: str,
 SATURATED = 0.1  # the kit's own line: a text loss starting below this share of log B has almost nothing left to lose
 
 
+def share_of_log_b(loss: float, batch: int) -> str:
+    """A text loss as a share of log B, read: below :data:`SATURATED` of it, the model already tells each sentence's
+    second view from the rest of the batch (the hand-written steps of notebooks 1 and 2 meet a trained MiniLM)."""
+    share = loss / float(np.log(batch))
+    return (f"{share:.1%} of log B, B = {batch}: "
+            + (f"below {SATURATED:g} x log B (the kit's own line), so before this step the model already tells each of the "
+               f"{batch} sentences' second view from the others" if share < SATURATED else
+               f"at or above {SATURATED:g} x log B (the kit's own line), so this step still has second views to tell apart"))
+
+
 def loss_course(logged: Sequence[float], log_b: float, steps: int, window: int = 5) -> str:
     """The text loss's course over a run, read against log B (the loss of a model that cannot tell the batch apart).
     Each step draws a new batch, so the reading compares the means of the first and the last ``window`` logged

@@ -470,3 +470,13 @@ def test_another_trainers_gaps_are_read_against_the_width_of_the_kit_trainers_ca
                          "than all of the kit trainer's calibration runs of its method (the reading above), a lean toward "
                          "the trainers. How far the sentence-transformers trainer's own seeds move its side is not measured here (one "
                          "seed of each): a lean, not a verdict.")
+
+
+def test_a_hand_steps_loss_is_read_as_a_share_of_log_b():
+    from nlsup_kit.conclusions import share_of_log_b
+
+    # log 8 = 2.0794: 0.025983 is 1.2% of it, below a tenth; 1.5 is 72.1%
+    assert share_of_log_b(0.025983, 8) == ("1.2% of log B, B = 8: below 0.1 x log B (the kit's own line), so before this "
+                                           "step the model already tells each of the 8 sentences' second view from the others")
+    assert share_of_log_b(1.5, 8) == ("72.1% of log B, B = 8: at or above 0.1 x log B (the kit's own line), so this step "
+                                      "still has second views to tell apart")
