@@ -39,7 +39,7 @@ def _alternating(title: str, inputs: str, embedding: str, modality: str) -> Diag
          "sentences": Box(0, 1, "sentence batch\n(each sentence twice)", "data"),
          "words": Box(1, 1, "word embeddings\n(the encoder's own)"),
          "shared": Box(2, 0, "shared Transformer layers\n(the sentence encoder's own)", "shared", rows=2),
-         "modality_loss": Box(3, 0, f"SupCon x lambda ->\n{modality} AdamW (all weights)", "loss"),
+         "modality_loss": Box(3, 0, f"{modality} loss x lambda: SupCon\n(quick, class), new_supcon (full)\n-> {modality} AdamW (all weights)", "loss"),
          "text_loss": Box(3, 1, "InfoNCE ->\ntext AdamW (encoder)", "loss")},
         (("inputs", "patches"), ("patches", "shared"), ("sentences", "words"), ("words", "shared"),
          ("shared", "modality_loss"), ("shared", "text_loss")))
