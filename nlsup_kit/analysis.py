@@ -71,6 +71,13 @@ def within_and_between(matrix: np.ndarray) -> tuple[float, float]:
     return float(np.diag(matrix).mean()), float(matrix[off_diagonal].mean())
 
 
+def classes_nearer_another(matrix: np.ndarray, classes: Sequence) -> list[tuple[object, object]]:
+    """The classes of a class-similarity matrix that sit no closer to themselves than to some other class, each with
+    the class it sits closest to: where a count of classes that stand apart hides which ones do not."""
+    others = np.where(np.eye(len(matrix), dtype=bool), -np.inf, matrix)  # each class's row without itself
+    return [(classes[c], classes[int(others[c].argmax())]) for c in range(len(matrix)) if matrix[c, c] <= others[c].max()]
+
+
 @torch.inference_mode()
 def trunk_vectors(branch, encoder, inputs: torch.Tensor, batch_size: int = 100, through_head: bool = False) -> torch.Tensor:
     """Image or audio inputs through the branch's patch embedding and the shared Transformer layers: the [CLS]

@@ -333,12 +333,12 @@ def loss_at_the_end(run, recipe, classes: int, window: int = 5, there: str | Non
 def show_class_similarity(vectors: Mapping[str, object], labels: Sequence,
                           title: str) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[int, int]]]:
     """Each model's class-similarity matrix (:func:`nlsup_kit.analysis.class_similarity`) side by side on one colour
-    scale, each with its within-class and between-class mean printed beside it; returns those means by model, and
-    by model how many classes sit closer to themselves than to any other class, of how many."""
+    scale, read out: within- and between-class means, and which classes sit no closer to themselves than to another
+    (named, with that nearer class); returns the means by model, and by model how many classes do, of how many."""
     import numpy as np
 
     from nlsup_kit import viz
-    from nlsup_kit.analysis import class_similarity, within_and_between
+    from nlsup_kit.analysis import class_similarity, classes_nearer_another, within_and_between
     from nlsup_kit.conclusions import printed_gap
 
     matrices = {}
@@ -350,10 +350,11 @@ def show_class_similarity(vectors: Mapping[str, object], labels: Sequence,
     apart = {}
     for name, (within, between) in means.items():
         matrix = np.asarray(matrices[name])
-        apart[name] = (int(sum(matrix[c, c] > np.delete(matrix[c], c).max() for c in range(len(matrix)))), len(matrix))
+        misses = [f"{c} (nearer {nearer})" for c, nearer in classes_nearer_another(matrix, classes)]
+        apart[name] = (len(matrix) - len(misses), len(matrix))
         print(f"{name}: mean cosine within a class {within:.3f}, between two classes {between:.3f} "
               f"(gap {printed_gap(within, between):+.3f}); {apart[name][0]} of {len(matrix)} classes closer to themselves "
-              "than to any other class")
+              "than to any other class" + (f"; not: {', '.join(misses)}" if misses else ""))
     return means, apart
 
 

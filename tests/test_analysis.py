@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from nlsup_kit.analysis import class_similarity, knn_accuracy, trunk_vectors, within_and_between
+from nlsup_kit.analysis import class_similarity, classes_nearer_another, knn_accuracy, trunk_vectors, within_and_between
 
 
 def test_knn_accuracy_on_points_worked_out_by_hand():
@@ -30,6 +30,13 @@ def test_class_similarity_is_the_mean_cosine_over_pairs_of_distinct_examples():
     np.testing.assert_allclose(matrix, [[r, (1 + r) / 6], [(1 + r) / 6, 2 * r / 3]], atol=1e-12)
     within, between = within_and_between(matrix)  # the diagonal's mean and the off-diagonal's
     assert (within, between) == pytest.approx(((r + 2 * r / 3) / 2, (1 + r) / 6))
+
+
+def test_the_classes_no_closer_to_themselves_are_named_with_the_class_they_sit_nearest():
+    # rows by hand: a is nearest itself (0.9 > 0.5, 0.2); b sits nearer c (0.6 > 0.4); c ties with a (0.3 = 0.3): not apart
+    matrix = np.array([[0.9, 0.5, 0.2], [0.5, 0.4, 0.6], [0.3, 0.2, 0.3]])
+    assert classes_nearer_another(matrix, ["a", "b", "c"]) == [("b", "c"), ("c", "a")]
+    assert classes_nearer_another(np.eye(3), [0, 1, 2]) == []
 
 
 def test_trunk_vectors_are_the_shared_layers_cls_before_the_branch_head(minilm):
