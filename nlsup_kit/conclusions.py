@@ -199,8 +199,8 @@ def loss_course(logged: Sequence[float], log_b: float, steps: int, window: int =
         moved = (f"the last steps' mean is {last / first:.0%} of the first steps'" if last < first
                  else "it did not fall")
         return line + (f"below {SATURATED:g} x log B from the start (the kit's own line), it was saturated: the model already told each "
-                       f"sentence's second view from the rest of its batch; {moved}, a change among losses this small that says "
-                       "how far apart the views it already told apart stood, not whether STS moved (the STS scores measure that)")
+                       f"sentence's second view from the rest of its batch; {moved}: at losses this small a change says only how "
+                       "much further apart the already separated views moved; whether STS moved, the STS scores measure")
     return line + ("it fell: on the last steps' batches the two views of each sentence stood out from the rest of the "
                    "batch more than on the first steps'" if last < first else "it did not fall over these steps")
 

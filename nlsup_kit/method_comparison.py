@@ -98,7 +98,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     from nlsup_kit.conclusions import (against_prediction, gap_against_spread, gap_interval, per_seed_reading,
                                        settles_gap, t_reach)
     from nlsup_kit.models import native_pooling_config
-    from nlsup_kit.paper import PAPER_ROWS_ALSO_IN, paper_scores
+    from nlsup_kit.paper import PAPER_ROWS_ALSO_IN, PAPER_UPDATES, paper_scores
     from nlsup_kit.recipes import get_recipe
 
     spread = {name: [report.mean_spearman for report in runs] for name, runs in reports.items()}
@@ -163,7 +163,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
         f"{method.split(' (')[0]} - SimCSE: {gap:+.2f} points here ({sign}), {published:+.2f} between the reported results on "
         f"{', '.join(tasks)} ({paper_method}: {row.repo} {row.file} line {row.line}; simcse-bert-base: SimCSE's paper, "
         f"arXiv 2104.08821v4, Table 5){size}; its size", None if largest is None else largest >= published,
-        {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", "one epoch of wiki1m (15,626 steps)"),
+        {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", PAPER_UPDATES),
          **({"text": (text_trained_on(recipe, text), "wiki1m's million sentences")} if text else {}),
          f"{recipe.modality} data": data, **setting_differences(recipe, paper), **(also or {})}, runs=2 * len(seeds)))
     return lines

@@ -26,6 +26,9 @@ PAPER_URL = "https://arxiv.org/abs/2209.09433"
 REFERENCE_FIRST_LOSS = (0.0096, "yiren-jian/NonLing-CSE VisualCSE/training_logs/unsup-VisualCSE-bert-base-uncased.txt "
                                 "line 151, the mean over steps 1-500 (logging_steps=500, line 4) of a run started from "
                                 "raw BERT-base")
+# the paper's run length, as its updates are listed beside a short run's ("Total optimization steps = 15626")
+PAPER_UPDATES = ("one epoch of wiki1m (15,626 steps: yiren-jian/NonLing-CSE VisualCSE/training_logs/"
+                 "unsup-VisualCSE-bert-base-uncased.txt line 104)")
 SIMCSE_PAPER_URL = "https://arxiv.org/abs/2104.08821"
 REFERENCE_REPO = "yiren-jian/NonLing-CSE"  # the authors' code: VisualCSE/ and AudioCSE/, each built on SimCSE
 REFERENCE_URL = "https://github.com/yiren-jian/NonLing-CSE"
@@ -483,7 +486,7 @@ def own_run_commands(family: str = "bert-base", seeds: Sequence[int] = (42, 1, 2
     return "\n".join([
         f"the kit's own numbers: not run yet on a GPU. To produce them, {len(seeds)} seeds of every method:",
         "  class mode (sized for one free Colab T4 session per run, projected): run this notebook on a GPU runtime "
-        "(MODE is class there), or",
+        "(MODE is class there; SimCSE and VisualCSE), or, for every method,",
         *(over_seeds(f"class-{method}") for method in methods),
         "  full mode (the paper's settings, hours per run):",
         *(over_seeds(f"{method}-{family}") for method in methods)])

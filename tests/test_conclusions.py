@@ -404,9 +404,9 @@ def test_the_loss_course_is_read_against_log_b_and_says_whether_it_fell():
     saturated = loss_course([0.3, 0.03], 3.4657, 20)
     assert saturated.endswith("below 0.1 x log B from the start (the kit's own line), it was saturated: the model already "
                               "told each sentence's second view from the rest of its batch; the last steps' mean is 10% of "
-                              "the first steps', a change among losses this small that says how far apart the views it "
-                              "already told apart stood, not whether STS moved (the STS scores measure that)")
-    assert "; it did not fall, a change" in loss_course([0.3, 0.31], 3.4657, 20)
+                              "the first steps': at losses this small a change says only how much further apart the "
+                              "already separated views moved; whether STS moved, the STS scores measure")
+    assert "; it did not fall: at losses this small" in loss_course([0.3, 0.31], 3.4657, 20)
     assert "it fell" in loss_course([0.4, 0.0001], 3.4657, 20)
 
 
