@@ -180,7 +180,7 @@ def share_of_log_b(loss: float, batch: int) -> str:
     second view from the rest of the batch (the hand-written steps of notebooks 1 and 2 meet a trained MiniLM)."""
     share = loss / float(np.log(batch))
     return (f"{share:.1%} of log B, B = {batch}: "
-            + (f"below {SATURATED:g} x log B (the kit's own line), so before this step the model already tells each of the "
+            + (f"below {SATURATED:g} x log B (the kit's own line), so at this text update the model already tells each of the "
                f"{batch} sentences' second view from the others" if share < SATURATED else
                f"at or above {SATURATED:g} x log B (the kit's own line), so this step still has second views to tell apart"))
 
@@ -309,7 +309,7 @@ def per_seed_reading(seeds: Sequence[int], differences: Sequence[float], method:
         return line + ", so the seeds agree beyond coin tosses"
     if least >= 0.05:
         return (line + f"; with {up + down} seeds the test can give no less than {least:.0%}, so the signs alone cannot "
-                "settle it: the sizes of the differences must, read against their spread (the t interval: a range for the mean difference, its width set by how far the differences spread and by Student's t multiplier for so few runs, in place of about 2; the kit draws it from 3 seeds)")
+                "settle it: the sizes of the differences must, read against their spread (the t interval: a range for the mean difference, its width set by how far the differences spread and by Student's t multiplier for so few runs, in place of the normal distribution's 1.96, which assumes many runs; the kit draws it from 3 seeds)")
     return line + ", so these seeds alone cannot say which method is higher"
 
 

@@ -60,7 +60,9 @@ def trainer_gaps_reading(gaps: Mapping[str, Sequence[float]], gains: Mapping[str
 
     every = [method for method in gaps if wider[method] == seeds]
     reading = ("How far the kit trainer's seeds move its own side of each gap: the width of its range of gains over its "
-               f"calibration runs ({CALIBRATION_RUNS}; nlsup_kit.notebook.QUICK_SEED_GAINS), highest minus lowest. "
+               f"calibration runs ({CALIBRATION_RUNS}; nlsup_kit.notebook.QUICK_SEED_GAINS), highest minus lowest; a gap "
+               "wider than that leans toward the trainers: a hint, not a verdict, that the two trainers rather than the "
+               "seeds make it. "
                + "; ".join(f"{method}: trainer gap{'s' if seeds > 1 else ''} {', '.join(f'{g:+.2f}' for g in gaps[method])}"
                            f" against a width of {widths[method]:.2f}, {verdict(method)}" for method in gaps) + ". ")
     if len(every) == len(gaps):

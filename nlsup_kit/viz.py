@@ -270,34 +270,51 @@ def scatter(points: np.ndarray, labels: Sequence, title: str, hover: Sequence[st
 
 
 def view_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray]], labels: Sequence[str], title: str,
-               view_names: tuple[str, str] = ("view 1", "view 2")):
+               view_names: tuple[str, str] = ("view 1", "view 2"), axes: tuple[str, str] | None = None,
+               scale: str | None = None):
     """Two views of each example, one column per example: images as (H, W, 3) in [0, 1], or 2-D arrays (a
-    fbank: time x mel) drawn as heatmaps."""
+    fbank: time x mel) drawn as heatmaps on one shared colour scale, titled ``scale``, with ``axes`` (x, y) named,
+    so that what a printed reading points at (a masked band, a frame range) can be found on the figure."""
     columns = len(pairs)
+    flat = [view for views in pairs for view in views if view.ndim == 2]
+    low, high = (min(float(v.min()) for v in flat), max(float(v.max()) for v in flat)) if flat else (None, None)
     if has_plotly():
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
         fig = make_subplots(rows=2, cols=columns, subplot_titles=[f"{label}, {name}" for name in view_names
                                                                   for label in labels],
-                            horizontal_spacing=0.02, vertical_spacing=0.08)
+                            horizontal_spacing=0.03, vertical_spacing=0.12)
         for col, views in enumerate(pairs, start=1):
             for row, view in enumerate(views, start=1):
                 trace = (go.Image(z=(np.clip(view, 0, 1) * 255).astype(np.uint8)) if view.ndim == 3
-                         else go.Heatmap(z=view.T, colorscale="Viridis", showscale=False))
+                         else go.Heatmap(z=view.T, colorscale="Viridis", zmin=low, zmax=high,
+                                         showscale=row == 1 and col == 1,
+                                         colorbar=dict(title=(scale or "").replace("\n", "<br>"))))
                 fig.add_trace(trace, row=row, col=col)
-        fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
-        return fig.update_layout(title=title, height=420, width=max(500, 170 * columns))
+        if flat and axes:
+            fig.update_xaxes(title_text=axes[0], row=2).update_yaxes(title_text=axes[1], col=1)
+            for col in range(2, columns + 1):  # one column of tick labels, where the axis is named
+                fig.update_yaxes(showticklabels=False, col=col)
+        else:
+            fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+        return fig.update_layout(title=title, height=460, width=max(560, 190 * columns))
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, columns, figsize=(1.8 * columns, 4), squeeze=False)
+    fig, grid = plt.subplots(2, columns, figsize=(1.9 * columns + 1, 4.2), squeeze=False)
     fig.suptitle(title)
     for col, (views, label) in enumerate(zip(pairs, labels)):
         for row, view in enumerate(views):
-            axes[row][col].imshow(np.clip(view, 0, 1) if view.ndim == 3 else view.T, origin="upper" if view.ndim == 3
-                                  else "lower", aspect="auto")
-            axes[row][col].set_title(f"{label}, {view_names[row]}", fontsize=8)
-            axes[row][col].axis("off")
+            drawn = grid[row][col].imshow(np.clip(view, 0, 1) if view.ndim == 3 else view.T, origin="upper" if view.ndim == 3
+                                          else "lower", aspect="auto", vmin=low, vmax=high)
+            grid[row][col].set_title(f"{label}, {view_names[row]}", fontsize=8)
+            if view.ndim == 3 or not axes:
+                grid[row][col].axis("off")
+            else:
+                grid[row][col].set_xlabel(axes[0] if row == 1 else "", fontsize=7)
+                grid[row][col].set_ylabel(axes[1] if col == 0 else "", fontsize=7)
+    if flat:
+        fig.colorbar(drawn, ax=grid, label=scale or "")
     return fig
 
 
@@ -338,7 +355,8 @@ def waveform_and_fbank(waveform: np.ndarray, sample_rate: int, fbank: np.ndarray
 
         fig = make_subplots(rows=2, cols=1, subplot_titles=("waveform", "fbank (mel x 10 ms frames) and patches"))
         fig.add_trace(go.Scatter(x=seconds, y=waveform, mode="lines", name="waveform"), row=1, col=1)
-        fig.add_trace(go.Heatmap(z=shown.T, colorscale="Magma", showscale=False), row=2, col=1)
+        fig.add_trace(go.Heatmap(z=shown.T, colorscale="Magma", colorbar=dict(title="log energy", y=0.25, len=0.5)),
+                      row=2, col=1)
         for edge in range(0, fbank.shape[0] + 1, patch_size):
             fig.add_vline(x=edge - 0.5, line_color="cyan", line_width=1, row=2, col=1)
         for edge in range(0, fbank.shape[1] + 1, patch_size):
@@ -346,12 +364,17 @@ def waveform_and_fbank(waveform: np.ndarray, sample_rate: int, fbank: np.ndarray
         if frames is not None and frames < len(shown):
             fig.add_vline(x=frames - 0.5, line_color="white", line_width=3, line_dash="dash", row=2, col=1,
                           annotation_text="zero padding from here (blank)", annotation_position="top right")
-        return fig.update_layout(title=title, height=560, showlegend=False)
+        fig.update_xaxes(title_text="seconds", row=1, col=1).update_xaxes(title_text="frame (10 ms)", row=2, col=1)
+        fig.update_yaxes(title_text="amplitude", row=1, col=1).update_yaxes(title_text="mel bin", row=2, col=1)
+        return fig.update_layout(title=title, height=600, showlegend=False)
     import matplotlib.pyplot as plt
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6))
     top.plot(seconds, waveform)
-    bottom.imshow(shown.T, origin="lower", aspect="auto")
+    top.set(xlabel="seconds", ylabel="amplitude")
+    drawn = bottom.imshow(shown.T, origin="lower", aspect="auto")
+    bottom.set(xlabel="frame (10 ms)", ylabel="mel bin")
+    fig.colorbar(drawn, ax=bottom, label="log energy")
     if frames is not None and frames < len(shown):
         bottom.axvline(frames - 0.5, color="black", linestyle="--", label="zero padding from here (blank)")
         bottom.legend(loc="upper right", fontsize=8)

@@ -244,7 +244,8 @@ def test_the_tokenizer_reading_checks_each_prediction_and_tells_marked_letters_f
               "zh": {**row, "ratio": 1.3, "kept": 0.6, "unknown": 0.618, "per_word": 40.0, "words_per_unit": 1}}
     pieces, per_word, kept, unknown, german, russian = tokenizer_reading(report, 32)
     assert per_word.startswith("pieces per word: en 1.20; 3 of 3 others cut their words finer (xx 1.50 to ru 3.10); zh "
-                               "left out, written without spaces between words (zh 1 space-separated 'words' a unit, under 3)") \
+                               "left out, written without spaces between words (zh 1 space-separated 'words' a unit, under 3, the kit's own "
+                               "line for a text written without spaces") \
         and "as the source predicts" in per_word
     # zh, mostly unknown tokens, is counted out of the pieces and the kept share, and said so
     assert pieces.startswith("pieces: 2 of 3 languages") and "not what the source predicts" in pieces and "xx here" in pieces
@@ -320,7 +321,7 @@ def test_per_seed_differences_are_read_by_their_signs():
     assert line == ("VisualCSE - SimCSE per seed: seed 42 +0.09, seed 1 +0.07, seed 2 +0.02; 3 of 3 seeds favour "
                     "VisualCSE, 0 SimCSE: coin tosses split 3 seeds at least this unevenly with probability 25% "
                     "(two-sided sign test); with 3 seeds the test can give no less than 25%, so the signs alone cannot "
-                    "settle it: the sizes of the differences must, read against their spread (the t interval: a range for the mean difference, its width set by how far the differences spread and by Student's t multiplier for so few runs, in place of about 2; the kit draws it from 3 seeds)")
+                    "settle it: the sizes of the differences must, read against their spread (the t interval: a range for the mean difference, its width set by how far the differences spread and by Student's t multiplier for so few runs, in place of the normal distribution's 1.96, which assumes many runs; the kit draws it from 3 seeds)")
     assert per_seed_reading(range(6), [0.1] * 6, "A", "B").endswith("the seeds agree beyond coin tosses")
     # six seeds could reach 3%, but 4 of 6 one way is 69%
     assert per_seed_reading(range(6), [0.1] * 4 + [-0.1] * 2, "A", "B").endswith("these seeds alone cannot say which "
@@ -477,7 +478,7 @@ def test_a_hand_steps_loss_is_read_as_a_share_of_log_b():
     from nlsup_kit.conclusions import share_of_log_b
 
     # log 8 = 2.0794: 0.025983 is 1.2% of it, below a tenth; 1.5 is 72.1%
-    assert share_of_log_b(0.025983, 8) == ("1.2% of log B, B = 8: below 0.1 x log B (the kit's own line), so before this "
-                                           "step the model already tells each of the 8 sentences' second view from the others")
+    assert share_of_log_b(0.025983, 8) == ("1.2% of log B, B = 8: below 0.1 x log B (the kit's own line), so at this text "
+                                           "update the model already tells each of the 8 sentences' second view from the others")
     assert share_of_log_b(1.5, 8) == ("72.1% of log B, B = 8: at or above 0.1 x log B (the kit's own line), so this step "
                                       "still has second views to tell apart")
