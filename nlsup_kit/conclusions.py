@@ -175,13 +175,24 @@ def class_gap_reading(means: Mapping[str, tuple[float, float]], examples: str,
 SATURATED = 0.1  # the kit's own line: a text loss starting below this share of log B has almost nothing left to lose
 
 
+def taken_share(loss: float) -> str:
+    """The probability the right second view takes, e^-loss: a geometric mean over the batch's rows, so it says
+    nothing of any one row."""
+    right = float(np.exp(-loss))
+    return f"all but {1 - right:.1e} of" if 1 - right < 0.005 else f"{right:.0%} of"
+
+
 def share_of_log_b(loss: float, batch: int) -> str:
-    """A text loss as a share of log B, read: below :data:`SATURATED` of it, the model already tells each sentence's
-    second view from the rest of the batch (the hand-written steps of notebooks 1 and 2 meet a trained MiniLM)."""
+    """A text loss as a share of log B, read: below :data:`SATURATED` of it, the right second views already take
+    nearly all the probability on average; every row's right view takes over half only when B x loss < log 2
+    (a row below half alone adds more than log 2 to the batch's total)."""
     share = loss / float(np.log(batch))
+    every = (f"; B x loss = {batch * loss:.3f} < log 2, so in every row the right second view takes over half"
+             if batch * loss < np.log(2) else "")
     return (f"{share:.1%} of log B, B = {batch}: "
-            + (f"below {SATURATED:g} x log B (the kit's own line), so at this text update the model already tells each of the "
-               f"{batch} sentences' second view from the others" if share < SATURATED else
+            + (f"below {SATURATED:g} x log B (the kit's own line): at this text update the right second view already takes "
+               f"{taken_share(loss)} the probability on average (a geometric mean over the {batch} rows){every}"
+               if share < SATURATED else
                f"at or above {SATURATED:g} x log B (the kit's own line), so this step still has second views to tell apart"))
 
 
@@ -198,9 +209,10 @@ def loss_course(logged: Sequence[float], log_b: float, steps: int, window: int =
     if first < SATURATED * log_b:
         moved = (f"the last steps' mean is {last / first:.0%} of the first steps'" if last < first
                  else "it did not fall")
-        return line + (f"below {SATURATED:g} x log B from the start (the kit's own line), it was saturated: the model already told each "
-                       f"sentence's second view from the rest of its batch; {moved}: at losses this small a change says only how "
-                       "much further apart the already separated views moved; whether STS moved, the STS scores measure")
+        return line + (f"below {SATURATED:g} x log B from the start (the kit's own line), it was saturated: on average (a "
+                       f"geometric mean over each batch) the right second view already took {taken_share(first)} the "
+                       f"probability; {moved}: at losses this small a change says only how much further apart views "
+                       "already told apart on average moved; whether STS moved, the STS scores measure")
     return line + ("it fell: on the last steps' batches the two views of each sentence stood out from the rest of the "
                    "batch more than on the first steps'" if last < first else "it did not fall over these steps")
 
@@ -218,9 +230,7 @@ def loss_against_chance(first: float, log_b: float, batch: int, through: str,
     start = f"the first logged text loss, {first:.3g}, is {shown} log B ({log_b:.2f}: the loss of a model that cannot tell the B = {batch} sentences of a batch apart), through {through}"
     if share > 0.5:
         return f"{start}: at first the model barely tells the {batch} sentences apart"
-    right = float(np.exp(-first))
-    taken = f"all but {1 - right:.1e} of" if 1 - right < 0.005 else f"{right:.0%} of"
-    line = (f"{start}: at its first text step the right second view already takes {taken} the probability among "
+    line = (f"{start}: at its first text step the right second view already takes {taken_share(first)} the probability among "
             f"{batch} (e^-loss, a geometric mean over the batch)")
     if reference is not None:
         line += (f". The reference code's BERT-base training log (VisualCSE's, text loss beside its image steps): its first "

@@ -63,8 +63,8 @@ DIAGRAMS: dict[str, Diagram] = {
     "comparison": Diagram(
         "Comparing two methods honestly: several seeds, the same test pairs, both sources of chance",
         {"recipes": Box(0, 0.5, "two recipes\n(SimCSE, VisualCSE)", "data"),
-         "seed1": Box(1, 0, "train: seed 1"),
-         "seed2": Box(1, 1, "train: seed 2"),
+         "seed1": Box(1, 0, "train: each seed\n(three or more: SEEDS)"),
+         "seed2": Box(1, 1, "train: each seed,\nthe other recipe"),
          "scores": Box(2, 0.5, "cosine per test pair,\nSpearman per run", "result"),
          "bootstrap": Box(3, 0.5, "two-level bootstrap (seeds,\nthen pairs) -> interval\n-> printed conclusion", "loss")},
         (("recipes", "seed1"), ("recipes", "seed2"), ("seed1", "scores"), ("seed2", "scores"),

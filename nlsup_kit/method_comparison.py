@@ -148,8 +148,9 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
         largest, largest_name = method_high - base_low, "the widest difference the calibration runs show (above)"
         lines.append(f"Over the kit's calibration runs (nlsup_kit.notebook.QUICK_SEED_GAINS: {CALIBRATION_RUNS}), the kit's trainer's gain over the starting model ranged "
                      f"{method_low:+.2f} to {method_high:+.2f} points for {recipe.name} and {base_low:+.2f} to {base_high:+.2f} "
-                     f"for {baseline}: the widest difference between a run of each (unpaired: the highest gain of one "
-                     f"minus the lowest of the other) is {largest:+.2f} points. "
+                     f"for {baseline}: the difference between a run of each (unpaired) spans {method_low - base_high:+.2f} "
+                     f"to {largest:+.2f} points, the widest, {largest:+.2f}, being the highest gain of one minus the lowest "
+                     "of the other. "
                      + (f"This notebook's runs ({ran}, trained on those same sentences, "
                         f"fingerprint {text}, a hash of the sentences) are among those runs: that width describes them, it is no evidence beyond them."
                         if text == CALIBRATION_TEXT and set(seeds) <= set(CALIBRATION_SEEDS) else

@@ -344,8 +344,9 @@ def test_a_method_gap_is_sized_against_the_largest_gap_the_runs_leave_open():
     args = (recipe, "visualcse-bert-base", 20, ("digits (32 px)", "ImageNet"), ["STSBenchmark"])
     two = method_readings(reports(SimCSE=[82.70, 82.75], VisualCSE=[82.79, 82.82]), [42, 1], 82.03, "VisualCSE", *args)
     assert ("the kit's trainer's gain over the starting model ranged +0.50 to +0.79 points for quick-visualcse and "
-            "+0.50 to +0.72 for quick-simcse: the widest difference between a run of each (unpaired: the highest gain of one "
-            "minus the lowest of the other) is +0.29 points. That width comes from those runs, not from this notebook's") in two[-2]
+            "+0.50 to +0.72 for quick-simcse: the difference between a run of each (unpaired) spans -0.22 to +0.29 points, "
+            "the widest, +0.29, being the highest gain of one minus the lowest of the other. That width comes from those "
+            "runs, not from this notebook's") in two[-2]   # 0.50 - 0.72 and 0.79 - 0.50
     from nlsup_kit.notebook import CALIBRATION_TEXT
 
     ours = method_readings(reports(SimCSE=[82.70, 82.75], VisualCSE=[82.79, 82.82]), [42, 1], 82.03, "VisualCSE", *args,
@@ -404,10 +405,12 @@ def test_the_loss_course_is_read_against_log_b_and_says_whether_it_fell():
         "first logged step 1, last 2 (57.7% of log B): it did not fall over these steps")
     # 0.3 is below a tenth of log 32 (0.347): saturated from the start, whichever way it then moved
     saturated = loss_course([0.3, 0.03], 3.4657, 20)
-    assert saturated.endswith("below 0.1 x log B from the start (the kit's own line), it was saturated: the model already "
-                              "told each sentence's second view from the rest of its batch; the last steps' mean is 10% of "
-                              "the first steps': at losses this small a change says only how much further apart the "
-                              "already separated views moved; whether STS moved, the STS scores measure")
+    # e^-0.3 = 0.741: a geometric mean over the rows, not each row
+    assert saturated.endswith("below 0.1 x log B from the start (the kit's own line), it was saturated: on average (a "
+                              "geometric mean over each batch) the right second view already took 74% of the probability; "
+                              "the last steps' mean is 10% of the first steps': at losses this small a change says only how "
+                              "much further apart views already told apart on average moved; whether STS moved, the STS "
+                              "scores measure")
     assert "; it did not fall: at losses this small" in loss_course([0.3, 0.31], 3.4657, 20)
     assert "it fell" in loss_course([0.4, 0.0001], 3.4657, 20)
 
@@ -478,7 +481,12 @@ def test_a_hand_steps_loss_is_read_as_a_share_of_log_b():
     from nlsup_kit.conclusions import share_of_log_b
 
     # log 8 = 2.0794: 0.025983 is 1.2% of it, below a tenth; 1.5 is 72.1%
-    assert share_of_log_b(0.025983, 8) == ("1.2% of log B, B = 8: below 0.1 x log B (the kit's own line), so at this text "
-                                           "update the model already tells each of the 8 sentences' second view from the others")
+    # e^-0.025983 = 0.974; 8 x 0.025983 = 0.208 < log 2 = 0.693: no row can be below half
+    assert share_of_log_b(0.025983, 8) == ("1.2% of log B, B = 8: below 0.1 x log B (the kit's own line): at this text update "
+                                           "the right second view already takes 97% of the probability on average (a "
+                                           "geometric mean over the 8 rows); B x loss = 0.208 < log 2, so in every row the "
+                                           "right second view takes over half")
+    # 0.143 is 4.1% of log 32, yet 32 x 0.143 = 4.58 > log 2: up to six rows could sit below half, so no "every row"
+    assert share_of_log_b(0.143, 32).endswith("takes 87% of the probability on average (a geometric mean over the 32 rows)")
     assert share_of_log_b(1.5, 8) == ("72.1% of log B, B = 8: at or above 0.1 x log B (the kit's own line), so this step "
                                       "still has second views to tell apart")
