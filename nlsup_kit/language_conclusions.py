@@ -67,7 +67,9 @@ def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference:
         lines.append(against_prediction(
             "word occurrences the normaliser changes beyond lower-casing: "
             + ", ".join(f"{language} {100 * share:.1f}%" for language, share in changed.items())
-            + f"; the languages with changed words: {', '.join(moved) or 'none'}", moved == marked,
+            + f"; the languages with changed words: {', '.join(moved) or 'none'} (the normaliser decomposes each letter, "
+            "Unicode NFD, and drops every combining mark, an accent or another, such as the breve of Russian й: "
+            "_run_strip_accents in BERT's tokenization.py)", moved == marked,
             {"languages whose letters it changes (listed below)": (", ".join(marked) or "none", "the same languages")}))
     for language, r in report.items():
         changes = r.get("changed_characters", {})
