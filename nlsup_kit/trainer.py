@@ -348,10 +348,9 @@ def modality_data_description(recipe: Recipe) -> str | None:
     return None
 
 
-# runs this process asked for (train(), and the sentence-transformers runs of nlsup_kit.integrations): finished ones
-# read back (reuse) and ones it trained, for the notebooks' runtime line (a notebook that reuses the runs of an
-# earlier one takes less time than it would alone). Folders, so a run read back twice, or trained and then read back
-# by the same process, counts once, as what it first was.
+# runs this process asked for (train(), and the sentence-transformers runs of nlsup_kit.integrations), read back
+# (reuse) or trained, for the notebooks' runtime line (a notebook reusing earlier runs takes less time than alone).
+# Folders, so a run read back twice, or trained and then read back by one process, counts once, as what it first was.
 RUN_COUNTS: dict[str, set[str]] = {"trained": set(), "reused": set()}
 
 
@@ -359,6 +358,11 @@ def count_run(kind: str, folder: str | Path) -> None:
     folder = str(Path(folder).resolve())
     if not any(folder in seen for seen in RUN_COUNTS.values()):
         RUN_COUNTS[kind].add(folder)
+
+
+def was_reused(folder: str | Path) -> bool:
+    """Whether this process read the run in ``folder`` back rather than trained it (its time is then the training's)."""
+    return str(Path(folder).resolve()) in RUN_COUNTS["reused"]
 
 
 def train(recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = None,

@@ -238,7 +238,7 @@ def test_a_file_from_another_save_is_one_line_that_names_it(finished_run, other_
 
 def test_a_run_counts_once_by_its_folder_as_what_it_first_was(tmp_path):
     """The notebooks' runtime line counts runs: read back twice, or trained and then read back, is one run."""
-    from nlsup_kit.trainer import RUN_COUNTS, count_run
+    from nlsup_kit.trainer import RUN_COUNTS, count_run, was_reused
 
     saved = {kind: set(folders) for kind, folders in RUN_COUNTS.items()}
     try:
@@ -249,6 +249,7 @@ def test_a_run_counts_once_by_its_folder_as_what_it_first_was(tmp_path):
         count_run("reused", tmp_path / "b")
         count_run("reused", tmp_path / "b" / ".." / "b")
         assert {kind: len(folders) for kind, folders in RUN_COUNTS.items()} == {"trained": 1, "reused": 1}
+        assert was_reused(tmp_path / "b" / ".." / "b") and not was_reused(tmp_path / "a")   # a: trained first
     finally:
         for kind, folders in saved.items():
             RUN_COUNTS[kind].clear()
