@@ -39,7 +39,9 @@ def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference:
         unspaced_out = (f"; {', '.join(unspaced)} left out, written without spaces between words ("
                         + ", ".join(f"{language} {others[language]['words_per_unit']:.3g}" for language in unspaced)
                         + f" space-separated 'words' a unit, under {UNSPACED_WORDS_PER_UNIT}, the kit's own line for a text written without "
-                        "spaces, nlsup_kit.language_conclusions.UNSPACED_WORDS_PER_UNIT)" if unspaced else "")
+                        "spaces, nlsup_kit.language_conclusions.UNSPACED_WORDS_PER_UNIT: its "
+                        + ", ".join(f"{language} {others[language]['per_word']:.2f}" for language in unspaced)
+                        + " pieces per 'word' count pieces per run of text between spaces, not per word)" if unspaced else "")
         lines.append(against_prediction(
             f"pieces per word: {reference} {base['per_word']:.2f}; {len(finer)} of {len(spaced)} others cut their words "
             f"finer ({low} {spaced[low]['per_word']:.2f} to {high} {spaced[high]['per_word']:.2f}){unspaced_out}",

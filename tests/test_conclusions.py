@@ -247,6 +247,7 @@ def test_the_tokenizer_reading_checks_each_prediction_and_tells_marked_letters_f
                                "left out, written without spaces between words (zh 1 space-separated 'words' a unit, under 3, the kit's own "
                                "line for a text written without spaces") \
         and "as the source predicts" in per_word
+    assert "its zh 40.00 pieces per 'word' count pieces per run of text between spaces, not per word)" in per_word
     # zh, mostly unknown tokens, is counted out of the pieces and the kept share, and said so
     assert pieces.startswith("pieces: 2 of 3 languages") and "not what the source predicts" in pieces and "xx here" in pieces
     assert "xx 0.80x to ru 4.00x" in pieces and "zh left out: its pieces are 61.8% the unknown token" in pieces
