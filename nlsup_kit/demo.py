@@ -5,6 +5,7 @@ so this runs from a plain ``pip install`` as well as from a checkout; the data i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -17,6 +18,7 @@ from nlsup_kit.notebook import read_results
 
 CELL_TIMEOUT = 600
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 DEMO_DATA = ("senteval", "wiki", "digits", "spoken-words")  # what the seven notebooks read in QUICK mode
 
 
@@ -76,8 +78,21 @@ def execute_notebook(notebook: Path, out_dir: Path, parameters: dict | None = No
             else:
                 os.environ[name] = value
     seconds = time.time() - started
+    drop_progress_widgets(executed)
     export_html(executed)
     return executed, seconds
+
+
+def drop_progress_widgets(executed: Path) -> None:
+    """A library's own progress bar (transformers' weight loading, sentence-transformers' model card) renders in a
+    kernel as a widget, whatever TQDM_DISABLE says (tqdm's notebook bars set ``disable`` themselves), and an executed
+    notebook keeps only its first frame, "0%": a load that looks stalled. Batch runs show no widgets, so none is kept."""
+    notebook = json.loads(executed.read_text())
+    for cell in notebook["cells"]:
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in cell["outputs"] if WIDGET_VIEW not in o.get("data", {})]
+    notebook["metadata"].pop("widgets", None)
+    executed.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
 
 
 def results_table(rows: dict[str, dict[str, float]]) -> str:

@@ -76,7 +76,7 @@ DIAGRAMS: dict[str, Diagram] = {
          "sentences": Box(0, 1, "unlabelled sentences in\nthe chosen language", "data"),
          "words": Box(1, 1, "a multilingual tokenizer\nand word embeddings (XLM-R)"),
          "shared": Box(2, 0, "shared Transformer layers", "shared", rows=2),
-         "image_loss": Box(3, 0, "SupCon on image classes", "loss"),
+         "image_loss": Box(3, 0, "image loss on classes\n(SupCon; full mode:\nthe released new_supcon)", "loss"),
          "text_loss": Box(3, 1, "InfoNCE on the sentences", "loss"),
          "score": Box(4, 0.5, "STS-B in that language,\nSTS17 across languages", "result")},
         (("digits", "patches"), ("patches", "shared"), ("sentences", "words"), ("words", "shared"),

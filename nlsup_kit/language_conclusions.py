@@ -105,7 +105,8 @@ def units_moved_reading(before: Mapping[str, float], after: Mapping[str, float],
             f"{len(moves) - n} unchanged; at most {widest} in one language")
     if n:
         line += (f". {max(len(down), len(up))} of {n} moves went one way, which coin tosses give with probability {p:.0%} "
-                 "(two-sided sign test)")
+                 "(two-sided sign test: each move taken as a fair coin toss, up or down, and a split this uneven counted "
+                 "either way)")
     if widest <= 2 and p >= 0.05:
         return line + ": below what one text resolves, so this text cannot say that training moved the other languages."
     return line + ": more than one text of this size resolves by chance."

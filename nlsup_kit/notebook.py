@@ -79,7 +79,7 @@ def calibration_reading(change: float, recipe_name: str, table: str = "QUICK_SEE
             + f", this change ranged {low:+.{digits}f} to {high:+.{digits}f} points, and "
             + (one_of_them if seed in CALIBRATION_SEEDS and same_text else where))
     if low < 0 < high:
-        return line + ": a range that holds both signs, so one run cannot say whether training moved it up or down"
+        return line + ": a range that holds both signs, so one run cannot say whether this training tends to raise or lower it"
     return line + (": every calibration seed raised it" if low > 0 else "")
 
 
@@ -364,10 +364,10 @@ def runtime_line(mode: str) -> str:
     from nlsup_kit.trainer import RUN_COUNTS
 
     minutes = (time.time() - _STARTED) / 60
-    trained, reused = len(RUN_COUNTS["trained"]), len(RUN_COUNTS["reused"])
-    runs = (f" It trained {trained} run(s) and read back {reused} finished one(s) that an earlier notebook or an "
-            "earlier run of this one had trained (read back, a run takes seconds)."
-            if reused else f" It trained all {trained} of its runs here." if trained else "")
+    trained, reused = (sorted(Path(folder).name for folder in RUN_COUNTS[kind]) for kind in ("trained", "reused"))
+    runs = (f" It trained {len(trained)} run(s) ({', '.join(trained) or 'none'}) and read back {len(reused)} ({', '.join(reused)}) "
+            "that an earlier notebook or an earlier run of this one had trained (read back, a run takes seconds)."
+            if reused else f" It trained all {len(trained)} of its runs here ({', '.join(trained)})." if trained else "")
     return f"This notebook ran for {minutes:.1f} minutes in {mode} mode on {_machine()}.{runs}"
 
 

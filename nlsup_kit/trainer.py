@@ -348,9 +348,8 @@ def modality_data_description(recipe: Recipe) -> str | None:
     return None
 
 
-# runs this process asked for (train(), and the sentence-transformers runs of nlsup_kit.integrations), read back
-# (reuse) or trained, for the notebooks' runtime line (a notebook reusing earlier runs takes less time than alone).
-# Folders, so a run read back twice, or trained and then read back by one process, counts once, as what it first was.
+# runs this process asked for (train(), the sentence-transformers runs of nlsup_kit.integrations), read back or trained, for
+# the notebooks' runtime line, by folder: read back twice, or trained and then read back, a run counts once, as what it first was.
 RUN_COUNTS: dict[str, set[str]] = {"trained": set(), "reused": set()}
 
 
@@ -360,9 +359,10 @@ def count_run(kind: str, folder: str | Path) -> None:
         RUN_COUNTS[kind].add(folder)
 
 
-def was_reused(folder: str | Path) -> bool:
-    """Whether this process read the run in ``folder`` back rather than trained it (its time is then the training's)."""
-    return str(Path(folder).resolve()) in RUN_COUNTS["reused"]
+def run_origin(folder: str | Path) -> str:
+    """Whether this process trained the run in ``folder`` or read it back (its time is then the training's), in words."""
+    return ("read back: trained, and timed, earlier in this folder, by an earlier notebook or an earlier run of this one"
+            if str(Path(folder).resolve()) in RUN_COUNTS["reused"] else "trained here")
 
 
 def train(recipe: Recipe, output_dir: str | Path, data_dir: str | Path | None = None,

@@ -186,8 +186,8 @@ def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
         "+1.2 points is a net +3 of the 240 clips; over the kit's calibration runs (nlsup_kit.notebook.QUICK_SEED_KNN_CHANGES: "
         "seeds 1, 2, 3 and 42 of the quick recipes, on the first 640 sentences of a 16,926-line Wikipedia sample), "
         "this change ranged -1.7 to +2.9 points, and "
-        "this run's lies inside that range: a range that holds both signs, so one run cannot say whether training "
-        "moved it up or down")
+        "this run's lies inside that range: a range that holds both signs, so one run cannot say whether this training "
+        "tends to raise or lower it")
     assert knn_change_reading("quick-visualcse", 0.59, 0.613, 1797, "digits").endswith(
         "ranged +1.7 to +9.9 points, and this run's lies inside that range: every calibration seed raised it")
     assert "this run's lies outside that range" in knn_change_reading("quick-visualcse", 0.59, 0.70, 1797, "digits")

@@ -140,6 +140,24 @@ def test_a_hint_runs_where_the_learner_reads_it_and_a_broken_one_stops_the_noteb
         execute_notebook(bad, tmp_path / "out")
 
 
+def test_an_executed_notebook_keeps_no_progress_bar_widget_and_every_other_output(tmp_path):
+    """A library's tqdm bar in a kernel is a widget that TQDM_DISABLE does not reach; its saved first frame ("0%")
+    would read as a stalled load, so the executed notebook drops it and keeps the cell's printed output."""
+    from nlsup_kit.demo import WIDGET_VIEW, execute_notebook
+
+    source = "from tqdm.notebook import tqdm\nfor _ in tqdm(range(3), desc='a library bar'):\n    pass\nprint('loaded')"
+    notebook = {"cells": [{"cell_type": "code", "execution_count": None, "id": "a", "metadata": {}, "outputs": [],
+                           "source": source}],
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "bar.ipynb"
+    path.write_text(json.dumps(notebook))
+    executed, _ = execute_notebook(path, tmp_path / "out")
+    outputs = json.loads(executed.read_text())["cells"][0]["outputs"]
+    assert [o.get("text") for o in outputs] == [["loaded\n"]]
+    assert not any(WIDGET_VIEW in o.get("data", {}) for o in outputs)
+
+
 def test_notebook_6_class_mode_trains_in_german_through_stand_ins_until_the_checks_refuse_them(data_dir, tmp_path,
                                                                                               monkeypatch):
     """Notebook 6's class mode on a CPU, what it downloads replaced by stand-ins reached the way the real things

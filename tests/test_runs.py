@@ -238,7 +238,8 @@ def test_a_file_from_another_save_is_one_line_that_names_it(finished_run, other_
 
 def test_a_run_counts_once_by_its_folder_as_what_it_first_was(tmp_path):
     """The notebooks' runtime line counts runs: read back twice, or trained and then read back, is one run."""
-    from nlsup_kit.trainer import RUN_COUNTS, count_run, was_reused
+    from nlsup_kit.notebook import runtime_line
+    from nlsup_kit.trainer import RUN_COUNTS, count_run, run_origin
 
     saved = {kind: set(folders) for kind, folders in RUN_COUNTS.items()}
     try:
@@ -249,7 +250,9 @@ def test_a_run_counts_once_by_its_folder_as_what_it_first_was(tmp_path):
         count_run("reused", tmp_path / "b")
         count_run("reused", tmp_path / "b" / ".." / "b")
         assert {kind: len(folders) for kind, folders in RUN_COUNTS.items()} == {"trained": 1, "reused": 1}
-        assert was_reused(tmp_path / "b" / ".." / "b") and not was_reused(tmp_path / "a")   # a: trained first
+        assert run_origin(tmp_path / "b" / ".." / "b").startswith("read back") and run_origin(tmp_path / "a") == "trained here"
+        assert runtime_line("quick").endswith(" It trained 1 run(s) (a) and read back 1 (b) that an earlier notebook or an "
+                                              "earlier run of this one had trained (read back, a run takes seconds).")
     finally:
         for kind, folders in saved.items():
             RUN_COUNTS[kind].clear()
