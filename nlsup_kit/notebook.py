@@ -364,7 +364,7 @@ def runtime_line(mode: str) -> str:
     from nlsup_kit.trainer import RUN_COUNTS
 
     minutes = (time.time() - _STARTED) / 60
-    trained, reused = (sorted(Path(folder).name for folder in RUN_COUNTS[kind]) for kind in ("trained", "reused"))
+    trained, reused = (sorted("/".join(Path(folder).parts[-2:]) for folder in RUN_COUNTS[kind]) for kind in ("trained", "reused"))
     runs = (f" It trained {len(trained)} run(s) ({', '.join(trained) or 'none'}) and read back {len(reused)} ({', '.join(reused)}) "
             "that an earlier notebook or an earlier run of this one had trained (read back, a run takes seconds)."
             if reused else f" It trained all {len(trained)} of its runs here ({', '.join(trained)})." if trained else "")

@@ -251,7 +251,7 @@ def test_a_run_counts_once_by_its_folder_as_what_it_first_was(tmp_path):
         count_run("reused", tmp_path / "b" / ".." / "b")
         assert {kind: len(folders) for kind, folders in RUN_COUNTS.items()} == {"trained": 1, "reused": 1}
         assert run_origin(tmp_path / "b" / ".." / "b").startswith("read back") and run_origin(tmp_path / "a") == "trained here"
-        assert runtime_line("quick").endswith(" It trained 1 run(s) (a) and read back 1 (b) that an earlier notebook or an "
+        assert runtime_line("quick").endswith(f" It trained 1 run(s) ({tmp_path.name}/a) and read back 1 ({tmp_path.name}/b) that an earlier notebook or an "
                                               "earlier run of this one had trained (read back, a run takes seconds).")
     finally:
         for kind, folders in saved.items():
