@@ -37,9 +37,10 @@ def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference:
         finer = [language for language, r in spaced.items() if r["per_word"] > base["per_word"]]
         low, high = min(spaced, key=lambda l: spaced[l]["per_word"]), max(spaced, key=lambda l: spaced[l]["per_word"])
         unspaced_out = (f"; {', '.join(unspaced)} left out, written without spaces between words ("
-                        + ", ".join(f"{language} {others[language]['words_per_unit']:.3g}" for language in unspaced)
-                        + f" space-separated 'words' a unit, under {UNSPACED_WORDS_PER_UNIT}, the kit's own line for a text written without "
-                        "spaces, nlsup_kit.language_conclusions.UNSPACED_WORDS_PER_UNIT: its "
+                        + ", ".join(f"{language}: {others[language]['words_per_unit']:.3g} space-separated 'words' per unit"
+                                    for language in unspaced)
+                        + f", under the kit's line of {UNSPACED_WORDS_PER_UNIT} for a text written without spaces, "
+                        "nlsup_kit.language_conclusions.UNSPACED_WORDS_PER_UNIT: its "
                         + ", ".join(f"{language} {others[language]['per_word']:.2f}" for language in unspaced)
                         + " pieces per 'word' count pieces per run of text between spaces, not per word)" if unspaced else "")
         lines.append(against_prediction(
@@ -70,7 +71,7 @@ def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference:
             "word occurrences the normaliser changes beyond lower-casing: "
             + ", ".join(f"{language} {100 * share:.1f}%" for language, share in changed.items())
             + f"; the languages with changed words: {', '.join(moved) or 'none'} (the normaliser decomposes each letter, "
-            "Unicode NFD, and drops every combining mark, an accent or another, such as the breve of Russian й: "
+            "Unicode NFD, and drops every nonspacing mark, Unicode category Mn, an accent or another, such as the breve of Russian й: "
             "_run_strip_accents in BERT's tokenization.py)", moved == marked,
             {"languages whose letters it changes (listed below)": (", ".join(marked) or "none", "the same languages")}))
     for language, r in report.items():
@@ -83,8 +84,8 @@ def tokenizer_reading(report: Mapping[str, Mapping], max_length: int, reference:
         line = f"normaliser, {language}: {listing}"
         if own:
             line += ("; Unicode names " + "; ".join(f"{c} {unicodedata.name(c, '?')}" for c in own)
-                     + ": a letter of its own name, not a letter WITH a mark, changed all the same (the normaliser drops every "
-                     "combining mark after Unicode decomposition, NFD: google-research/bert, tokenization.py, _run_strip_accents)")
+                     + ": a letter of its own name, not a letter WITH a mark, changed all the same (the normaliser drops every nonspacing "
+                     "mark, Unicode category Mn, after Unicode decomposition, NFD: google-research/bert, tokenization.py, _run_strip_accents)")
         else:
             line += " (each a letter WITH a mark in its Unicode name: the 'accent markers' that BERT's README says the uncased model strips)"
         lines.append(line)

@@ -244,8 +244,8 @@ def test_the_tokenizer_reading_checks_each_prediction_and_tells_marked_letters_f
               "zh": {**row, "ratio": 1.3, "kept": 0.6, "unknown": 0.618, "per_word": 40.0, "words_per_unit": 1}}
     pieces, per_word, kept, unknown, german, russian = tokenizer_reading(report, 32)
     assert per_word.startswith("pieces per word: en 1.20; 3 of 3 others cut their words finer (xx 1.50 to ru 3.10); zh "
-                               "left out, written without spaces between words (zh 1 space-separated 'words' a unit, under 3, the kit's own "
-                               "line for a text written without spaces") \
+                               "left out, written without spaces between words (zh: 1 space-separated 'words' per unit, under the kit's line "
+                               "of 3 for a text written without spaces") \
         and "as the source predicts" in per_word
     assert "its zh 40.00 pieces per 'word' count pieces per run of text between spaces, not per word)" in per_word
     # zh, mostly unknown tokens, is counted out of the pieces and the kept share, and said so
