@@ -262,9 +262,9 @@ def level_of(value: float, uniform: float) -> str:
 # own second view takes nearly all of it (what a loss asking only for that pair, SimCLR, trains toward), or at a
 # low temperature whichever example happens to lie closest.
 ABOVE_UNIFORM = ("above the uniform level is a higher loss than a model that tells no views apart would get: the loss is "
-                 "the mean -log of the probability the softmax gives each positive, so it exceeds log(2B-1) when the "
-                 "positives get less than 1/(2B-1) each (a geometric mean), the rest going to other examples; which ones, "
-                 "these logged values do not say")
+                 "the mean -log of the probability the softmax gives each positive, so it exceeds log(2B-1) (B = {batch} "
+                 "examples of this loss's batch: log {views}) when the positives get less than 1/(2B-1) each (a geometric "
+                 "mean), the rest going to other examples; which ones, these logged values do not say")
 
 
 _LOSS_NAMES = {"supcon": "SupCon", "simclr": "SimCLR", "released-supcon": "new_supcon"}  # recipe value -> printed
@@ -294,7 +294,8 @@ def modality_loss_reading(loss: str, logged: Sequence[float], weight: float, lev
                if last < first and last > uniform * (1 + AT_THE_LEVEL) else "")
             + f", {printed_gap(last, floor):.3f} above "
             + ("that lowest floor" if supcon else "the floor")
-            + (f"; {ABOVE_UNIFORM}" if max(first, last) > uniform * (1 + AT_THE_LEVEL) else ""))
+            + ("; " + ABOVE_UNIFORM.format(batch=batch, views=2 * batch - 1) if max(first, last) > uniform * (1 + AT_THE_LEVEL)
+               else ""))
 
 
 def sign_test(up: int, down: int) -> float:

@@ -133,8 +133,8 @@ def test_the_modality_loss_is_read_between_its_uniform_level_and_its_floor():
                     "random is rarely even, and its floor is higher): it started above the uniform level and ended below "
                     "the uniform level, toward the floor, 1.500 above that lowest floor; above the uniform level is a "
                     "higher loss than a model that tells no views apart would get: the loss is the mean -log of the "
-                    "probability the softmax gives each positive, so it exceeds log(2B-1) when the positives get less "
-                    "than 1/(2B-1) each (a geometric mean), the rest going to other examples; which ones, these logged "
+                    "probability the softmax gives each positive, so it exceeds log(2B-1) (B = 30 examples of this loss's "
+                    "batch: log 59) when the positives get less than 1/(2B-1) each (a geometric mean), the rest going to other examples; which ones, these logged "
                     "values do not say")
     # 4.063 against 4.078: within 2% of the level, read as at it
     at_it = modality_loss_reading("SupCon", [0.4063, 0.4063], 0.1, {"uniform": 4.078, "floor": 1.609}, 30, 10, window=1)
