@@ -248,6 +248,17 @@ def loss_against_chance(first: float, log_b: float, batch: int, through: str,
 AT_THE_LEVEL = 0.02  # the kit's own line: within 2% of the uniform level counts as at it
 
 
+def modality_budget(steps: int, recipe) -> dict[str, tuple[str, str]]:
+    """What a run gave its image/audio loss to come down with, beside what SupCon's prediction presumes (a loss
+    trained down): a difference for :func:`class_gap_reading`."""
+    embedding = (f"a pretrained {recipe.vit_embeddings} patch embedding" if getattr(recipe, "vit_embeddings", None)
+                 else "a patch embedding initialised at random")
+    return {f"the {recipe.modality} loss's training": (
+        f"{steps} updates at learning rate {recipe.modality_learning_rate:g}, the loss weighted by lambda "
+        f"{recipe.modality_loss_weight:g}, from {embedding} and a head initialised at random",
+        "as many updates as the loss needs to come down")}
+
+
 def level_of(value: float, uniform: float) -> str:
     """Where a loss sits against the uniform level (views not told apart): at it, within :data:`AT_THE_LEVEL`
     (the kit's own line), else above it or below it."""

@@ -39,10 +39,12 @@ def _alternating(title: str, inputs: str, embedding: str, modality: str) -> Diag
          "sentences": Box(0, 1, "sentence batch\n(each sentence twice)", "data"),
          "words": Box(1, 1, "word embeddings\n(the encoder's own)"),
          "shared": Box(2, 0, "shared Transformer layers\n(the sentence encoder's own)", "shared", rows=2),
-         "modality_loss": Box(3, 0, f"{modality} loss x lambda: SupCon\n(quick, class), new_supcon (full)\n-> {modality} AdamW (all weights)", "loss"),
-         "text_loss": Box(3, 1, "InfoNCE ->\ntext AdamW (encoder)", "loss")},
+         "modality_head": Box(3, 0, f"[CLS] -> the {modality}\nbranch's own MLP head", "result"),
+         "text_head": Box(3, 1, "[CLS] -> MLP head, or\nthe mean of the tokens", "result"),
+         "modality_loss": Box(4, 0, f"{modality} loss x lambda: SupCon\n(quick, class), new_supcon (full)\n-> {modality} AdamW (all weights)", "loss"),
+         "text_loss": Box(4, 1, "InfoNCE -> text AdamW\n(moves only the encoder; the\nreference's holds every weight)", "loss")},
         (("inputs", "patches"), ("patches", "shared"), ("sentences", "words"), ("words", "shared"),
-         ("shared", "modality_loss"), ("shared", "text_loss")))
+         ("shared", "modality_head"), ("shared", "text_head"), ("modality_head", "modality_loss"), ("text_head", "text_loss")))
 
 
 DIAGRAMS: dict[str, Diagram] = {

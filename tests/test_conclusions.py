@@ -491,3 +491,15 @@ def test_a_hand_steps_loss_is_read_as_a_share_of_log_b():
     assert share_of_log_b(0.143, 32).endswith("takes 87% of the probability on average (a geometric mean over the 32 rows)")
     assert share_of_log_b(1.5, 8) == ("72.1% of log B, B = 8: at or above 0.1 x log B (the kit's own line), so this step "
                                       "still has second views to tell apart")
+
+
+def test_modality_budget_says_what_a_run_gave_its_image_loss_from_the_recipe():
+    from nlsup_kit.conclusions import modality_budget
+    from nlsup_kit.recipes import apply_overrides, get_recipe
+
+    quick = get_recipe("quick-visualcse")   # 20 updates at 1e-05, lambda 0.1, no pretrained ViT (nlsup recipes)
+    assert modality_budget(20, quick) == {"the image loss's training": (
+        "20 updates at learning rate 1e-05, the loss weighted by lambda 0.1, from a patch embedding initialised at "
+        "random and a head initialised at random", "as many updates as the loss needs to come down")}
+    vit = apply_overrides(quick, ["vit_embeddings=google/vit-base-patch16-224-in21k"])
+    assert "from a pretrained google/vit-base-patch16-224-in21k patch embedding" in modality_budget(7, vit)["the image loss's training"][0]
