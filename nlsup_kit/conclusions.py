@@ -179,7 +179,7 @@ def taken_share(loss: float) -> str:
     """The probability the right second view takes, e^-loss: a geometric mean over the batch's rows, so it says
     nothing of any one row."""
     right = float(np.exp(-loss))
-    return f"all but {1 - right:.1e} of" if 1 - right < 0.005 else f"{right:.0%} of"
+    return f"all but {1 - right:.3g} of" if 1 - right < 0.005 else f"{right:.0%} of"
 
 
 def share_of_log_b(loss: float, batch: int) -> str:

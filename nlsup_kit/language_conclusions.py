@@ -103,7 +103,8 @@ def units_moved_reading(before: Mapping[str, float], after: Mapping[str, float],
     p = sign_test(len(up), len(down))
     line = (f"in units: {sum(moves.values()):+d} of {len(moves) * units} retrievals; {len(down)} languages lost units"
             f"{' (' + ', '.join(down) + ')' if down else ''}, {len(up)} gained{' (' + ', '.join(up) + ')' if up else ''}, "
-            f"{len(moves) - n} unchanged; at most {widest} in one language")
+            f"{len(moves) - n} unchanged in count (net counts: a language that lost one unit and found another reads as "
+            f"unchanged); at most {widest} in one language")
     if n:
         line += (f". {max(len(down), len(up))} of {n} moves went one way, which coin tosses give with probability {p:.0%} "
                  "(two-sided sign test: each move taken as a fair coin toss, up or down, and a split this uneven counted "
