@@ -62,8 +62,8 @@ def test_each_exercise_has_a_hint_a_scaffold_in_its_own_folder_and_a_collapsed_s
         task, scaffold, solution = cells[i:i + 3]
         assert "<summary>Hint</summary>" in "".join(task["source"])
         assert len(hint_code("".join(task["source"]))) == 1, "a hint holds one python block, run by the tests"
-        assert re.search(r"\(quick mode: (about [0-9]|under a second)", "".join(task["source"]).splitlines()[0]), \
-            "the exercise's cost"
+        assert re.search(r"\(quick mode: (about [0-9]+ (seconds|minutes?)|under (a second|a minute|[0-9]+ seconds)|a second or two) on a 2-core CPU\)",
+                         "".join(task["source"]).splitlines()[0]), "the exercise's cost"
         assert scaffold["cell_type"] == "code" and "TODO" in "".join(scaffold["source"])
         written = [line for line in scaffold["source"] + solution["source"] if "RESULTS_DIR}/" in line
                    and any(call in line for call in ("train(", "Trainer(", "Path("))]
