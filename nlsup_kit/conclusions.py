@@ -251,7 +251,7 @@ AT_THE_LEVEL = 0.02  # the kit's own line: within 2% of the uniform level counts
 def modality_budget(steps: int, recipe) -> dict[str, tuple[str, str]]:
     """What a run gave its image/audio loss to come down with, beside what SupCon's prediction presumes (a loss
     trained down): a difference for :func:`class_gap_reading`."""
-    embedding = (f"a pretrained {recipe.vit_embeddings} patch embedding" if getattr(recipe, "vit_embeddings", None)
+    embedding = (f"a pretrained {recipe.vit_embeddings} patch embedding" if recipe.vit_embeddings
                  else "a patch embedding initialised at random")
     return {f"the {recipe.modality} loss's training": (
         f"{steps} updates at learning rate {recipe.modality_learning_rate:g}, the loss weighted by lambda "
