@@ -16,7 +16,20 @@ _LOSS_NAMES = {"released-supcon": "released-supcon (the reference code's new_sup
 
 
 def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
-    """The settings in which a run's recipe differs from the paper's: what -> (here, there)."""
+    """The settings in which a run's recipe differs from the paper's: what -> (here, there), each of the paper's
+    values with the file and line that show it (nlsup_kit.paper)."""
+    from nlsup_kit.paper import EVALUATION_POOLERS, REFERENCE_REPO, recipe_sources
+
+    sources = {**recipe_sources(paper.name), **({"pooling_for_evaluation": EVALUATION_POOLERS[paper.name]}
+                                                 if paper.name in EVALUATION_POOLERS else {})}
+
+    def cited(field: str, value: str) -> str:
+        source = sources.get(field)
+        if source is None:
+            return value
+        where = ("" if source.repo == REFERENCE_REPO else f"{source.repo} ") + f"{source.file} line {source.line}"
+        return f"{value[:-1]}: {where})" if value.endswith(")") else f"{value} ({where})"
+
     fields = {"modality loss": "modality_loss", "pooler scored": "pooling_for_evaluation", "lambda": "modality_loss_weight",
               "modality learning rate": "modality_learning_rate", "modality batch": "modality_batch_size",
               "text batch": "batch_size", "text learning rate": "learning_rate"}
@@ -24,10 +37,12 @@ def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
     for what, field in fields.items():
         here, there = (getattr(r, field)() if callable(getattr(r, field)) else getattr(r, field) for r in (recipe, paper))
         if here != there:
-            differences[what] = tuple(f"{v:g}" if isinstance(v, float) else _LOSS_NAMES.get(v, v) for v in (here, there))
+            here, there = (f"{v:g}" if isinstance(v, float) else str(_LOSS_NAMES.get(v, v)) for v in (here, there))
+            differences[what] = (here, cited(field, there))
     if recipe.modality == "image" and recipe.vit_embeddings != paper.vit_embeddings:
-        differences["patch embedding"] = tuple(f"{name}'s, pretrained" if name else "random (initialised, not pretrained)"
-                                               for name in (recipe.vit_embeddings, paper.vit_embeddings))
+        here, there = (f"{name}'s, pretrained" if name else "random (initialised, not pretrained)"
+                       for name in (recipe.vit_embeddings, paper.vit_embeddings))
+        differences["patch embedding"] = (here, cited("vit_embeddings", there) if paper.vit_embeddings else there)
     return differences
 
 

@@ -278,6 +278,16 @@ RECIPE_SOURCES: dict[str, dict[str, Source]] = {
     "sup-audiocse-bert-base": {**_sup_side("AudioCSE/run_sup_example.sh"), **_AUDIO},
 }
 
+# recipe -> the pooler its authors score the released model with (the README's evaluation command), which
+# Recipe.pooling_for_evaluation derives from SimCSE's convention
+EVALUATION_POOLERS: dict[str, Source] = {
+    "visualcse-bert-base": Source("cls_before_pooler", _V_README, "python evaluation.py --model_name_or_path "
+                                  "gcyzsl/unsup-VisualCSE-bert-base-uncased --pooler cls_before_pooler --task_set sts "
+                                  "--mode test", 93),
+    "audiocse-bert-base": Source("cls_before_pooler", _A_README, "python evaluation.py --model_name_or_path "
+                                 "gcyzsl/unsup-AudioCSE-bert-base-uncased --pooler cls_before_pooler --task_set sts "
+                                 "--mode test", 80)}
+
 # A paper recipe moved to another language keeps its base recipe's sources for every setting but the language's
 # (nlsup_kit.recipes.LANGUAGE_SETTINGS), which are the kit's.
 RECIPE_SOURCES.update({name: {key: source for key, source in RECIPE_SOURCES[base].items() if key not in LANGUAGE_SETTINGS}

@@ -308,11 +308,19 @@ def test_setting_differences_name_each_setting_where_a_run_departs_from_the_pape
     paper = get_recipe("visualcse-bert-base")
     assert setting_differences(paper, paper) == {}
     run = apply_overrides(paper, ["modality_loss=supcon", "batch_size=32", "modality_loss_weight=0.1"])
-    assert setting_differences(run, paper) == {"modality loss": ("supcon", "released-supcon (the reference code's new_supcon)"),
-                                               "lambda": ("0.1", "0.05"), "text batch": (32, paper.batch_size)}
+    # each of the paper's values with where the reference code shows it (nlsup_kit.paper.RECIPE_SOURCES)
+    assert setting_differences(run, paper) == {
+        "modality loss": ("supcon", "released-supcon (the reference code's new_supcon: VisualCSE/run_unsup_example.sh line 57)"),
+        "lambda": ("0.1", "0.05 (VisualCSE/README.md line 69)"), "text batch": ("32", "64 (VisualCSE/run_unsup_example.sh line 37)")}
     random_patches = apply_overrides(paper, ["vit_embeddings="])
     assert setting_differences(random_patches, paper) == {"patch embedding": (
-        "random (initialised, not pretrained)", "google/vit-base-patch16-224-in21k's, pretrained")}
+        "random (initialised, not pretrained)", "google/vit-base-patch16-224-in21k's, pretrained (VisualCSE/src/models.py line 291)")}
+    scored_avg = apply_overrides(get_recipe("audiocse-bert-base"), ["eval_pooling=avg"])
+    assert setting_differences(scored_avg, get_recipe("audiocse-bert-base")) == {
+        "pooler scored": ("avg", "cls_before_pooler (AudioCSE/README.md line 80)")}
+    simcse = get_recipe("simcse-bert-base")   # SimCSE's own script: its repository named
+    assert setting_differences(apply_overrides(simcse, ["batch_size=32"]), simcse) == {
+        "text batch": ("32", "64 (princeton-nlp/SimCSE run_unsup_example.sh line 12)")}
 
 
 def test_per_seed_differences_are_read_by_their_signs():

@@ -157,6 +157,17 @@ def test_a_paper_recipe_in_another_language_differs_from_its_base_only_in_the_la
                                             "(the paper trains in English only))")
 
 
+def test_the_pooler_a_released_model_is_scored_with_is_the_one_its_recipe_evaluates_with():
+    """The README's evaluation command (nlsup_kit.paper.EVALUATION_POOLERS) against SimCSE's convention, which
+    Recipe.pooling_for_evaluation derives from the recipe's training pooler."""
+    from nlsup_kit.paper import EVALUATION_POOLERS
+
+    assert EVALUATION_POOLERS
+    for name, source in EVALUATION_POOLERS.items():
+        assert RECIPES[name].pooling_for_evaluation() == source.value, name
+        assert f"--pooler {source.value} " in source.shows and source.file.endswith("README.md"), name
+
+
 def test_recipe_sources_cover_exactly_the_paper_recipes_and_name_the_kits_own():
     from nlsup_kit.paper import COMMITS, RECIPE_SOURCES, recipe_source
 
