@@ -32,7 +32,9 @@ def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
 
     fields = {"modality loss": "modality_loss", "pooler scored": "pooling_for_evaluation", "lambda": "modality_loss_weight",
               "modality learning rate": "modality_learning_rate", "modality batch": "modality_batch_size",
-              "text batch": "batch_size", "text learning rate": "learning_rate"}
+              "text batch": "batch_size", "text learning rate": "learning_rate",
+              **({"patch size": "patch_size"} if recipe.modality == "image" else {}),
+              **({"patch size": "audio_patch_size"} if recipe.modality == "audio" else {})}
     differences = {}
     for what, field in fields.items():
         here, there = (getattr(r, field)() if callable(getattr(r, field)) else getattr(r, field) for r in (recipe, paper))
@@ -44,6 +46,22 @@ def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
                        for name in (recipe.vit_embeddings, paper.vit_embeddings))
         differences["patch embedding"] = (here, cited("vit_embeddings", there) if paper.vit_embeddings else there)
     return differences
+
+
+def number_format(recipe, paper_method: str) -> dict[str, tuple[str, str]]:
+    """The number format this machine trains ``recipe`` in beside the reference script's (nlsup_kit.paper), as a
+    setting difference; empty where the paper recipe's format is not recorded."""
+    import torch
+
+    from nlsup_kit.device import autocast_dtype, pick_device
+    from nlsup_kit.paper import REFERENCE_PRECISION
+
+    if paper_method not in REFERENCE_PRECISION:
+        return {}
+    source = REFERENCE_PRECISION[paper_method]
+    here = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 with a gradient scaler"}[
+        autocast_dtype(pick_device(recipe.device))]
+    return {"number format": (f"{here} (this machine's)", f"fp16 with a gradient scaler ({source.file} line {source.line}: {source.shows})")}
 
 
 def calibration_position(name: str, gains: Sequence[float]) -> tuple[str, float]:
@@ -183,5 +201,6 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
         f"arXiv 2104.08821v4, Table 5){size}; its size", None if largest is None else largest >= published,
         {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", PAPER_UPDATES),
          **({"text": (text_trained_on(recipe, text), "wiki1m's million sentences")} if text else {}),
-         f"{recipe.modality} data": data, **setting_differences(recipe, paper), **(also or {})}, runs=2 * len(seeds)))
+         f"{recipe.modality} data": data, **setting_differences(recipe, paper), **number_format(recipe, paper_method),
+         **(also or {})}, runs=2 * len(seeds)))
     return lines

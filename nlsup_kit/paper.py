@@ -288,6 +288,12 @@ EVALUATION_POOLERS: dict[str, Source] = {
                                  "gcyzsl/unsup-AudioCSE-bert-base-uncased --pooler cls_before_pooler --task_set sts "
                                  "--mode test", 80)}
 
+# recipe -> the number format its script trains in (fp16 with a gradient scaler; the kit: bf16 autocast on GPUs
+# with bf16 tensor cores, fp16 with a scaler on older ones, fp32 on a CPU: nlsup_kit.device.autocast_dtype)
+REFERENCE_PRECISION: dict[str, Source] = {name: Source("fp16", f"{folder}/run_unsup_example.sh", "--fp16", 58)
+                                          for name, folder in (("visualcse-bert-base", "VisualCSE"),
+                                                               ("audiocse-bert-base", "AudioCSE"))}
+
 # A paper recipe moved to another language keeps its base recipe's sources for every setting but the language's
 # (nlsup_kit.recipes.LANGUAGE_SETTINGS), which are the kit's.
 RECIPE_SOURCES.update({name: {key: source for key, source in RECIPE_SOURCES[base].items() if key not in LANGUAGE_SETTINGS}

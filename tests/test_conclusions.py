@@ -318,9 +318,21 @@ def test_setting_differences_name_each_setting_where_a_run_departs_from_the_pape
     scored_avg = apply_overrides(get_recipe("audiocse-bert-base"), ["eval_pooling=avg"])
     assert setting_differences(scored_avg, get_recipe("audiocse-bert-base")) == {
         "pooler scored": ("avg", "cls_before_pooler (AudioCSE/README.md line 80)")}
+    small_patches = apply_overrides(paper, ["patch_size=8"])
+    assert setting_differences(small_patches, paper) == {"patch size": ("8", "16 (VisualCSE/src/models.py line 291)")}
     simcse = get_recipe("simcse-bert-base")   # SimCSE's own script: its repository named
     assert setting_differences(apply_overrides(simcse, ["batch_size=32"]), simcse) == {
         "text batch": ("32", "64 (princeton-nlp/SimCSE run_unsup_example.sh line 12)")}
+
+
+def test_the_number_format_is_this_machines_beside_the_reference_scripts():
+    from nlsup_kit.method_comparison import number_format
+    from nlsup_kit.recipes import apply_overrides, get_recipe
+
+    on_cpu = apply_overrides(get_recipe("quick-audiocse"), ["device=cpu"])   # a CPU computes in fp32: no autocast
+    assert number_format(on_cpu, "audiocse-bert-base") == {"number format": (
+        "fp32 (this machine's)", "fp16 with a gradient scaler (AudioCSE/run_unsup_example.sh line 58: --fp16)")}
+    assert number_format(on_cpu, "simcse-bert-base") == {}   # no format recorded for it
 
 
 def test_per_seed_differences_are_read_by_their_signs():
