@@ -33,8 +33,7 @@ def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
     fields = {"modality loss": "modality_loss", "pooler scored": "pooling_for_evaluation", "lambda": "modality_loss_weight",
               "modality learning rate": "modality_learning_rate", "modality batch": "modality_batch_size",
               "text batch": "batch_size", "text learning rate": "learning_rate",
-              **({"patch size": "patch_size"} if recipe.modality == "image" else {}),
-              **({"patch size": "audio_patch_size"} if recipe.modality == "audio" else {})}
+              **({"patch size": "patch_size"} if recipe.modality == "image" else {})}   # audio: in the data's line
     differences = {}
     for what, field in fields.items():
         here, there = (getattr(r, field)() if callable(getattr(r, field)) else getattr(r, field) for r in (recipe, paper))
