@@ -289,7 +289,7 @@ EVALUATION_POOLERS: dict[str, Source] = {
                                  "--mode test", 80)}
 
 # The paper's image data as the method readings set it beside a run's (notebooks 2, 4 and 7)
-PAPER_IMAGE_DATA = "60 ImageNet classes x 500 at 224 px, VisualCSE/README.md line 64 and src/trainers.py line 468"
+PAPER_IMAGE_DATA = "60 ImageNet classes x 500 at 224 px, VisualCSE/README.md line 64 and VisualCSE/src/trainers.py line 468"
 
 # recipe -> the number format its script trains in (fp16 with a gradient scaler; the kit: bf16 autocast on GPUs
 # with bf16 tensor cores, fp16 with a scaler on older ones, fp32 on a CPU: nlsup_kit.device.autocast_dtype)
