@@ -59,22 +59,22 @@ def calibration_reading(change: float, recipe_name: str, table: str = "QUICK_SEE
                         seed: int | None = None, text: str | None = None, again: bool = False) -> str:
     """A run's change beside the range the calibration seeds gave the same recipe (``table``: the name of
     :data:`QUICK_SEED_GAINS` or :data:`QUICK_SEED_KNN_CHANGES`), or "" where none is recorded. A run whose ``seed``
-    is one of :data:`CALIBRATION_SEEDS` and whose ``text`` (:func:`trained_text`) is the calibration's is one of the
-    runs that made the range: said so, not read as evidence. Trained on other text, the range is a rough guide.
-    ``again``: the cell has already said what the calibration runs are, so this line refers back to them."""
+    and ``text`` (:func:`trained_text`) are a calibration run's repeats it: said so, with whether it landed inside.
+    Other text: the range is a rough guide. ``again``: the cell has already said what the calibration runs are."""
     recorded = {"QUICK_SEED_GAINS": QUICK_SEED_GAINS, "QUICK_SEED_KNN_CHANGES": QUICK_SEED_KNN_CHANGES}[table]
     if recipe_name not in recorded:
         return ""
     low, high = recorded[recipe_name]
     slack = 0.5 * 10 ** -digits  # the recorded ends are rounded to these digits
     same_text = text is None or text == CALIBRATION_TEXT
-    where = (f"this run's lies {'inside' if low - slack <= change <= high + slack else 'outside'} that range"
-             + ("" if same_text else " (this run trained on other sentences, so the range is only a rough guide to "
-                                     "how far seeds spread here)"))
-    runs = CALIBRATION_SUPERVISED if recipe_name.endswith("supervised") else CALIBRATION_RUNS
+    inside = "inside" if low - slack <= change <= high + slack else "outside"
+    where = f"this run's lies {inside} that range" + ("" if same_text else " (this run trained on other sentences, so "
+                                                      "the range is only a rough guide to how far seeds spread here)")
     one_of_them = (f"this run, seed {seed}" + ("" if again or text != CALIBRATION_TEXT else
                                                f", trained on those same sentences (fingerprint {text}, a hash of the sentences)")
-                   + ", is one of those runs")
+                   + f", repeats the settings of one of those runs, and its change lies {inside} that range"
+                   + ("" if inside == "inside" else " (it did not land where that run did: torch builds and machines differ)"))
+    runs = CALIBRATION_SUPERVISED if recipe_name.endswith("supervised") else CALIBRATION_RUNS
     line = (("over the same calibration runs" if again else f"over the kit's calibration runs (nlsup_kit.notebook.{table}: {runs})")
             + f", this change ranged {low:+.{digits}f} to {high:+.{digits}f} points, and "
             + (one_of_them if seed in CALIBRATION_SEEDS and same_text else where))

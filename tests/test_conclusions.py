@@ -199,9 +199,11 @@ def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
         "ranged +0.50 to +0.72 points, and this run's lies inside that range: every calibration seed raised it")
     assert "outside" in calibration_reading(0.73, "quick-simcse", "QUICK_SEED_GAINS", digits=2)
     assert calibration_reading(0.67, "class-simcse", "QUICK_SEED_GAINS", digits=2) == ""
-    # a calibration seed made the range: it is said so, not read as inside it
-    assert "and this run, seed 42, is one of those runs: every calibration seed raised it" in calibration_reading(
-        0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42)
+    # a calibration seed made the range: it is said so, and whether this run landed inside it (0.50 to 0.72)
+    assert ("and this run, seed 42, repeats the settings of one of those runs, and its change lies inside that range: "
+            "every calibration seed raised it") in calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42)
+    assert "its change lies outside that range (it did not land where that run did" in calibration_reading(
+        0.80, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42)
     assert "this run's lies inside" in calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=7)
     # ... but only a run on the calibration's own sentences: on other text (a learner's wiki1m head) seed 42 made
     # no part of the range, which is then a rough guide
@@ -210,7 +212,7 @@ def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
     other = calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42, text="0123456789abcdef")
     assert "one of those runs" not in other and "inside that range (this run trained on other sentences, so the " \
         "range is only a rough guide" in other
-    assert f"seed 42, trained on those same sentences (fingerprint {CALIBRATION_TEXT}, a hash of the sentences), is one of those runs" in \
+    assert f"seed 42, trained on those same sentences (fingerprint {CALIBRATION_TEXT}, a hash of the sentences), repeats the settings of one of those runs" in \
         calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42, text=CALIBRATION_TEXT)
     # a run on triples is read beside the supervised calibration, which trained on those triples, not on Wikipedia
     supervised = calibration_reading(0.8, "quick-simcse supervised", "QUICK_SEED_GAINS", digits=2, seed=42)
