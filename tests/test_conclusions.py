@@ -221,8 +221,8 @@ def test_knn_changes_are_read_as_examples_beside_the_calibration_seeds():
     assert "Wikipedia" not in supervised
     # said a second time in one cell, the line refers back instead of repeating the runs and the fingerprint
     again = calibration_reading(0.67, "quick-simcse", "QUICK_SEED_GAINS", digits=2, seed=42, text=CALIBRATION_TEXT, again=True)
-    assert again == ("over the same calibration runs, this change ranged +0.50 to +0.72 points, and this run, seed 42, is "
-                     "one of those runs: every calibration seed raised it")
+    assert again == ("over the same calibration runs, this change ranged +0.50 to +0.72 points, and this run, seed 42, repeats "
+                     "the settings of one of those runs, and its change lies inside that range: every calibration seed raised it")
 
 
 def test_a_corpus_fingerprint_is_the_sha256_of_the_sentences_kept(tmp_path):
