@@ -132,7 +132,7 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
     from nlsup_kit.conclusions import (against_prediction, gap_against_spread, gap_interval, per_seed_reading,
                                        settles_gap, t_reach)
     from nlsup_kit.models import native_pooling_config
-    from nlsup_kit.paper import PAPER_ROWS_ALSO_IN, PAPER_UPDATES, paper_scores
+    from nlsup_kit.paper import PAPER_ROWS_ALSO_IN, PAPER_STEPS, PAPER_UPDATES, paper_scores, recipe_sources
     from nlsup_kit.recipes import get_recipe
 
     spread = {name: [report.mean_spearman for report in runs] for name, runs in reports.items()}
@@ -201,5 +201,21 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
         {"model": (recipe.model + trained_before, paper.model), "updates": (f"{steps} steps", PAPER_UPDATES),
          **({"text": (text_trained_on(recipe, text), "wiki1m's million sentences")} if text else {}),
          f"{recipe.modality} data": data, **setting_differences(recipe, paper), **number_format(recipe, paper_method),
+         "checkpoint scored": (checkpoint_kept(recipe, steps) if kit_trainer else "the model at the run's end (no dev "
+                               "evaluation)", checkpoint_kept(paper, PAPER_STEPS, recipe_sources(paper_method)["eval_steps"])),
+         "gap compared": (f"the mean over {shared} paired seed{'s' if shared > 1 else ''} of one trainer",
+                          "one published run of each, from two codebases (SimCSE's paper; the reference code's README)"),
          **(also or {})}, runs=2 * len(seeds)))
     return lines
+
+
+def checkpoint_kept(recipe, steps: int, source=None) -> str:
+    """Which checkpoint a run is scored at: the best of its STS-B dev evaluations, every ``eval_steps`` steps and,
+    in the kit's trainer, at the end; ``source`` (the paper recipe's ``eval_steps``): the reference script's run,
+    whose transformers Trainer evaluates at multiples of ``eval_steps`` only, with the lines that say so."""
+    evaluations = steps // recipe.eval_steps if source else -(-steps // recipe.eval_steps)
+    where = (f" ({source.file} lines {source.line - 2}-{source.line}: metric_for_best_model, load_best_model_at_end, "
+             "eval_steps)" if source else "")
+    return (f"the best of {evaluations:,} STS-B dev evaluation{'s' if evaluations > 1 else ''}, every {recipe.eval_steps} of "
+            f"{steps:,} steps{'' if source or steps % recipe.eval_steps == 0 else ' and at the end'}{where}"
+            if evaluations > 1 else f"its one STS-B dev evaluation, at step {steps:,}")

@@ -27,7 +27,8 @@ REFERENCE_FIRST_LOSS = (0.0096, "yiren-jian/NonLing-CSE VisualCSE/training_logs/
                                 "line 151, the mean over steps 1-500 (logging_steps=500, line 4) of a run started from "
                                 "raw BERT-base")
 # the paper's run length, as its updates are listed beside a short run's ("Total optimization steps = 15626")
-PAPER_UPDATES = ("one epoch of wiki1m (15,626 steps: its 1,000,001 sentences at batch 64, rounded up, as "
+PAPER_STEPS = 15626
+PAPER_UPDATES = (f"one epoch of wiki1m ({PAPER_STEPS:,} steps: its 1,000,001 sentences at batch 64, rounded up, as "
                  "yiren-jian/NonLing-CSE VisualCSE/training_logs/unsup-VisualCSE-bert-base-uncased.txt lines 99 and 104 "
                  "count them; SimCSE's run_unsup_example.sh trains the same file at the same batch, lines 9 and 12)")
 SIMCSE_PAPER_URL = "https://arxiv.org/abs/2104.08821"

@@ -327,6 +327,22 @@ def test_setting_differences_name_each_setting_where_a_run_departs_from_the_pape
         "text batch": ("32", "64 (princeton-nlp/SimCSE run_unsup_example.sh line 12)")}
 
 
+def test_the_checkpoint_scored_counts_the_dev_evaluations_each_trainer_makes():
+    from nlsup_kit.method_comparison import checkpoint_kept
+    from nlsup_kit.paper import recipe_sources
+    from nlsup_kit.recipes import apply_overrides, get_recipe
+
+    quick = get_recipe("quick-visualcse")   # eval_steps 20: a 20-step run is evaluated once
+    assert checkpoint_kept(quick, 20) == "its one STS-B dev evaluation, at step 20"
+    # the kit's trainer also evaluates at the end: steps 20 and 30
+    assert checkpoint_kept(quick, 30) == "the best of 2 STS-B dev evaluations, every 20 of 30 steps and at the end"
+    paper = get_recipe("visualcse-bert-base")   # transformers' Trainer: at 125, 250, ..., 15,625 only (15626 // 125)
+    assert checkpoint_kept(paper, 15626, recipe_sources(paper.name)["eval_steps"]) == (
+        "the best of 125 STS-B dev evaluations, every 125 of 15,626 steps (VisualCSE/run_unsup_example.sh lines 41-43: "
+        "metric_for_best_model, load_best_model_at_end, eval_steps)")
+    assert checkpoint_kept(apply_overrides(quick, ["eval_steps=5"]), 20).startswith("the best of 4 STS-B dev evaluations, every 5 of 20 steps")
+
+
 def test_the_number_format_is_this_machines_beside_the_reference_scripts():
     from nlsup_kit.method_comparison import number_format
     from nlsup_kit.recipes import apply_overrides, get_recipe
