@@ -60,7 +60,8 @@ def number_format(recipe, paper_method: str) -> dict[str, tuple[str, str]]:
     source = REFERENCE_PRECISION[paper_method]
     here = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 with a gradient scaler"}[
         autocast_dtype(pick_device(recipe.device))]
-    return {"number format": (f"{here} (this machine's)", f"fp16 with a gradient scaler ({source.file} line {source.line}: {source.shows})")}
+    return {"number format": (f"{here} (this machine's)",
+                              f"fp16 with a gradient scaler ({source.file} line {source.line}: {source.shows})")}
 
 
 def calibration_position(name: str, gains: Sequence[float]) -> tuple[str, float]:

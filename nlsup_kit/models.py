@@ -99,7 +99,8 @@ def native_pooling_config(name: str) -> Path | None:
 def native_pooling(name: str) -> str:
     """The pooler a model was trained to be used with: what its sentence-transformers pooling config names
     (all-MiniLM-L6-v2: the mean of its tokens), else the mean of the tokens, as sentence-transformers builds a
-    model that ships no pooling config. An untrained model is measured fairly through this pooler, not through a [CLS] it never learned."""
+    model that ships no pooling config. An untrained model is measured fairly through this pooler, not through a
+    [CLS] it never learned."""
     import json
 
     config = native_pooling_config(name)
