@@ -204,10 +204,18 @@ def method_readings(reports: Mapping[str, Sequence["StsReport"]], seeds: Sequenc
          f"{recipe.modality} data": data, **setting_differences(recipe, paper), **number_format(recipe, paper_method),
          "checkpoint scored": (checkpoint_kept(recipe, steps) if kit_trainer else "the model at the run's end (no dev "
                                "evaluation)", checkpoint_kept(paper, PAPER_STEPS, recipe_sources(paper_method)["eval_steps"])),
-         "gap compared": (f"the mean over {shared} paired seed{'s' if shared > 1 else ''} of one trainer",
+         "gap compared": (compared_runs(len(spread[method]), len(spread["SimCSE"]), shared, method.split(" (")[0]),
                           "one published run of each, from two codebases (SimCSE's paper; the reference code's README)"),
          **(also or {})}, runs=2 * len(seeds)))
     return lines
+
+
+def compared_runs(method_runs: int, simcse_runs: int, shared: int, method: str) -> str:
+    """How the gap of means sets the runs against each other: paired seeds when both methods ran the same ones."""
+    if method_runs == simcse_runs == shared:
+        return (f"the mean over {shared} paired seeds of one trainer" if shared > 1 else "one run of each, one seed, one trainer")
+    return (f"{method_runs} {method} run{'s' if method_runs > 1 else ''} against the mean of {simcse_runs} SimCSE "
+            f"run{'s' if simcse_runs > 1 else ''} ({shared} seed{'s' if shared > 1 else ''} shared), one trainer")
 
 
 def checkpoint_kept(recipe, steps: int, source=None) -> str:

@@ -343,6 +343,15 @@ def test_the_checkpoint_scored_counts_the_dev_evaluations_each_trainer_makes():
     assert checkpoint_kept(apply_overrides(quick, ["eval_steps=5"]), 20).startswith("the best of 4 STS-B dev evaluations, every 5 of 20 steps")
 
 
+def test_the_gap_compared_says_which_runs_it_sets_against_each_other():
+    from nlsup_kit.method_comparison import compared_runs
+
+    assert compared_runs(3, 3, 3, "VisualCSE") == "the mean over 3 paired seeds of one trainer"
+    assert compared_runs(1, 1, 1, "VisualCSE") == "one run of each, one seed, one trainer"
+    # notebook 3: one AudioCSE run against SimCSE's two seeds, one of them shared
+    assert compared_runs(1, 2, 1, "AudioCSE") == "1 AudioCSE run against the mean of 2 SimCSE runs (1 seed shared), one trainer"
+
+
 def test_the_number_format_is_this_machines_beside_the_reference_scripts():
     from nlsup_kit.method_comparison import number_format
     from nlsup_kit.recipes import apply_overrides, get_recipe
