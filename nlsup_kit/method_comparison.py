@@ -30,7 +30,8 @@ def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
         where = ("" if source.repo == REFERENCE_REPO else f"{source.repo} ") + f"{source.file} line {source.line}"
         return f"{value[:-1]}: {where})" if value.endswith(")") else f"{value} ({where})"
 
-    fields = {"modality loss": "modality_loss", "pooler scored": "pooling_for_evaluation", "lambda": "modality_loss_weight",
+    fields = {"modality loss": "modality_loss", "pooler trained": "pooler", "pooler scored": "pooling_for_evaluation",
+              "lambda": "modality_loss_weight",
               "modality learning rate": "modality_learning_rate", "modality batch": "modality_batch_size",
               "text batch": "batch_size", "text learning rate": "learning_rate",
               **({"patch size": "patch_size"} if recipe.modality == "image" else {})}   # audio: in the data's line
@@ -38,7 +39,9 @@ def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
     for what, field in fields.items():
         here, there = (getattr(r, field)() if callable(getattr(r, field)) else getattr(r, field) for r in (recipe, paper))
         if here != there:
-            here, there = (f"{v:g}" if isinstance(v, float) else str(_LOSS_NAMES.get(v, v)) for v in (here, there))
+            here, there = (f"{v:g}" if isinstance(v, float) else
+                           (f"{v} through the MLP head" if v == "cls" else f"{v}, no head") if field == "pooler" else
+                           str(_LOSS_NAMES.get(v, v)) for v in (here, there))
             differences[what] = (here, cited(field, there))
     if recipe.modality == "image" and recipe.vit_embeddings != paper.vit_embeddings:
         here, there = (f"{name}'s, pretrained" if name else "random (initialised, not pretrained)"

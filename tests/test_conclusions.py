@@ -320,6 +320,10 @@ def test_setting_differences_name_each_setting_where_a_run_departs_from_the_pape
     scored_avg = apply_overrides(get_recipe("audiocse-bert-base"), ["eval_pooling=avg"])
     assert setting_differences(scored_avg, get_recipe("audiocse-bert-base")) == {
         "pooler scored": ("avg", "cls_before_pooler (AudioCSE/README.md line 80)")}
+    # trained through the mean of the tokens: trained and scored through another pooler than the paper's
+    mean_pooled = setting_differences(apply_overrides(paper, ["pooler=avg"]), paper)
+    assert mean_pooled == {"pooler trained": ("avg, no head", "cls through the MLP head (VisualCSE/run_unsup_example.sh line 44)"),
+                           "pooler scored": ("avg", "cls_before_pooler (VisualCSE/README.md line 93)")}
     small_patches = apply_overrides(paper, ["patch_size=8"])
     assert setting_differences(small_patches, paper) == {"patch size": ("8", "16 (VisualCSE/src/models.py line 291)")}
     simcse = get_recipe("simcse-bert-base")   # SimCSE's own script: its repository named
