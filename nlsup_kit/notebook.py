@@ -130,8 +130,8 @@ def trunk_knn(recipe, run, text_only_run, inputs, labels, what: str, raw_name: s
              f"{what} named correctly: before {counted('before')}; the text-only layers {counted('text-only layers')} "
              f"({moved('text-only layers')}), the layers trained with the {recipe.modality} steps {counted('layers')} "
              f"({moved('layers')}), so {moved('layers', 'text-only layers')} between the two; the trained patch embedding "
-             f"on top of those layers: {counted('after')} ({moved('after', 'layers')} from {counted('layers')}). One run of each, with no seed "
-             f"spread measured for this split: a measurement that one seed cannot attribute to the {recipe.modality} steps",
+             f"on top of those layers: {counted('after')} ({moved('after', 'layers')} from {counted('layers')}). One run of each, of seed {recipe.seed}: "
+             f"a split that one seed cannot attribute to the {recipe.modality} steps",
              compare("after training", 100 * knn["after"], raw_name, 100 * knn["raw"], unit="points", digits=1)
              + " (a reference, not a prediction)"]
     return knn, lines
