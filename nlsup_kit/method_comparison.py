@@ -15,6 +15,15 @@ if TYPE_CHECKING:
 _LOSS_NAMES = {"released-supcon": "released-supcon (the reference code's new_supcon)"}  # as the differences print it
 
 
+def shown(field: str, value) -> str:
+    """A recipe setting as the differences print it."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if field == "pooler":
+        return f"{value} through the MLP head" if value == "cls" else f"{value}, no head"
+    return str(_LOSS_NAMES.get(value, value))
+
+
 def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
     """The settings in which a run's recipe differs from the paper's: what -> (here, there), each of the paper's
     values with the file and line that show it (nlsup_kit.paper)."""
@@ -39,9 +48,7 @@ def setting_differences(recipe, paper) -> dict[str, tuple[object, object]]:
     for what, field in fields.items():
         here, there = (getattr(r, field)() if callable(getattr(r, field)) else getattr(r, field) for r in (recipe, paper))
         if here != there:
-            here, there = (f"{v:g}" if isinstance(v, float) else
-                           (f"{v} through the MLP head" if v == "cls" else f"{v}, no head") if field == "pooler" else
-                           str(_LOSS_NAMES.get(v, v)) for v in (here, there))
+            here, there = (shown(field, v) for v in (here, there))
             differences[what] = (here, cited(field, there))
     if recipe.modality == "image" and recipe.vit_embeddings != paper.vit_embeddings:
         here, there = (f"{name}'s, pretrained" if name else "random (initialised, not pretrained)"
